@@ -1,0 +1,1 @@
+"""Admin for jobs, batches, items, suggestions and reviews."""

@@ -1,0 +1,203 @@
+"""Curation jobs, the batches they submit, per-note items, the model's suggestions and reviews.
+
+A `Suggestion` is what the machine proposed; a `Review` is what a person decided about it.
+They are separate rows and neither is ever overwritten, so history stays readable.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from ingest.models import Note, Vault
+
+MONEY = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
+
+
+class Field(models.TextChoices):
+    TAGS = "tags", "Tags"
+    DESCRIPTION = "description", "Description"
+    RELATED = "related", "Related notes"
+
+
+ALL_FIELDS = [f.value for f in Field]
+
+
+class Mode(models.TextChoices):
+    AUTO = "auto", "Auto (1 note: real time, 2+: batch)"
+    SYNC = "sync", "Real time, one by one"
+    PARALLEL = "parallel", "Real time, in parallel"
+    BATCH = "batch", "Message Batches (half price)"
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Ended with failures"
+        CANCELED = "canceled", "Canceled"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELED)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    vault = models.ForeignKey(Vault, null=True, blank=True, on_delete=models.SET_NULL)
+    selection = models.CharField(max_length=500, blank=True, help_text="How notes were chosen.")
+    fields = models.JSONField(default=list)
+    requested_mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.AUTO)
+    mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
+    urgent = models.BooleanField(default=False)
+    model = models.CharField(max_length=100)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    cost_estimate = models.DecimalField(**MONEY)
+    cost = models.DecimalField(**MONEY)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+
+class Batch(models.Model):
+    class State(models.TextChoices):
+        PREPARING = "preparing", "Preparing"
+        SUBMITTING = "submitting", "Submitting"
+        IN_PROGRESS = "in_progress", "In progress"
+        CANCELING = "canceling", "Canceling"
+        ENDED = "ended", "Ended"
+        APPLIED = "applied", "Results applied"
+        FAILED = "failed", "Failed to submit"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="batches")
+    provider_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PREPARING, db_index=True
+    )
+    request_count = models.PositiveIntegerField(default=0)
+    request_bytes = models.PositiveBigIntegerField(default=0)
+    request_counts = models.JSONField(default=dict, blank=True, help_text="As last polled.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_interval = models.FloatField(default=2.0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.provider_id or f"Batch {self.pk} (not submitted)"
+
+
+class Item(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUBMITTED = "submitted", "Submitted"
+        SUCCEEDED = "succeeded", "Succeeded"
+        ERRORED = "errored", "Errored"
+        EXPIRED = "expired", "Expired"
+        CANCELED = "canceled", "Canceled"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATES = (State.SUCCEEDED, State.CANCELED, State.FAILED)
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="items")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
+    custom_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="The API's answer, as received.")
+    usage = models.JSONField(null=True, blank=True)
+    cost = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["job", "note"], name="unique_job_note")]
+
+    def __str__(self) -> str:
+        return self.custom_id or f"Item {self.pk}"
+
+
+class Suggestion(models.Model):
+    """One field's value proposed by the model for one note; never edited after creation."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting review"
+        APPROVED = "approved", "Approved"
+        EDITED = "edited", "Approved with edits"
+        REJECTED = "rejected", "Rejected"
+        SUPERSEDED = "superseded", "Superseded"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="suggestions")
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="suggestions")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="suggestions")
+    field = models.CharField(max_length=16, choices=Field.choices)
+    value = models.JSONField()
+    model = models.CharField(max_length=100)
+    prompt_version = models.CharField(max_length=32, blank=True)
+    cost = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The latest decision, kept here so the review queue filters without a join; the
+    # decisions themselves (who, when, what) are Review rows.
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "field"], name="unique_item_field")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} for {self.note}"
+
+
+class Review(models.Model):
+    """A person's decision on a suggestion: approved, edited (with the value) or rejected."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        EDITED = "edited", "Edited"
+        REJECTED = "rejected", "Rejected"
+
+    suggestion = models.ForeignKey(Suggestion, on_delete=models.CASCADE, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    value = models.JSONField(null=True, blank=True, help_text="The value to export, if any.")
+    before = models.JSONField(null=True, blank=True, help_text="The note's value at the time.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
+    decided_at = models.DateTimeField(auto_now_add=True)
+    comment = models.TextField(blank=True)
+    exported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.suggestion}"

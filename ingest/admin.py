@@ -1,0 +1,89 @@
+"""Admin for vaults and notes: search, filters, and a sanitized preview of each note."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from ingest.models import Note, Vault
+from ingest.render import render_markdown
+
+
+@admin.register(Vault)
+class VaultAdmin(admin.ModelAdmin):
+    list_display = ["name", "root", "note_count", "imported_at"]
+    search_fields = ["name", "root"]
+    readonly_fields = ["created_at", "imported_at"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_note_count=Count("notes"))
+
+    @admin.display(description="Notes", ordering="_note_count")
+    def note_count(self, vault):
+        return vault._note_count
+
+
+class FolderFilter(admin.SimpleListFilter):
+    title = "folder"
+    parameter_name = "folder"
+
+    def lookups(self, request, model_admin):
+        folders = (
+            Note.objects.order_by("folder").values_list("folder", flat=True).distinct()[:200]
+        )
+        return [(f, f or "(vault root)") for f in folders]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == "":
+            return queryset.filter(folder="")
+        return queryset.filter(folder__startswith=value)
+
+
+class HasTagsFilter(admin.SimpleListFilter):
+    title = "has tags"
+    parameter_name = "has_tags"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(tags=[])
+        if self.value() == "no":
+            return queryset.filter(tags=[])
+        return queryset
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["title", "path", "vault", "state", "tag_list", "updated_at"]
+    list_filter = ["vault", FolderFilter, "state", HasTagsFilter]
+    list_select_related = ["vault"]
+    search_fields = ["title", "path", "body"]
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = [
+        "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",
+        "preview", "encoding", "has_bom", "content_hash", "size", "imported_at", "updated_at",
+    ]  # fmt: skip
+    exclude = ["frontmatter_raw", "frontmatter", "body", "newline", "mtime_ns"]
+
+    def has_add_permission(self, request):
+        return False  # notes come from the vault on disk, never typed in
+
+    @admin.display(description="Tags")
+    def tag_list(self, note):
+        return ", ".join(note.tags)
+
+    @admin.display(description="Frontmatter")
+    def frontmatter_block(self, note):
+        return format_html("<pre>{}</pre>", note.frontmatter_raw or "(none)")
+
+    @admin.display(description="Preview")
+    def preview(self, note):
+        # render_markdown sanitizes with nh3, so the HTML is safe to mark as such.
+        return mark_safe(f'<div class="note-preview">{render_markdown(note.body)}</div>')

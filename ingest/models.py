@@ -1,0 +1,60 @@
+"""A vault (a folder of markdown notes) and the notes imported from it."""
+
+from pathlib import PurePosixPath
+
+from django.db import models
+
+
+class Vault(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    root = models.CharField(max_length=4096, help_text="Absolute path of the vault folder.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    imported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Note(models.Model):
+    class State(models.TextChoices):
+        OK = "ok", "Imported"
+        SKIPPED = "skipped", "Skipped"
+        MISSING = "missing", "Missing from disk"
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="notes")
+    path = models.CharField(max_length=4096, help_text="Path relative to the vault root, with /.")
+    folder = models.CharField(max_length=4096, blank=True, db_index=True)
+    title = models.CharField(max_length=1024, blank=True)
+    frontmatter_raw = models.TextField(blank=True, help_text="The YAML between the --- lines.")
+    frontmatter = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="Tags as the note has them now.")
+    body = models.TextField(blank=True)
+    encoding = models.CharField(max_length=32, default="utf-8")
+    has_bom = models.BooleanField(default=False)
+    newline = models.CharField(max_length=2, default="\n")
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    size = models.PositiveBigIntegerField(default=0)
+    mtime_ns = models.BigIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OK, db_index=True)
+    reason = models.TextField(blank=True, help_text="Why the file was skipped, if it was.")
+    imported_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vault", "path"]
+        constraints = [models.UniqueConstraint(fields=["vault", "path"], name="unique_note_path")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def name(self) -> str:
+        """The note's link name as Obsidian uses it: the file name without `.md`."""
+        return PurePosixPath(self.path).stem
+
+    @property
+    def is_curatable(self) -> bool:
+        return self.state == self.State.OK

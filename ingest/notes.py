@@ -1,0 +1,172 @@
+"""What a note file is: decoding its bytes and splitting its frontmatter from its body.
+
+The importer and the exporter both use these functions so they agree, byte for byte, on where
+the frontmatter ends and the body begins.
+"""
+
+import codecs
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+try:  # libyaml's loader parses the same YAML several times faster when present
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader
+
+_YAML = YAMLHandler()
+
+# `---` on the first line, the YAML, then a line of `---` (or `...`). The body is everything
+# after the closing line's newline, untouched.
+FRONTMATTER_RE = re.compile(
+    r"\A---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
+)
+
+BINARY_SNIFF_BYTES = 8192
+
+
+class NoteError(Exception):
+    """A file that cannot be imported; the message is the reason shown to the user."""
+
+
+@dataclass
+class Split:
+    """A note's text cut into its frontmatter block and body."""
+
+    yaml: str | None  # None: the note has no frontmatter block
+    body: str
+    block_end: int = 0  # offset in the text where the body starts
+
+
+@dataclass
+class ParsedNote:
+    text: str
+    yaml: str | None
+    metadata: dict
+    body: str
+    encoding: str
+    has_bom: bool
+    newline: str
+    title: str = ""
+    tags: list[str] = field(default_factory=list)
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes) -> tuple[str, str, bool]:
+    """Return (text, encoding, has_bom); raise NoteError for binary or undecodable bytes."""
+    if data.startswith(codecs.BOM_UTF8):
+        encoding, bom, payload = "utf-8", True, data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, bom, payload = "utf-16", True, data
+    else:
+        encoding, bom, payload = "utf-8", False, data
+        if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+            raise NoteError("binary file (contains NUL bytes), not a markdown note")
+    try:
+        text = payload.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise NoteError(
+            f"not valid {encoding.upper()}: byte 0x{payload[exc.start]:02x} at offset {exc.start}"
+        ) from None
+    if encoding == "utf-16" and text.startswith("\ufeff"):
+        text = text[1:]
+    return text, encoding, bom
+
+
+def detect_newline(text: str) -> str:
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+def split(text: str) -> Split:
+    match = FRONTMATTER_RE.match(text)
+    if match is None:
+        return Split(yaml=None, body=text, block_end=0)
+    return Split(yaml=match.group("yaml"), body=text[match.end() :], block_end=match.end())
+
+
+def load_yaml(source: str) -> dict:
+    """Parse frontmatter YAML into a dict; NoteError says why when it cannot."""
+    try:
+        data = _YAML.load(source, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NoteError(f"invalid YAML frontmatter{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NoteError(f"frontmatter is a {type(data).__name__}, not a mapping of keys to values")
+    return jsonable(data)
+
+
+def jsonable(value):
+    """YAML values (dates, sets, non-string keys) as JSON can store them."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def tags_from(metadata: dict) -> list[str]:
+    """The note's own tags, as a list, whether written as a list or a string; no `#`."""
+    raw = metadata.get("tags", metadata.get("tag"))
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = re.split(r"[,\s]+", raw)
+    elif not isinstance(raw, list):
+        raw = [raw]
+    seen: dict[str, None] = {}
+    for tag in raw:
+        if tag is None:
+            continue
+        cleaned = str(tag).strip().lstrip("#").strip()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return list(seen)
+
+
+def title_from(metadata: dict, path: str, body: str) -> str:
+    title = metadata.get("title")
+    if isinstance(title, str) and title.strip():
+        return title.strip()
+    return PurePosixPath(path).stem
+
+
+def parse(data: bytes, *, path: str) -> ParsedNote:
+    """Decode and parse one note file's bytes; NoteError carries the reason it is unusable."""
+    if not data.strip():
+        raise NoteError("empty file")
+    text, encoding, bom = decode(data)
+    parts = split(text)
+    metadata = load_yaml(parts.yaml) if parts.yaml is not None else {}
+    if parts.yaml is not None and not parts.body.strip():
+        raise NoteError("frontmatter only: the note has no body to curate")
+    return ParsedNote(
+        text=text,
+        yaml=parts.yaml,
+        metadata=metadata,
+        body=parts.body,
+        encoding=encoding,
+        has_bom=bom,
+        newline=detect_newline(text),
+        title=title_from(metadata, path, parts.body),
+        tags=tags_from(metadata),
+    )

@@ -1,0 +1,209 @@
+"""Django settings for VaultCMS, read from the environment (see CONTRACT.md)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A variable already set in the environment always wins over the .env file.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+DEBUG = env_bool("VAULTCMS_DEBUG", True)
+
+_DEV_SECRET = "dev-only-insecure-key-do-not-use-in-production"
+SECRET_KEY = os.environ.get("VAULTCMS_SECRET_KEY") or _DEV_SECRET
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("VAULTCMS_SECRET_KEY must be set when VAULTCMS_DEBUG is off.")
+
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("VAULTCMS_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "ingest",
+    "curation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vaultcms.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "vaultcms.wsgi.application"
+
+# --- Database -----------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A web process and several workers share one file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock at BEGIN (no upgrade deadlock), and the
+    # timeout makes a busy writer wait instead of raising "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+        ),
+    }
+    DATABASES["default"].setdefault("TEST", {})
+    if os.environ.get("VAULTCMS_TEST_DB_NAME"):
+        DATABASES["default"]["TEST"]["NAME"] = os.environ["VAULTCMS_TEST_DB_NAME"]
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and task queue ------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("VAULTCMS_CACHE_PREFIX", "vaultcms"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+Q_CLUSTER = {
+    "name": os.environ.get("VAULTCMS_Q_NAME", "vaultcms"),
+    "workers": env_int("VAULTCMS_WORKERS", 2),
+    # A task may poll or stream results for a while; retry must exceed timeout so a
+    # slow task is never handed to a second worker while the first still runs it.
+    "timeout": env_int("VAULTCMS_TASK_TIMEOUT", 600),
+    "retry": env_int("VAULTCMS_TASK_TIMEOUT", 600) + 60,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 500,
+    "label": "Task queue",
+    "sync": env_bool("VAULTCMS_Q_SYNC", False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# --- Curation (contract variables) --------------------------------------------
+CURATION_MODEL = os.environ.get("CURATION_MODEL", "claude-haiku-4-5")
+CURATION_BATCH_SIZE = env_int("CURATION_BATCH_SIZE", 100)
+CURATION_POLL_SECONDS = env_int("CURATION_POLL_SECONDS", 30)
+CURATION_CONCURRENCY = env_int("CURATION_CONCURRENCY", 8)
+CURATION_MAX_ATTEMPTS = env_int("CURATION_MAX_ATTEMPTS", 3)
+
+# --- Vault import --------------------------------------------------------------
+VAULTCMS_MAX_NOTE_BYTES = env_int("VAULTCMS_MAX_NOTE_BYTES", 2 * 1024 * 1024)
+
+# --- Auth, i18n, static ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Production hardening (checked by `manage.py check --deploy`) -------------------
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("VAULTCMS_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("VAULTCMS_SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env_bool("VAULTCMS_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("VAULTCMS_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("VAULTCMS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+# --- Logging: one line per event, never crashing on a filename's characters ---------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "vaultcms.console.SafeStreamHandler", "formatter": "line"},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("VAULTCMS_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "httpx": {"level": "WARNING"},
+        "django-q": {"level": os.environ.get("VAULTCMS_Q_LOG_LEVEL", "WARNING")},
+    },
+}
