@@ -201,3 +201,22 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.suggestion}"
+
+
+class TagRename(models.Model):
+    """A moderator's rename or merge of a tag across a vault (`old` and `old/...` become `new`).
+
+    Recorded as an approved change; export applies it to every note that carries the tag.
+    """
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="tag_renames")
+    old = models.CharField(max_length=300)
+    new = models.CharField(max_length=300, help_text="Empty: remove the tag.")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.old} → {self.new or '(removed)'}"

@@ -1,0 +1,1 @@
+"""Admin for jobs, batches and items."""

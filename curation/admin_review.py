@@ -1,0 +1,1 @@
+"""Admin for suggestions, reviews and the taxonomy."""
