@@ -195,10 +195,20 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "line": {
+            "()": "vaultcms.logs.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "filters": {
+        "redact_secrets": {"()": "vaultcms.logs.RedactSecrets"},
     },
     "handlers": {
-        "console": {"class": "vaultcms.console.SafeStreamHandler", "formatter": "line"},
+        "console": {
+            "class": "vaultcms.console.SafeStreamHandler",
+            "formatter": "line",
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("VAULTCMS_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -1,0 +1,62 @@
+"""Log lines as operators need them: one line per event, never carrying an API key."""
+
+import logging
+import os
+import re
+
+# Anthropic keys look like sk-ant-api03-...; match the family, whatever follows the prefix.
+KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
+MASK = "[redacted]"
+# Shorter configured values are not redacted one by one: replacing every "abc" would garble
+# the log without protecting anything a real key needs.
+MIN_SECRET_LENGTH = 8
+
+
+def configured_secrets() -> list[str]:
+    """The secret values configured right now (read each time, so a rotated key is covered)."""
+    values = [os.environ.get("ANTHROPIC_API_KEY", "").strip()]
+    return [v for v in values if len(v) >= MIN_SECRET_LENGTH]
+
+
+def redact(text: str) -> str:
+    """`text` with every configured secret and anything shaped like an Anthropic key masked."""
+    if not text:
+        return text
+    for secret in configured_secrets():
+        text = text.replace(secret, MASK)
+    return KEY_PATTERN.sub(MASK, text)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record so no handler after it can print a key.
+
+    Attach it to handlers, not loggers: a logger's filters do not see records that
+    propagate up from child loggers, a handler's filters see them all.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed %-format: let the handler report it as usual
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class OneLineFormatter(logging.Formatter):
+    """Folds a multi-line message or traceback into one line, so one event is one line.
+
+    Line-oriented tools (grep, journald, a log shipper) then never split a traceback
+    from the event that raised it.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " | ".join(line for line in super().format(record).splitlines() if line.strip())
