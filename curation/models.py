@@ -172,6 +172,8 @@ class Suggestion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["item", "field"], name="unique_item_field")
         ]
+        # Granted by the Moderator group (see the data migration creating the roles).
+        permissions = [("review_suggestion", "Can approve, edit or reject suggestions")]
 
     def __str__(self) -> str:
         return f"{self.field} for {self.note}"
@@ -220,3 +222,20 @@ class TagRename(models.Model):
 
     def __str__(self) -> str:
         return f"{self.old} → {self.new or '(removed)'}"
+
+
+class ReviewLock(models.Model):
+    """Who is reviewing a note right now; a live lock (expires_at in the future) excludes others.
+
+    Claimed with a conditional update or a unique insert, so two moderators never both hold it.
+    """
+
+    note = models.OneToOneField(Note, on_delete=models.CASCADE, related_name="review_lock")
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_locks"
+    )
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.note} held by {self.holder}"
