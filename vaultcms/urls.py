@@ -5,12 +5,25 @@ from django.urls import include, path
 
 
 def healthz(request):
-    """Liveness for a process manager or load balancer; reveals nothing."""
-    from django.db import connection
+    """Liveness for a process manager or load balancer; reveals nothing.
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    A database that cannot answer makes this 503 with no detail: the reason goes to the
+    log (redacted), never into a page anyone can fetch without logging in.
+    """
+    import logging
+
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        logging.getLogger("vaultcms.health").error("health check failed: database: %s", exc)
+        response = JsonResponse({"status": "unavailable"}, status=503)
+    else:
+        response = JsonResponse({"status": "ok"})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 urlpatterns = [
