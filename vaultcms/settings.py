@@ -147,6 +147,12 @@ CURATION_MAX_ATTEMPTS = env_int("CURATION_MAX_ATTEMPTS", 3)
 # --- Vault import --------------------------------------------------------------
 VAULTCMS_MAX_NOTE_BYTES = env_int("VAULTCMS_MAX_NOTE_BYTES", 2 * 1024 * 1024)
 
+# --- URL ingest (ingest/url_ingest.py) --------------------------------------------
+# Private/loopback addresses are refused unless allowed (tests point it at a local server).
+VAULTCMS_URL_INGEST_ALLOW_PRIVATE = env_bool("VAULTCMS_URL_INGEST_ALLOW_PRIVATE", False)
+VAULTCMS_URL_INGEST_TIMEOUT = float(os.environ.get("VAULTCMS_URL_INGEST_TIMEOUT") or 15)
+VAULTCMS_URL_INGEST_MAX_BYTES = env_int("VAULTCMS_URL_INGEST_MAX_BYTES", 5 * 1024 * 1024)
+
 # --- Auth, i18n, static ------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
