@@ -75,6 +75,14 @@ class NoteAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # notes come from the vault on disk, never typed in
 
+    def get_urls(self):
+        from django.urls import path
+
+        from ingest.admin_url import url_ingest_view
+
+        view = self.admin_site.admin_view(lambda request: url_ingest_view(request, self))
+        return [path("from-url/", view, name="ingest_note_from_url"), *super().get_urls()]
+
     @admin.display(description="Tags")
     def tag_list(self, note):
         return ", ".join(note.tags)
