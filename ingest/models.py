@@ -58,3 +58,20 @@ class Note(models.Model):
     @property
     def is_curatable(self) -> bool:
         return self.state == self.State.OK
+
+
+class ExportRecord(models.Model):
+    """One write of approved changes into a note file: what changed and the hashes around it."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="exports")
+    written_at = models.DateTimeField(auto_now_add=True)
+    fields = models.JSONField(default=list, help_text="The frontmatter keys that changed.")
+    reviews = models.JSONField(default=list, help_text="Ids of the Reviews applied.")
+    old_hash = models.CharField(max_length=64)
+    new_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-written_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export of {self.note} at {self.written_at:%Y-%m-%d %H:%M}"
