@@ -1,22 +1,559 @@
-"""Review services: what moderators decided, and the values those decisions say to export."""
+"""Review services: moderators' decisions, note locks, the tag taxonomy, and what export writes."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field as dataclass_field
+from datetime import timedelta
 
-from curation.models import Review
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
+from ingest.models import Note
+
+REVIEW_PERMISSION = "curation.review_suggestion"
+VIEW_PERMISSION = "curation.view_suggestion"
+MAX_DESCRIPTION = 500
+
+
+class ReviewError(Exception):
+    """A decision that could not be made; the message is shown to the moderator as is."""
+
+
+class ReviewForbidden(ReviewError):
+    pass
+
+
+class ReviewLocked(ReviewError):
+    def __init__(self, message: str, *, lock: ReviewLock):
+        super().__init__(message)
+        self.lock = lock
+
+
+class ReviewConflict(ReviewError):
+    """Someone decided first (or the suggestion was superseded); `review` is their decision."""
+
+    def __init__(self, message: str, *, suggestion: Suggestion, review: Review | None):
+        super().__init__(message)
+        self.suggestion = suggestion
+        self.review = review
+
+
+# --- Roles ---------------------------------------------------------------------------
+
+
+def can_review(user) -> bool:
+    """Moderators (the review_suggestion permission, via the Moderator group) and superusers."""
+    return bool(user and user.is_active and user.has_perm(REVIEW_PERMISSION))
+
+
+def can_view(user) -> bool:
+    return bool(user and user.is_active and (user.has_perm(VIEW_PERMISSION) or can_review(user)))
+
+
+def pending_count_for(user) -> int | None:
+    """How many suggestions await this user's review; None when the user cannot review."""
+    if not can_review(user):
+        return None
+    locked_by_others = ReviewLock.objects.filter(expires_at__gt=timezone.now()).exclude(
+        holder_id=user.pk
+    )
+    return (
+        Suggestion.objects.filter(state=Suggestion.State.PENDING)
+        .exclude(note_id__in=locked_by_others.values("note_id"))
+        .count()
+    )
+
+
+# --- Values --------------------------------------------------------------------------
+
+
+def tag_clean(tag: str) -> str:
+    """One tag as export writes it: no `#`, no leading/trailing or doubled `/`."""
+    parts = [p.strip() for p in str(tag).strip().lstrip("#").split("/")]
+    return "/".join(p for p in parts if p)
+
+
+def value_clean(*, field: str, value, note: Note | None = None):
+    """A moderator's edited value in the field's convention; InvalidValue-style ReviewError if not."""
+    if field == Field.TAGS:
+        raw = value.replace(",", "\n").split() if isinstance(value, str) else list(value or [])
+        tags: dict[str, None] = {}
+        for tag in raw:
+            cleaned = tag_clean(tag)
+            if any(ch.isspace() for ch in cleaned):
+                raise ReviewError(f"A tag cannot contain spaces: {cleaned!r}.")
+            if cleaned:
+                tags.setdefault(cleaned, None)
+        return list(tags)
+    if field == Field.DESCRIPTION:
+        if not isinstance(value, str):
+            raise ReviewError("A description must be text.")
+        text = " ".join(value.split())
+        if len(text) > MAX_DESCRIPTION:
+            raise ReviewError(f"A description is one line of at most {MAX_DESCRIPTION} characters.")
+        return text
+    if field == Field.RELATED:
+        raw = value.splitlines() if isinstance(value, str) else list(value or [])
+        paths: dict[str, None] = {}
+        for item in raw:
+            path = str(item).strip().removeprefix("[[").removesuffix("]]").strip()
+            if path:
+                paths.setdefault(path, None)
+        related = list(paths)
+        if note is not None and related:
+            existing = set(
+                Note.objects.filter(vault_id=note.vault_id, path__in=related).values_list(
+                    "path", flat=True
+                )
+            )
+            unknown = [p for p in related if p not in existing]
+            if unknown:
+                raise ReviewError(f"No such note in this vault: {', '.join(unknown)}.")
+            if note.path in related:
+                raise ReviewError("A note cannot be related to itself.")
+        return related
+    raise ReviewError(f"Unknown field {field!r}.")
+
+
+def note_value(note: Note, field: str):
+    """The note's value of a field as it is now (the `before` of a decision)."""
+    if field == Field.TAGS:
+        return list(note.tags or [])
+    frontmatter = note.frontmatter if isinstance(note.frontmatter, dict) else {}
+    return frontmatter.get(field)
+
+
+# --- Deciding one suggestion ---------------------------------------------------------
+
+
+def _conflict(suggestion_id: int, attempted: str) -> ReviewConflict:
+    suggestion = Suggestion.objects.select_related("note").get(pk=suggestion_id)
+    review = suggestion.reviews.select_related("reviewer").first()
+    if suggestion.state == Suggestion.State.SUPERSEDED:
+        message = (
+            "This suggestion was superseded: a moderator's edit or a newer suggestion now "
+            f"decides {suggestion.field} of {suggestion.note}. Your decision ({attempted}) "
+            "was not saved."
+        )
+    elif review is not None:
+        who = review.reviewer.get_username() if review.reviewer else "someone"
+        when = timezone.localtime(review.decided_at).strftime("%Y-%m-%d %H:%M:%S")
+        message = (
+            f"{who} already decided this suggestion ({review.get_decision_display().lower()}"
+            f" at {when}). Your decision ({attempted}) was not saved; reload to see theirs."
+        )
+    else:
+        message = (
+            f"This suggestion is now {suggestion.get_state_display().lower()}. "
+            f"Your decision ({attempted}) was not saved."
+        )
+    return ReviewConflict(message, suggestion=suggestion, review=review)
+
+
+def _live_lock_of_other(note_id: int, user) -> ReviewLock | None:
+    return (
+        ReviewLock.objects.filter(note_id=note_id, expires_at__gt=timezone.now())
+        .exclude(holder_id=user.pk)
+        .select_related("holder")
+        .first()
+    )
+
+
+def suggestion_decide(
+    *,
+    suggestion_id: int,
+    user,
+    decision: str,
+    value=None,
+    comment: str = "",
+    expected_state: str = Suggestion.State.PENDING,
+) -> Review:
+    """Record one moderator's decision as a new Review and move the suggestion's state.
+
+    `expected_state` is the state the moderator saw: the state changes only if it still is
+    that (a conditional UPDATE), so a second moderator gets ReviewConflict, never a silent
+    overwrite. An edit whose value equals the suggestion is an approval; an edit keeping
+    nothing (no tags, no related notes) is a rejection. A plain approval cannot replace a
+    human edit of the same note and field; such a suggestion is superseded instead.
+    """
+    if not can_review(user):
+        raise ReviewForbidden("Only moderators can decide suggestions.")
+    try:
+        decision = Review.Decision(decision)
+    except ValueError:
+        raise ReviewError(f"Unknown decision {decision!r}.") from None
+    suggestion = Suggestion.objects.select_related("note").filter(pk=suggestion_id).first()
+    if suggestion is None:
+        raise ReviewError(f"No suggestion {suggestion_id}.")
+    note = suggestion.note
+    lock = _live_lock_of_other(note.pk, user)
+    if lock is not None:
+        raise ReviewLocked(
+            f"{lock.holder.get_username()} is reviewing {note} until "
+            f"{timezone.localtime(lock.expires_at):%H:%M:%S}; try again later.",
+            lock=lock,
+        )
+
+    if decision == Review.Decision.EDITED:
+        value = value_clean(field=suggestion.field, value=value, note=note)
+        suggested = value_clean(field=suggestion.field, value=suggestion.value)
+        if value in ([], ""):
+            decision, value = Review.Decision.REJECTED, None
+        elif value == suggested:
+            decision, value = Review.Decision.APPROVED, suggestion.value
+    elif decision == Review.Decision.APPROVED:
+        value = suggestion.value
+    else:
+        value = None
+
+    if decision == Review.Decision.APPROVED:
+        edited = Suggestion.objects.filter(
+            note_id=note.pk, field=suggestion.field, state=Suggestion.State.EDITED
+        ).exclude(pk=suggestion.pk)
+        if edited.exists():
+            # The human's edit wins: this machine value can never replace it.
+            Suggestion.objects.filter(pk=suggestion.pk, state=Suggestion.State.PENDING).update(
+                state=Suggestion.State.SUPERSEDED
+            )
+            raise ReviewConflict(
+                f"A moderator's edit already decides {suggestion.field} of {note}; this "
+                "suggestion cannot be approved over it. Edit the field to change its value.",
+                suggestion=suggestion,
+                review=Review.objects.filter(suggestion__in=edited).first(),
+            )
+
+    with transaction.atomic():
+        moved = Suggestion.objects.filter(pk=suggestion.pk, state=expected_state).update(
+            state=decision.value
+        )
+        if moved != 1:
+            raise _conflict(suggestion.pk, decision.label.lower())
+        review = Review.objects.create(
+            suggestion=suggestion,
+            decision=decision,
+            value=value,
+            before=note_value(note, suggestion.field),
+            reviewer=user,
+            comment=comment.strip(),
+        )
+        if decision == Review.Decision.EDITED:
+            # The human's value now decides this field: older machine suggestions lose.
+            Suggestion.objects.filter(
+                note_id=note.pk, field=suggestion.field, state=Suggestion.State.PENDING
+            ).update(state=Suggestion.State.SUPERSEDED)
+    return review
+
+
+# --- Deciding many at once -----------------------------------------------------------
+
+
+@dataclass
+class BulkResult:
+    decided: int = 0
+    superseded: int = 0
+    locked: int = 0
+
+    def summary(self, decision: str) -> str:
+        verb = Review.Decision(decision).label.lower()
+        return (
+            f"{verb} {self.decided} suggestion(s); {self.superseded} superseded by a human edit "
+            f"or a newer suggestion; {self.locked} skipped (note locked by another moderator)"
+        )
+
+
+def suggestions_supersede(*, queryset: QuerySet | None = None) -> int:
+    """Mark pending suggestions superseded where a human edit or a newer suggestion decides.
+
+    The job engine may call this after it stores new suggestions; the review queue and bulk
+    decisions call it too, so a stale machine value never reaches a note over a human's.
+    """
+    pending = Suggestion.objects.filter(state=Suggestion.State.PENDING)
+    if queryset is not None:
+        pending = pending.filter(pk__in=queryset.values("pk"))
+    same_field = Suggestion.objects.filter(note_id=OuterRef("note_id"), field=OuterRef("field"))
+    return pending.filter(
+        Exists(same_field.filter(state=Suggestion.State.EDITED))
+        | Exists(same_field.filter(pk__gt=OuterRef("pk")))
+    ).update(state=Suggestion.State.SUPERSEDED)
+
+
+def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str = "") -> BulkResult:
+    """Approve or reject every pending suggestion of `queryset` in a fixed number of queries.
+
+    One Review per suggestion is inserted with INSERT ... SELECT and the states are moved
+    with one UPDATE, so 10 or 100,000 suggestions cost the same number of queries. Human
+    edits win (those suggestions are superseded, not approved); notes another moderator has
+    locked are skipped.
+    """
+    if not can_review(user):
+        raise ReviewForbidden("Only moderators can decide suggestions.")
+    try:
+        decision = Review.Decision(decision)
+    except ValueError:
+        raise ReviewError(f"Unknown decision {decision!r}.") from None
+    if decision == Review.Decision.EDITED:
+        raise ReviewError("Edits are made one field at a time, on the note's review page.")
+
+    now = timezone.now()
+    result = BulkResult()
+    with transaction.atomic():
+        result.superseded = suggestions_supersede(queryset=queryset)
+        locked_notes = (
+            ReviewLock.objects.filter(expires_at__gt=now)
+            .exclude(holder_id=user.pk)
+            .values("note_id")
+        )
+        targets = Suggestion.objects.filter(
+            pk__in=queryset.values("pk"), state=Suggestion.State.PENDING
+        )
+        result.locked = targets.filter(note_id__in=locked_notes).count()
+        targets = targets.exclude(note_id__in=locked_notes)
+
+        quote = connection.ops.quote_name
+        if connection.features.has_select_for_update:
+            # Lock the rows: a moderator deciding one of them now waits, then gets a conflict.
+            # The same id list then names the rows in both statements below.
+            ids = list(targets.select_for_update().values_list("pk", flat=True))
+            if not ids:
+                return result
+            where, where_params = "{col} = ANY(%s)", [ids]
+        else:
+            # SQLite: the transaction holds the only write lock, so the set cannot change.
+            sql, params = targets.values("pk").query.sql_with_params()
+            where, where_params = "{col} IN (" + sql + ")", list(params)
+
+        s_table, r_table = Suggestion._meta.db_table, Review._meta.db_table
+        n_table = Note._meta.db_table
+        insert = (
+            f"INSERT INTO {quote(r_table)} "
+            f"({quote('suggestion_id')}, {quote('decision')}, {quote('value')}, "
+            f"{quote('before')}, {quote('reviewer_id')}, {quote('decided_at')}, "
+            f"{quote('comment')}) "
+            f"SELECT s.{quote('id')}, %s, "
+            + (f"s.{quote('value')}" if decision == Review.Decision.APPROVED else "NULL")
+            + f", CASE s.{quote('field')} WHEN %s THEN n.{quote('tags')} "
+            f"ELSE n.{quote('frontmatter')} -> s.{quote('field')} END, %s, %s, %s "
+            f"FROM {quote(s_table)} s INNER JOIN {quote(n_table)} n "
+            f"ON n.{quote('id')} = s.{quote('note_id')} "
+            "WHERE " + where.replace("{col}", f"s.{quote('id')}")
+        )
+        insert_params = [
+            decision.value,
+            Field.TAGS.value,
+            user.pk,
+            connection.ops.adapt_datetimefield_value(now),
+            comment.strip(),
+            *where_params,
+        ]
+        update = f"UPDATE {quote(s_table)} SET {quote('state')} = %s WHERE " + where.replace(
+            "{col}", quote("id")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(insert, insert_params)
+            inserted = cursor.rowcount
+            cursor.execute(update, [decision.value, *where_params])
+            result.decided = cursor.rowcount
+        if inserted != result.decided:
+            raise ReviewError("The suggestions changed while deciding them; nothing was saved.")
+    return result
+
+
+# --- Locks ---------------------------------------------------------------------------
+
+
+def lock_seconds() -> int:
+    return int(getattr(settings, "REVIEW_LOCK_SECONDS", 600))
+
+
+def note_lock_claim(*, note_id: int, user, seconds: int | None = None) -> tuple[bool, ReviewLock]:
+    """Claim (or renew) the review lock of a note; returns (claimed, the lock as it stands).
+
+    A conditional UPDATE takes an expired lock or renews one's own; otherwise a unique
+    INSERT takes a free note. If both fail, someone else holds it and the lock says who.
+    """
+    for _ in range(3):
+        now = timezone.now()
+        expires = now + timedelta(seconds=seconds if seconds is not None else lock_seconds())
+        taken = (
+            ReviewLock.objects.filter(note_id=note_id)
+            .filter(Q(holder_id=user.pk) | Q(expires_at__lte=now))
+            .update(holder_id=user.pk, claimed_at=now, expires_at=expires)
+        )
+        if not taken:
+            try:
+                with transaction.atomic():
+                    ReviewLock.objects.create(
+                        note_id=note_id, holder_id=user.pk, claimed_at=now, expires_at=expires
+                    )
+            except IntegrityError:
+                pass
+        lock = ReviewLock.objects.select_related("holder").filter(note_id=note_id).first()
+        if lock is not None:  # None: released between our two statements; try again
+            return lock.holder_id == user.pk, lock
+    raise ReviewError("Could not claim the review lock; try again.")
+
+
+def note_lock_release(*, note_id: int, user) -> bool:
+    return ReviewLock.objects.filter(note_id=note_id, holder_id=user.pk).delete()[0] > 0
+
+
+def note_lock_live(*, note_id: int) -> ReviewLock | None:
+    return (
+        ReviewLock.objects.filter(note_id=note_id, expires_at__gt=timezone.now())
+        .select_related("holder")
+        .first()
+    )
+
+
+# --- Taxonomy ------------------------------------------------------------------------
+
+
+def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
+    """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes."""
+    result = list(tags)
+    for rename in renames:
+        moved: dict[str, None] = {}
+        for tag in result:
+            if tag == rename.old:
+                tag = rename.new
+            elif tag.startswith(rename.old + "/"):
+                tag = f"{rename.new}{tag[len(rename.old):]}" if rename.new else ""
+            if tag:
+                moved.setdefault(tag, None)
+        result = list(moved)
+    return result
+
+
+def vault_note_tags(*, vault_id: int) -> dict[int, list[str]]:
+    """Each note's tags as export will leave them: its own plus approved ones, renames applied."""
+    vault_notes = Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
+    notes = dict(vault_notes.values_list("id", "tags"))
+    approved = approved_values(note_ids=vault_notes.values("id"))
+    renames = list(TagRename.objects.filter(vault_id=vault_id))
+    result = {}
+    for note_id, tags in notes.items():
+        merged = dict.fromkeys(tags or [])
+        added = approved.get(note_id, {}).get(Field.TAGS)
+        if added and isinstance(added["value"], list):
+            merged.update(dict.fromkeys(str(t) for t in added["value"]))
+        result[note_id] = tags_renamed(merged, renames)
+    return result
+
+
+def tag_prefixes(tag: str) -> list[str]:
+    parts = tag.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def vault_known_tags(*, vault_id: int) -> set[str]:
+    """Every tag and branch of the vault's tree (existing plus approved tags)."""
+    known: set[str] = set()
+    for tags in vault_note_tags(vault_id=vault_id).values():
+        for tag in tags:
+            known.update(tag_prefixes(tag))
+    return known
+
+
+def tag_is_new(tag: str, known: set[str]) -> bool:
+    """New: neither the tag nor its parent branch is in the vault's tree yet."""
+    if tag in known:
+        return False
+    parent = tag.rpartition("/")[0]
+    return not parent or parent not in known
+
+
+@dataclass
+class TagNode:
+    path: str
+    name: str
+    count: int = 0  # notes carrying exactly this tag
+    total: int = 0  # notes carrying this tag or one below it
+    children: list["TagNode"] = dataclass_field(default_factory=list)
+
+
+def tag_tree(*, vault_id: int) -> list[TagNode]:
+    """The vault's tag tree (existing plus approved tags, renames applied) with note counts."""
+    nodes: dict[str, TagNode] = {}
+    for tags in vault_note_tags(vault_id=vault_id).values():
+        seen: set[str] = set()
+        for tag in tags:
+            for prefix in tag_prefixes(tag):
+                node = nodes.get(prefix)
+                if node is None:
+                    node = nodes[prefix] = TagNode(path=prefix, name=prefix.rpartition("/")[2])
+                if prefix not in seen:
+                    node.total += 1
+                    seen.add(prefix)
+            nodes[tag].count += 1
+    roots = []
+    for path in sorted(nodes):
+        parent = path.rpartition("/")[0]
+        (nodes[parent].children if parent else roots).append(nodes[path])
+    return roots
+
+
+def tag_tree_flat(roots: list[TagNode], depth: int = 0) -> list[tuple[int, TagNode]]:
+    """The tree as (depth, node) rows in display order, for templates."""
+    rows = []
+    for node in roots:
+        rows.append((depth, node))
+        rows.extend(tag_tree_flat(node.children, depth + 1))
+    return rows
+
+
+def tag_rename(*, vault_id: int, old: str, new: str, user) -> TagRename:
+    """Rename or merge `old` (and everything below it) into `new` across the vault; "" removes.
+
+    Recorded as an approved change that export applies to every note carrying the tag.
+    """
+    if not can_review(user):
+        raise ReviewForbidden("Only moderators can rename or merge tags.")
+    old, new = tag_clean(old), tag_clean(new)
+    if not old:
+        raise ReviewError("Give the tag to rename.")
+    if any(ch.isspace() for ch in old + new):
+        raise ReviewError("A tag cannot contain spaces.")
+    if old == new:
+        raise ReviewError("The new name is the same as the old one.")
+    if new.startswith(old + "/"):
+        raise ReviewError("A tag cannot be moved below itself.")
+    return TagRename.objects.create(vault_id=vault_id, old=old, new=new, decided_by=user)
+
+
+def suggestion_ids_with_new_tags(*, queryset: QuerySet) -> list[int]:
+    """Ids of tag suggestions in `queryset` that bring a tag outside their vault's tree."""
+    known_by_vault: dict[int, set[str]] = {}
+    ids = []
+    rows = queryset.filter(field=Field.TAGS).values_list("pk", "note__vault_id", "value")
+    for pk, vault_id, value in rows.iterator(chunk_size=2000):
+        if vault_id not in known_by_vault:
+            known_by_vault[vault_id] = vault_known_tags(vault_id=vault_id)
+        known = known_by_vault[vault_id]
+        if isinstance(value, list) and any(tag_is_new(tag_clean(t), known) for t in value):
+            ids.append(pk)
+    return ids
+
+
+# --- What export writes --------------------------------------------------------------
 
 
 def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[str, dict]]:
     """For each note, per field, the decided value to export and the Review it comes from.
 
-    Returns {note_id: {field: {"value": ..., "review_id": ..., "exported": bool}}}.
+    Returns {note_id: {field: {"value": ..., "review_id": ..., "decision": ..., "exported": bool}}}.
 
     The newest approving Review of a (note, field) wins, except that a human edit is never
     replaced by a later plain approval of a machine suggestion: only a newer edit replaces it.
     A rejection after an approval withdraws that approval for the same suggestion.
     Values: tags -> list of tags to add; description -> str; related -> list of note paths.
+    Tag renames and merges are TagRename rows, applied by export on top of these values.
     """
     reviews = Review.objects.select_related("suggestion").order_by("decided_at", "id")
-    if note_ids is not None:
+    if isinstance(note_ids, QuerySet):  # a subquery: no limit on how many notes it names
+        reviews = reviews.filter(suggestion__note_id__in=note_ids)
+    elif note_ids is not None:
         reviews = reviews.filter(suggestion__note_id__in=list(note_ids))
     latest_per_suggestion: dict[int, Review] = {}
     for review in reviews.iterator(chunk_size=2000):
