@@ -4,6 +4,8 @@ import logging
 import os
 import re
 
+from django.views.debug import ExceptionReporter
+
 # Anthropic keys look like sk-ant-api03-...; match the family, whatever follows the prefix.
 KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
 MASK = "[redacted]"
@@ -60,3 +62,17 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return " | ".join(line for line in super().format(record).splitlines() if line.strip())
+
+
+class RedactingExceptionReporter(ExceptionReporter):
+    """Django's error report (the DEBUG page, error e-mails) with API keys masked.
+
+    Django hides settings by name, but a key can still sit in a local variable or an
+    exception message shown in the traceback; mask the finished report instead.
+    """
+
+    def get_traceback_html(self):
+        return redact(str(super().get_traceback_html()))
+
+    def get_traceback_text(self):
+        return redact(str(super().get_traceback_text()))

@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "vaultcms.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,6 +162,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Failed admin logins allowed per username and address within the window (then 429).
+VAULTCMS_LOGIN_ATTEMPTS = env_int("VAULTCMS_LOGIN_ATTEMPTS", 5)
+VAULTCMS_LOGIN_WINDOW_SECONDS = env_int("VAULTCMS_LOGIN_WINDOW_SECONDS", 15 * 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -195,6 +199,9 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("VAULTCMS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+# Error reports (the DEBUG page, error e-mails) never show an API key.
+DEFAULT_EXCEPTION_REPORTER = "vaultcms.logs.RedactingExceptionReporter"
 
 # --- Logging: one line per event, never crashing on a filename's characters ---------
 LOGGING = {

@@ -2,8 +2,10 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.decorators.http import require_safe
 
 
+@require_safe
 def healthz(request):
     """Liveness for a process manager or load balancer; reveals nothing.
 
