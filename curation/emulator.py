@@ -1,0 +1,1018 @@
+"""A built-in emulator of the Anthropic Messages and Message Batches APIs, speaking real HTTP.
+
+Used by `manage.py anthropic_emulator`, by `make demo` when no API key is set, by the tests
+(the `emulator` fixture) and by the benches. It imports nothing from Django or the SDK.
+
+    emu = Emulator(latency=0, batch_seconds=0).start()   # 127.0.0.1, free port
+    emu.url                     # -> "http://127.0.0.1:PORT" (use as ANTHROPIC_BASE_URL)
+    emu.configure(fault_429=0.2, rpm=60)                  # change at runtime
+    emu.stats()                 # -> dict, see Emulator.stats
+    emu.reset()                 # forget stats, batches, attempts and the prompt cache
+    emu.stop()
+
+Over HTTP: `GET /_emulator/stats`, `GET|POST /_emulator/config` (JSON of config fields),
+`POST /_emulator/reset`.
+
+Faults are deterministic: whether a note's request fails is a hash of (seed, kind, note key),
+compared with the configured share, so the same notes fail in every run. By default a fault
+hits only a note's first attempt (`fault_attempts=1`), so a retry succeeds; `fault_attempts=0`
+makes the faulty notes fail on every attempt. A note is identified by the `Note path: ...`
+line the client puts in every request (else by a hash of the messages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MAX_BATCH_REQUESTS = 100_000
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+NOTE_PATH = re.compile(r"^Note path: (.+?)\s*$", re.M)
+TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
+BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
+CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
+TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
+WORD = re.compile(r"[^\W\d_][\w'-]*", re.U)
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how however i if in into
+    is it its itself just let me more most my myself no nor not now of off on once only or other
+    our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    note notes page pages also etc using used use via one two new like get make see may might
+    must shall within without into onto upon much many every thing things way ways something
+    http https www com md""".split()
+)
+
+
+@dataclass
+class EmulatorConfig:
+    """What the emulator does; every field can be changed at runtime."""
+
+    latency: float = 0.0  # seconds added to each API request
+    batch_seconds: float = 0.0  # how long a batch stays in_progress (0: ends at once)
+    cancel_seconds: float = 0.2  # how long a canceled batch stays `canceling`
+    fault_429: float = 0.0  # share of messages calls answered 429 rate_limit_error
+    fault_529: float = 0.0  # share answered 529 overloaded_error
+    fault_500: float = 0.0  # share answered 500 api_error
+    fault_errored: float = 0.0  # share of batch items that end `errored`
+    fault_expired: float = 0.0  # share of batch items that end `expired`
+    fault_malformed: float = 0.0  # share of answers without a usable tool block
+    fault_attempts: int = 1  # faults hit a note's first N attempts; 0: every attempt
+    retry_after: float = 1.0  # seconds sent in retry-after with injected 429/529/500
+    rpm: int = 0  # requests per window allowed (0: no limit)
+    rate_window: float = 60.0  # the rpm window in seconds (tests shorten it)
+    seed: int = 0
+
+    def update(self, changes: dict) -> None:
+        known = {f.name: f.type for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown emulator setting: {key}")
+            current = getattr(self, key)
+            setattr(self, key, type(current)(value))
+
+
+class ApiProblem(Exception):
+    """An error answered in the API's JSON error shape."""
+
+    def __init__(self, status: int, kind: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.headers = headers or {}
+
+
+def unit(*parts) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    digest = hashlib.blake2b(
+        "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass"), digest_size=8
+    )
+    return int.from_bytes(digest.digest(), "big") / 2**64
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def count_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def text_of(content) -> str:
+    """The text of a message's or system prompt's content (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+def validate_params(params) -> None:
+    """Raise ApiProblem(400) when a Messages request lacks what the real API requires."""
+
+    def bad(message: str):
+        raise ApiProblem(400, "invalid_request_error", message)
+
+    if not isinstance(params, dict):
+        bad("params: Input should be an object")
+    for key in ("model", "max_tokens", "messages"):
+        if key not in params:
+            bad(f"{key}: Field required")
+    if not isinstance(params["model"], str) or not params["model"]:
+        bad("model: Input should be a non-empty string")
+    max_tokens = params["max_tokens"]
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        bad("max_tokens: Input should be a positive integer")
+    messages = params["messages"]
+    if not isinstance(messages, list) or not messages:
+        bad("messages: at least one message is required")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if "content" not in message:
+            bad(f"messages.{i}.content: Field required")
+    if messages[0].get("role") != "user":
+        bad("messages: first message must use the \"user\" role")
+    tools = params.get("tools") or []
+    if not isinstance(tools, list):
+        bad("tools: Input should be a valid list")
+    names = set()
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not tool.get("name"):
+            bad(f"tools.{i}.name: Field required")
+        if "type" not in tool and not isinstance(tool.get("input_schema"), dict):
+            bad(f"tools.{i}.input_schema: Field required")
+        names.add(tool["name"])
+    choice = params.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+            bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            bad(f"tool_choice: Tool '{choice.get('name')}' not found in tools")
+        if choice["type"] in ("any", "tool") and not tools:
+            bad("tool_choice: tools must be provided when tool_choice is 'any' or 'tool'")
+
+
+# --- Answers: plausible, deterministic functions of the request -------------------------------
+
+
+@dataclass
+class Prompt:
+    note_key: str
+    title: str
+    body: str
+    candidates: list[str]
+    taxonomy: list[str]
+    system: str
+    user: str
+
+
+def read_prompt(params: dict) -> Prompt:
+    system = text_of(params.get("system") or "")
+    user = "\n".join(
+        text_of(m.get("content")) for m in params.get("messages", []) if m.get("role") == "user"
+    )
+    path = NOTE_PATH.search(user)
+    title = TITLE.search(user)
+    body = BODY.search(user)
+    taxonomy = TAXONOMY.search(system) or TAXONOMY.search(user)
+    if path:
+        key = path.group(1)
+    else:
+        key = "sha1:" + hashlib.sha1(
+            json.dumps(params.get("messages"), sort_keys=True, default=str).encode()
+        ).hexdigest()
+    return Prompt(
+        note_key=key,
+        title=title.group(1) if title else "",
+        body=body.group(1) if body else user,
+        candidates=CANDIDATE.findall(user),
+        taxonomy=[t.strip() for t in taxonomy.group(1).split(",") if t.strip()] if taxonomy else [],
+        system=system,
+        user=user,
+    )
+
+
+def keywords(text: str) -> list[str]:
+    return [w.strip("'-") for w in WORD.findall(text.lower()) if len(w) > 2]
+
+
+def stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 4 else word
+
+
+def ranked_words(prompt: Prompt) -> list[str]:
+    counts: Counter = Counter()
+    first: dict[str, int] = {}
+    for weight, text in ((3, prompt.title), (1, prompt.body[:20_000])):
+        for w in keywords(text):
+            if w in STOPWORDS or len(w) < 3:
+                continue
+            counts[w] += weight
+            first.setdefault(w, len(first))
+    ranked, stems = [], set()
+    for w in sorted(counts, key=lambda w: (-counts[w], first[w])):
+        if stem(w) not in stems:  # "agent" and "agents" make one tag word, not two
+            stems.add(stem(w))
+            ranked.append(w)
+    return ranked
+
+
+def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
+    top = {stem(w) for w in words[:12]}
+    tags: list[str] = []
+    for tag in prompt.taxonomy:
+        leaf = tag.lower().split("/")
+        if any(stem(part) in top for part in leaf) and tag not in tags:
+            tags.append(tag.lower())
+        if len(tags) == 2:
+            break
+    if len(words) >= 2:
+        tags.append(f"{words[0]}/{words[1]}")
+    if len(words) >= 3:
+        tags.append(f"{words[0]}/{words[2]}")
+    if len(words) >= 4:
+        tags.append(words[3])
+    if not tags:
+        tags.append(words[0] if words else "misc")
+    return list(dict.fromkeys(tags))[:5]
+
+
+def answer_description(prompt: Prompt) -> str:
+    text = re.sub(r"```.*?```", " ", prompt.body, flags=re.S)
+    lines = [ln.strip() for ln in text.splitlines()]
+    prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">")))
+    prose = re.sub(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]", lambda m: m.group(2) or m.group(1), prose)
+    prose = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", prose)
+    prose = re.sub(r"[*_`~]+", "", prose)
+    prose = re.sub(r"\s+", " ", prose).strip()
+    match = re.match(r"(.+?[.!?])(\s|$)", prose)
+    sentence = match.group(1) if match else prose
+    if len(sentence) > 200:
+        sentence = sentence[:197].rsplit(" ", 1)[0] + "..."
+    if len(sentence) < 20:
+        subject = prompt.title or (prose[:60] if prose else "this topic")
+        sentence = f"Notes on {subject}." if not sentence else f"Notes on {subject}: {sentence}"
+    return sentence
+
+
+def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
+    mine = set(words[:40])
+    scored = []
+    for i, name in enumerate(prompt.candidates):
+        overlap = len(mine & set(keywords(name)))
+        scored.append((-overlap, i, name))
+    scored.sort()
+    picked = [name for score, _, name in scored if score < 0][:3]
+    if not picked and prompt.candidates:
+        picked = [prompt.candidates[0]]
+    return picked
+
+
+def answer_for(prompt: Prompt, schema: dict) -> dict:
+    """The structured answer, with exactly the properties the schema asks for."""
+    words = ranked_words(prompt)
+    props = schema.get("properties") or {}
+    out: dict = {}
+    for key, spec in props.items():
+        if key == "tags":
+            out[key] = answer_tags(prompt, words)
+        elif key == "description":
+            out[key] = answer_description(prompt)
+        elif key == "related":
+            out[key] = answer_related(prompt, words)
+        else:
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            out[key] = {"array": [], "integer": 0, "number": 0, "boolean": False,
+                        "object": {}}.get(kind, "")
+    return out
+
+
+# --- The emulator ----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchItem:
+    custom_id: str
+    params: dict
+    note_key: str
+    attempt: int
+    outcome: str  # succeeded | errored | expired | invalid
+    problem: str = ""
+
+
+@dataclass
+class EmulatedBatch:
+    id: str
+    created: float
+    ends: float
+    items: list[BatchItem]
+    order: list[int]  # processing order (also the results order)
+    status: str = "in_progress"
+    cancel_at: float | None = None
+    ended_at: float | None = None
+    canceled_from: int | None = None  # items at order[k >= canceled_from] were canceled
+    counts: dict | None = None
+
+    def processed_by(self, ts: float) -> int:
+        n = len(self.items)
+        span = self.ends - self.created
+        if span <= 0 or ts >= self.ends:
+            return n
+        return min(n, int(n * (ts - self.created) / span))
+
+
+class Emulator:
+    """The server: start()/stop() in-process, or serve_forever() from the command."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **config):
+        self.config = EmulatorConfig()
+        self.config.update(config)
+        self.host = host
+        self.port = port
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    # -- lifecycle
+
+    def bind(self) -> ThreadingHTTPServer:
+        emulator = self
+
+        class Handler(EmulatorHandler):
+            pass
+
+        Handler.emulator = emulator
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        return server
+
+    def start(self) -> Emulator:
+        server = self.bind()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+            name="anthropic-emulator",
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        server = self._server or self.bind()
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            server.server_close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- runtime control
+
+    def configure(self, **changes) -> dict:
+        with self._lock:
+            self.config.update(changes)
+            return asdict(self.config)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.batches: dict[str, EmulatedBatch] = {}
+            self._batch_order: list[str] = []
+            self.attempts: Counter = Counter()
+            self.notes_ok: Counter = Counter()
+            self.statuses: Counter = Counter()
+            self._cache: set[str] = set()
+            self._window: deque = deque()
+            self._seq = 0
+            self.counters: Counter = Counter()
+            self.in_flight = 0
+            self.max_in_flight = 0
+
+    def stats(self) -> dict:
+        """Counters for tests and benches.
+
+        requests: API requests received (/v1/...); messages: POST /v1/messages received;
+        messages_ok: of those answered 200; in_flight / max_in_flight: messages calls being
+        served now / at most at once; status_429, status_529, status_500: answers with that
+        status (429 includes rpm limiting); rate_limited: 429s from the rpm limit;
+        statuses: {status code: count} over all API answers; batches: batches created;
+        batch_requests: requests in them; batches_canceled; items_succeeded/errored/
+        expired/canceled: batch items as they ended; cache_writes / cache_reads: requests
+        that wrote / read the prompt cache; notes: {note path: messages sent for it (sync
+        calls and batch requests, faulted ones included)}; notes_ok: {note path: answers}.
+        """
+        with self._lock:
+            c = self.counters
+            return {
+                "requests": c["requests"],
+                "messages": c["messages"],
+                "messages_ok": c["messages_ok"],
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "status_429": self.statuses[429],
+                "status_529": self.statuses[529],
+                "status_500": self.statuses[500],
+                "rate_limited": c["rate_limited"],
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "batches": c["batches"],
+                "batch_requests": c["batch_requests"],
+                "batches_canceled": c["batches_canceled"],
+                "items_succeeded": c["items_succeeded"],
+                "items_errored": c["items_errored"],
+                "items_expired": c["items_expired"],
+                "items_canceled": c["items_canceled"],
+                "cache_writes": c["cache_writes"],
+                "cache_reads": c["cache_reads"],
+                "notes": dict(self.attempts),
+                "notes_ok": dict(self.notes_ok),
+            }
+
+    # -- decisions
+
+    def _next_id(self, prefix: str) -> str:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        return f"{prefix}{seq:08d}{uuid.uuid4().hex[:16]}"
+
+    def _attempt(self, note_key: str) -> int:
+        with self._lock:
+            self.attempts[note_key] += 1
+            return self.attempts[note_key]
+
+    def _faulty(self, kind: str, note_key: str, attempt: int) -> bool:
+        cfg = self.config
+        share = getattr(cfg, f"fault_{kind}")
+        if share <= 0:
+            return False
+        if cfg.fault_attempts and attempt > cfg.fault_attempts:
+            return False
+        return unit(cfg.seed, kind, note_key) < share
+
+    def _http_fault(self, note_key: str, attempt: int) -> ApiProblem | None:
+        wait = self.config.retry_after
+        headers = {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(int(wait * 1000))}
+        # One draw decides among the three, so shares add up instead of shadowing each other.
+        cfg = self.config
+        if cfg.fault_attempts and attempt > cfg.fault_attempts:
+            return None
+        u = unit(cfg.seed, "http", note_key)
+        if u < cfg.fault_429:
+            return ApiProblem(429, "rate_limit_error", "Number of requests has exceeded your rate "
+                              "limit (emulated fault).", {**headers, "x-should-retry": "true"})
+        u -= cfg.fault_429
+        if u < cfg.fault_529:
+            return ApiProblem(529, "overloaded_error", "Overloaded (emulated fault).",
+                              {**headers, "x-should-retry": "true"})
+        u -= cfg.fault_529
+        if u < cfg.fault_500:
+            return ApiProblem(500, "api_error", "Internal server error (emulated fault).", headers)
+        return None
+
+    def rate_headers(self, now: float) -> tuple[dict, float | None]:
+        """Rate-limit headers, and how long to wait when over the limit (None: allowed)."""
+        cfg = self.config
+        with self._lock:
+            limit = cfg.rpm
+            window = self._window
+            while window and window[0] <= now - cfg.rate_window:
+                window.popleft()
+            if limit <= 0:
+                reset = now
+                remaining = 1_000_000
+                wait = None
+                limit = 1_000_000
+            elif len(window) >= limit:
+                wait = window[0] + cfg.rate_window - now
+                reset = now + wait
+                remaining = 0
+            else:
+                window.append(now)
+                wait = None
+                remaining = limit - len(window)
+                reset = (window[0] if window else now) + cfg.rate_window
+        headers = {
+            "anthropic-ratelimit-requests-limit": str(limit),
+            "anthropic-ratelimit-requests-remaining": str(remaining),
+            "anthropic-ratelimit-requests-reset": rfc3339(reset),
+        }
+        return headers, wait
+
+    def _usage(self, params: dict, output: str) -> dict:
+        """Token counts; a cache_control-marked prefix is written once, then read."""
+        system = params.get("system") or ""
+        tools_text = json.dumps(params.get("tools") or [], sort_keys=True)
+        blocks = system if isinstance(system, list) else [{"type": "text", "text": system}]
+        prefix_text, cached_upto = tools_text, None
+        for i, block in enumerate(blocks):
+            if isinstance(block, dict) and block.get("cache_control"):
+                cached_upto = i
+        prefix_parts = [tools_text] + [text_of([b]) for b in blocks[: (cached_upto or -1) + 1]]
+        prefix_text = "\n".join(prefix_parts)
+        rest = "\n".join(
+            [text_of([b]) for b in blocks[(cached_upto if cached_upto is not None else -1) + 1:]]
+            + [text_of(m.get("content")) for m in params.get("messages", [])]
+        )
+        usage = {"input_tokens": 0, "output_tokens": count_tokens(output) + 8,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        if cached_upto is None:
+            usage["input_tokens"] = count_tokens(prefix_text + rest)
+            return usage
+        key = hashlib.sha1(f"{params.get('model')}\x00{prefix_text}".encode()).hexdigest()
+        with self._lock:
+            hit = key in self._cache
+            self._cache.add(key)
+            self.counters["cache_reads" if hit else "cache_writes"] += 1
+        usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = count_tokens(
+            prefix_text
+        )
+        usage["input_tokens"] = count_tokens(rest)
+        return usage
+
+    def message_for(self, params: dict, prompt: Prompt, *, malformed: bool, batch: bool) -> dict:
+        tools = params.get("tools") or []
+        choice = params.get("tool_choice") or {}
+        tool = None
+        if tools and choice.get("type") != "none":
+            if choice.get("type") == "tool":
+                tool = next(t for t in tools if t.get("name") == choice.get("name"))
+            else:
+                tool = tools[0]
+        fmt = (params.get("output_config") or {}).get("format") or params.get("output_format")
+        content: list[dict]
+        if malformed:
+            content = [{"type": "text", "text": "I could not decide on tags for this note."}]
+            stop = "end_turn"
+        elif tool is not None and isinstance(tool.get("input_schema"), dict):
+            data = answer_for(prompt, tool["input_schema"])
+            content = [{"type": "tool_use", "id": self._next_id("toolu_"),
+                        "name": tool["name"], "input": data}]
+            stop = "tool_use"
+        elif isinstance(fmt, dict) and isinstance(fmt.get("schema"), dict):
+            data = answer_for(prompt, fmt["schema"])
+            content = [{"type": "text", "text": json.dumps(data, ensure_ascii=False)}]
+            stop = "end_turn"
+        else:
+            content = [{"type": "text", "text": answer_description(prompt)}]
+            stop = "end_turn"
+        usage = self._usage(params, json.dumps(content, ensure_ascii=False))
+        usage["service_tier"] = "batch" if batch else "standard"
+        return {
+            "id": self._next_id("msg_emu_"),
+            "type": "message",
+            "role": "assistant",
+            "model": params.get("model"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+
+    # -- endpoints (called by the handler; raise ApiProblem for errors)
+
+    def create_message(self, params) -> dict:
+        validate_params(params)
+        prompt = read_prompt(params)
+        attempt = self._attempt(prompt.note_key)
+        fault = self._http_fault(prompt.note_key, attempt)
+        if fault is not None:
+            raise fault
+        malformed = self._faulty("malformed", prompt.note_key, attempt)
+        message = self.message_for(params, prompt, malformed=malformed, batch=False)
+        with self._lock:
+            self.counters["messages_ok"] += 1
+            self.notes_ok[prompt.note_key] += 1
+        return message
+
+    def create_batch(self, body, size: int) -> dict:
+        if size > MAX_BATCH_BYTES:
+            raise ApiProblem(413, "request_too_large", "Request exceeds the maximum allowed "
+                             f"number of bytes ({MAX_BATCH_BYTES}).")
+        if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+            raise ApiProblem(400, "invalid_request_error", "requests: Field required")
+        requests = body["requests"]
+        if not requests:
+            raise ApiProblem(400, "invalid_request_error", "requests: at least one request is required")
+        if len(requests) > MAX_BATCH_REQUESTS:
+            raise ApiProblem(400, "invalid_request_error",
+                             f"requests: a batch holds at most {MAX_BATCH_REQUESTS} requests")
+        seen: set[str] = set()
+        for i, req in enumerate(requests):
+            if not isinstance(req, dict):
+                raise ApiProblem(400, "invalid_request_error", f"requests.{i}: Input should be an object")
+            cid = req.get("custom_id")
+            if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
+                raise ApiProblem(400, "invalid_request_error",
+                                 f"requests.{i}.custom_id: String should match pattern "
+                                 "'^[a-zA-Z0-9_-]{1,64}$'")
+            if cid in seen:
+                raise ApiProblem(400, "invalid_request_error",
+                                 f"requests.{i}.custom_id: Duplicate custom_id '{cid}' in batch")
+            seen.add(cid)
+            if not isinstance(req.get("params"), dict):
+                raise ApiProblem(400, "invalid_request_error", f"requests.{i}.params: Field required")
+        items = []
+        for req in requests:
+            params = req["params"]
+            try:
+                validate_params(params)
+                problem = ""
+            except ApiProblem as exc:
+                problem = exc.message  # the real API reports bad params per item, at the end
+            prompt = read_prompt(params) if not problem else None
+            key = prompt.note_key if prompt else f"custom_id:{req['custom_id']}"
+            attempt = self._attempt(key)
+            if problem:
+                outcome = "invalid"
+            elif self._faulty("expired", key, attempt):
+                outcome = "expired"
+            elif self._faulty("errored", key, attempt):
+                outcome = "errored"
+            else:
+                outcome = "succeeded"
+            items.append(BatchItem(req["custom_id"], params, key, attempt, outcome, problem))
+        batch_id = self._next_id("msgbatch_emu_")
+        now = time.time()
+        order = list(range(len(items)))
+        random.Random(f"{self.config.seed}:{batch_id}").shuffle(order)
+        batch = EmulatedBatch(batch_id, now, now + max(0.0, self.config.batch_seconds), items, order)
+        with self._lock:
+            self.batches[batch_id] = batch
+            self._batch_order.append(batch_id)
+            self.counters["batches"] += 1
+            self.counters["batch_requests"] += len(items)
+            self._advance(batch, now)
+            return self.batch_json(batch)
+
+    def _finish(self, batch: EmulatedBatch, ts: float, canceled_from: int | None) -> None:
+        counts = Counter()
+        for k, idx in enumerate(batch.order):
+            item = batch.items[idx]
+            if canceled_from is not None and k >= canceled_from:
+                counts["canceled"] += 1
+            elif item.outcome in ("succeeded",):
+                counts["succeeded"] += 1
+            elif item.outcome == "expired":
+                counts["expired"] += 1
+            else:
+                counts["errored"] += 1
+        batch.canceled_from = canceled_from
+        batch.counts = {k: counts[k] for k in ("succeeded", "errored", "expired", "canceled")}
+        batch.status = "ended"
+        batch.ended_at = ts
+        for key in ("succeeded", "errored", "expired", "canceled"):
+            self.counters[f"items_{key}"] += counts[key]
+
+    def _advance(self, batch: EmulatedBatch, now: float) -> None:
+        if batch.status == "in_progress" and now >= batch.ends:
+            self._finish(batch, batch.ends, None)
+        elif batch.status == "canceling" and now >= batch.cancel_at + self.config.cancel_seconds:
+            end = batch.cancel_at + self.config.cancel_seconds
+            self._finish(batch, end, batch.processed_by(min(end, batch.ends)))
+
+    def batch_json(self, batch: EmulatedBatch) -> dict:
+        n = len(batch.items)
+        counts = batch.counts or {"succeeded": 0, "errored": 0, "expired": 0, "canceled": 0}
+        return {
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.status,
+            "request_counts": {"processing": 0 if batch.counts else n, **counts},
+            "ended_at": rfc3339(batch.ended_at) if batch.ended_at else None,
+            "created_at": rfc3339(batch.created),
+            "expires_at": rfc3339(batch.created + 24 * 3600),
+            "archived_at": None,
+            "cancel_initiated_at": rfc3339(batch.cancel_at) if batch.cancel_at else None,
+            "results_url": (f"{self.url}/v1/messages/batches/{batch.id}/results"
+                            if batch.status == "ended" else None),
+        }
+
+    def _batch(self, batch_id: str) -> EmulatedBatch:
+        with self._lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                raise ApiProblem(404, "not_found_error", f"No message batch with id '{batch_id}'.")
+            self._advance(batch, time.time())
+            return batch
+
+    def get_batch(self, batch_id: str) -> dict:
+        with self._lock:
+            return self.batch_json(self._batch(batch_id))
+
+    def cancel_batch(self, batch_id: str) -> dict:
+        with self._lock:
+            batch = self._batch(batch_id)
+            if batch.status == "in_progress":
+                batch.status = "canceling"
+                batch.cancel_at = time.time()
+                self.counters["batches_canceled"] += 1
+            return self.batch_json(batch)
+
+    def delete_batch(self, batch_id: str) -> dict:
+        with self._lock:
+            batch = self._batch(batch_id)
+            if batch.status != "ended":
+                raise ApiProblem(400, "invalid_request_error",
+                                 "Message batch must be ended or canceled before deletion.")
+            del self.batches[batch_id]
+            self._batch_order.remove(batch_id)
+            return {"id": batch_id, "type": "message_batch_deleted"}
+
+    def list_batches(self, query: dict) -> dict:
+        try:
+            limit = int(query.get("limit", 20))
+        except ValueError:
+            raise ApiProblem(400, "invalid_request_error", "limit: Input should be an integer")
+        if not 1 <= limit <= 1000:
+            raise ApiProblem(400, "invalid_request_error", "limit: must be between 1 and 1000")
+        with self._lock:
+            ids = list(reversed(self._batch_order))  # newest first
+            after, before = query.get("after_id"), query.get("before_id")
+            for cursor in (after, before):
+                if cursor and cursor not in self.batches:
+                    raise ApiProblem(400, "invalid_request_error", f"Invalid cursor id '{cursor}'.")
+            if after:
+                rest = ids[ids.index(after) + 1:]
+                page, has_more = rest[:limit], len(rest) > limit
+            elif before:
+                rest = ids[: ids.index(before)]
+                page, has_more = rest[-limit:], len(rest) > limit
+            else:
+                page, has_more = ids[:limit], len(ids) > limit
+            data = []
+            for batch_id in page:
+                batch = self.batches[batch_id]
+                self._advance(batch, time.time())
+                data.append(self.batch_json(batch))
+        return {
+            "data": data,
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+
+    def iter_results(self, batch_id: str):
+        """JSONL lines of an ended batch, in processing (random) order."""
+        with self._lock:
+            batch = self._batch(batch_id)
+            if batch.status != "ended":
+                raise ApiProblem(404, "not_found_error",
+                                 f"Results for message batch '{batch_id}' are not available "
+                                 "until it has ended.")
+        for k, idx in enumerate(batch.order):
+            item = batch.items[idx]
+            if batch.canceled_from is not None and k >= batch.canceled_from:
+                result = {"type": "canceled"}
+            elif item.outcome == "expired":
+                result = {"type": "expired"}
+            elif item.outcome == "invalid":
+                result = {"type": "errored", "error": {
+                    "type": "error", "request_id": self._next_id("req_emu_"),
+                    "error": {"type": "invalid_request_error", "message": item.problem}}}
+            elif item.outcome == "errored":
+                result = {"type": "errored", "error": {
+                    "type": "error", "request_id": self._next_id("req_emu_"),
+                    "error": {"type": "api_error",
+                              "message": "Internal server error (emulated fault)."}}}
+            else:
+                prompt = read_prompt(item.params)
+                malformed = self._faulty("malformed", item.note_key, item.attempt)
+                message = self.message_for(item.params, prompt, malformed=malformed, batch=True)
+                result = {"type": "succeeded", "message": message}
+                with self._lock:
+                    self.notes_ok[item.note_key] += 1
+            yield json.dumps({"custom_id": item.custom_id, "result": result},
+                             ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "VaultCMS-Anthropic-Emulator/1"
+    emulator: Emulator
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY each answer waits ~40 ms.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass  # quiet: the command prints its own line per request when asked
+
+    # -- plumbing
+
+    def _send(self, status: int, payload, headers: dict | None = None) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, problem: ApiProblem, headers: dict | None = None) -> None:
+        request_id = self.emulator._next_id("req_emu_")
+        body = {"type": "error", "error": {"type": problem.kind, "message": problem.message},
+                "request_id": request_id}
+        with self.emulator._lock:
+            self.emulator.statuses[problem.status] += 1
+        self._send(problem.status, body, {**(headers or {}), **problem.headers,
+                                          "request-id": request_id})
+
+    def _take_body(self, limit: int) -> None:
+        """Read the request body (always, so a kept-alive connection stays in step)."""
+        self._raw = b""
+        length = int(self.headers.get("content-length") or 0)
+        if length > limit:
+            self.close_connection = True  # the unread body makes the connection unusable
+            raise ApiProblem(413, "request_too_large",
+                             f"Request exceeds the maximum allowed number of bytes ({limit}).")
+        if length:
+            self._raw = self.rfile.read(length)
+
+    def _json(self):
+        if not self._raw:
+            return None
+        try:
+            return json.loads(self._raw)
+        except ValueError:
+            raise ApiProblem(400, "invalid_request_error", "Request body is not valid JSON.")
+
+    def _route(self, method: str) -> None:
+        emu = self.emulator
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if path.startswith("/_emulator/"):
+            return self._control(method, path)
+        if not path.startswith("/v1/"):
+            try:
+                self._take_body(MAX_MESSAGE_BYTES)
+            except ApiProblem as problem:
+                return self._error(problem)
+            return self._error(ApiProblem(404, "not_found_error", f"Not found: {path}"))
+        with emu._lock:
+            emu.counters["requests"] += 1
+        is_message = method == "POST" and path == "/v1/messages"
+        headers: dict = {}
+        if is_message:
+            with emu._lock:
+                emu.counters["messages"] += 1
+                emu.in_flight += 1
+                emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
+        try:
+            self._take_body(MAX_BATCH_BYTES if path == "/v1/messages/batches" else MAX_MESSAGE_BYTES)
+            if not (self.headers.get("x-api-key") or
+                    (self.headers.get("authorization") or "").lower().startswith("bearer ")):
+                raise ApiProblem(401, "authentication_error",
+                                 "x-api-key header is required (any value works here).")
+            if emu.config.latency > 0:
+                time.sleep(emu.config.latency)
+            headers, wait = emu.rate_headers(time.time())
+            if wait is not None:
+                with emu._lock:
+                    emu.counters["rate_limited"] += 1
+                if is_message:  # a rate-limited call still counts as a message sent for its note
+                    body = self._json()
+                    if isinstance(body, dict):
+                        emu._attempt(read_prompt(body).note_key)
+                raise ApiProblem(429, "rate_limit_error",
+                                 f"This request would exceed the rate limit of "
+                                 f"{emu.config.rpm} requests per {emu.config.rate_window:g} s.",
+                                 {"retry-after": str(max(1, math.ceil(wait))),
+                                  "retry-after-ms": str(int(wait * 1000) + 1)})
+            self._dispatch(method, path, query, headers)
+        except ApiProblem as problem:
+            self._error(problem, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # an emulator bug must still answer in the API's shape
+            self._error(ApiProblem(500, "api_error", f"Emulator error: {type(exc).__name__}"),
+                        headers)
+        finally:
+            if is_message:
+                with emu._lock:
+                    emu.in_flight -= 1
+
+    def _dispatch(self, method: str, path: str, query: dict, headers: dict) -> None:
+        emu = self.emulator
+        m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results|/cancel)?", path)
+        if method == "POST" and path == "/v1/messages":
+            return self._ok(emu.create_message(self._json()), headers)
+        if method == "POST" and path == "/v1/messages/batches":
+            return self._ok(emu.create_batch(self._json(), len(self._raw)), headers)
+        if method == "GET" and path == "/v1/messages/batches":
+            return self._ok(emu.list_batches(query), headers)
+        if m and method == "GET" and m.group(2) is None:
+            return self._ok(emu.get_batch(m.group(1)), headers)
+        if m and method == "DELETE" and m.group(2) is None:
+            return self._ok(emu.delete_batch(m.group(1)), headers)
+        if m and method == "POST" and m.group(2) == "/cancel":
+            return self._ok(emu.cancel_batch(m.group(1)), headers)
+        if m and method == "GET" and m.group(2) == "/results":
+            return self._stream(emu.iter_results(m.group(1)), headers)
+        raise ApiProblem(404, "not_found_error", f"Not found: {method} {path}")
+
+    def _ok(self, payload, headers: dict) -> None:
+        with self.emulator._lock:
+            self.emulator.statuses[200] += 1
+        self._send(200, payload, {**headers, "request-id": self.emulator._next_id("req_emu_")})
+
+    def _stream(self, lines, headers: dict) -> None:
+        first = next(lines, None)  # raises ApiProblem before any byte is sent
+        with self.emulator._lock:
+            self.emulator.statuses[200] += 1
+        self.send_response(200)
+        self.send_header("content-type", "application/binary")
+        self.send_header("transfer-encoding", "chunked")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        chunk: list[bytes] = [first] if first else []
+        size = len(first or b"")
+        for line in lines:
+            chunk.append(line)
+            size += len(line)
+            if size >= 65536:
+                self._chunk(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            self._chunk(b"".join(chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def _control(self, method: str, path: str) -> None:
+        emu = self.emulator
+        try:
+            self._take_body(1024 * 1024)
+            if path == "/_emulator/stats" and method == "GET":
+                return self._send(200, emu.stats())
+            if path == "/_emulator/config":
+                if method == "POST":
+                    body = self._json()
+                    if not isinstance(body, dict):
+                        raise ApiProblem(400, "invalid_request_error", "config: send a JSON object")
+                    try:
+                        return self._send(200, emu.configure(**body))
+                    except (ValueError, TypeError) as exc:
+                        raise ApiProblem(400, "invalid_request_error", str(exc))
+                return self._send(200, asdict(emu.config))
+            if path == "/_emulator/reset" and method == "POST":
+                emu.reset()
+                return self._send(200, {"reset": True})
+            raise ApiProblem(404, "not_found_error", f"Not found: {method} {path}")
+        except ApiProblem as problem:
+            self._error(problem)
+
+    def do_GET(self):  # noqa: N802 - the stdlib's names
+        self._route("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._route("POST")
+
+    def do_DELETE(self):  # noqa: N802
+        self._route("DELETE")
+
