@@ -29,3 +29,26 @@ def make_vault(tmp_path):
         return root
 
     return build
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    """An in-process Anthropic API emulator on a free port; the client layer talks to it.
+
+    Yields `curation.emulator.Emulator`: `.configure(latency=, batch_seconds=, fault_429=, ...,
+    rpm=, rate_window=)` at runtime, `.stats()` for counters, `.reset()`, `.url`. Starts fast:
+    no latency, batches end at once, injected faults ask for a 10 ms retry-after.
+    """
+    from curation import client
+    from curation.emulator import Emulator
+
+    emu = Emulator(host="127.0.0.1", port=0, latency=0, batch_seconds=0, cancel_seconds=0,
+                   retry_after=0.01).start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-emulator")
+    client.reset_clients()
+    try:
+        yield emu
+    finally:
+        client.reset_clients()
+        emu.stop()
