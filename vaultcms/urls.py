@@ -28,6 +28,10 @@ def healthz(request):
     return response
 
 
+admin.site.site_header = "VaultCMS"
+admin.site.site_title = "VaultCMS"
+admin.site.index_title = "Dashboard"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("curation/", include("curation.urls")),
