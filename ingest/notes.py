@@ -7,6 +7,7 @@ the frontmatter ends and the body begins.
 import codecs
 import datetime
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -27,7 +28,9 @@ FRONTMATTER_RE = re.compile(
     r"\A---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
 )
 
-BINARY_SNIFF_BYTES = 8192
+# A YAML alias can repeat a structure exponentially ("billion laughs"); stop converting
+# frontmatter to JSON after this many values instead of exhausting memory.
+MAX_FRONTMATTER_VALUES = 50_000
 
 
 class NoteError(Exception):
@@ -62,23 +65,41 @@ def content_hash(data: bytes) -> str:
 
 def decode(data: bytes) -> tuple[str, str, bool]:
     """Return (text, encoding, has_bom); raise NoteError for binary or undecodable bytes."""
+    # The encoding names the codec for the text after the BOM, so the exporter writes the
+    # same BOM back and then `text.encode(encoding)`: UTF-16 keeps its byte order.
     if data.startswith(codecs.BOM_UTF8):
         encoding, bom, payload = "utf-8", True, data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding, bom, payload = "utf-16", True, data
+    elif data.startswith(codecs.BOM_UTF16_LE):
+        encoding, bom, payload = "utf-16-le", True, data[len(codecs.BOM_UTF16_LE) :]
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        encoding, bom, payload = "utf-16-be", True, data[len(codecs.BOM_UTF16_BE) :]
     else:
         encoding, bom, payload = "utf-8", False, data
-        if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        # The whole file, not a prefix: PostgreSQL refuses text holding a NUL character.
+        if b"\x00" in data:
             raise NoteError("binary file (contains NUL bytes), not a markdown note")
     try:
         text = payload.decode(encoding)
     except UnicodeDecodeError as exc:
+        offset = exc.start + (len(data) - len(payload))
         raise NoteError(
-            f"not valid {encoding.upper()}: byte 0x{payload[exc.start]:02x} at offset {exc.start}"
+            f"not valid {encoding.upper()}: byte 0x{payload[exc.start]:02x} at offset {offset}"
         ) from None
-    if encoding == "utf-16" and text.startswith("\ufeff"):
-        text = text[1:]
+    if "\x00" in text:
+        raise NoteError("binary file (contains NUL characters), not a markdown note")
     return text, encoding, bom
+
+
+BOMS = {
+    "utf-8": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+}
+
+
+def encode(text: str, *, encoding: str, has_bom: bool) -> bytes:
+    """The inverse of `decode`: the bytes of `text` as the file stored them."""
+    return (BOMS.get(encoding, b"") if has_bom else b"") + text.encode(encoding)
 
 
 def detect_newline(text: str) -> str:
@@ -106,20 +127,35 @@ def load_yaml(source: str) -> dict:
         return {}
     if not isinstance(data, dict):
         raise NoteError(f"frontmatter is a {type(data).__name__}, not a mapping of keys to values")
-    return jsonable(data)
+    budget = [MAX_FRONTMATTER_VALUES]
+    try:
+        return jsonable(data, budget=budget)
+    except RecursionError:
+        raise NoteError("frontmatter nests too deeply (or refers to itself)") from None
 
 
-def jsonable(value):
-    """YAML values (dates, sets, non-string keys) as JSON can store them."""
+def jsonable(value, *, budget: list[int] | None = None):
+    """YAML values (dates, sets, non-string keys, NaN) as JSON columns can store them."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise NoteError(
+                f"frontmatter too large: more than {MAX_FRONTMATTER_VALUES:,} values "
+                "(YAML aliases expanding?)"
+            )
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, budget=budget) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, budget=budget) for v in value]
     if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity; PostgreSQL's jsonb rejects them
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)
 
@@ -152,9 +188,9 @@ def title_from(metadata: dict, path: str, body: str) -> str:
 
 def parse(data: bytes, *, path: str) -> ParsedNote:
     """Decode and parse one note file's bytes; NoteError carries the reason it is unusable."""
-    if not data.strip():
-        raise NoteError("empty file")
     text, encoding, bom = decode(data)
+    if not text.strip():  # after decoding: a lone BOM or UTF-16 spaces are empty too
+        raise NoteError("empty file")
     parts = split(text)
     metadata = load_yaml(parts.yaml) if parts.yaml is not None else {}
     if parts.yaml is not None and not parts.body.strip():

@@ -1,6 +1,8 @@
 """import_vault: incremental import, bad input reported per file, files never modified."""
 
 import os
+import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,18 +103,110 @@ def test_missing_folder_fails_with_one_line():
         run("/nonexistent/vault")
 
 
-def test_unicode_filenames_on_a_cp1252_console(make_vault, tmp_path):
-    names = ["🚀 Launch.md", "日本語ノート.md", "a # b [c].md", ("long " * 45).strip() + ".md"]
-    root = make_vault({**{n: GOOD for n in names}, "💥 broken.md": "---\n: :\n---\nx\n"})
-    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "VAULTCMS_TEST_DB_NAME": ""}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    env.pop("REDIS_URL", None)
-    manage = Path(__file__).resolve().parents[2] / "manage.py"
-    subprocess.run([sys.executable, manage, "migrate", "-v0"], env=env, check=True)
-    proc = subprocess.run(
-        [sys.executable, manage, "import_vault", str(root)], env=env, capture_output=True
+MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory):
+    """A migrated SQLite file, made once; each CLI test works on its own copy."""
+    path = tmp_path_factory.mktemp("cli") / "template.sqlite3"
+    subprocess.run(
+        [sys.executable, MANAGE, "migrate", "-v0"], env=cli_env(path), check=True, timeout=120
     )
-    assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
-    out = proc.stdout.decode("cp1252")
-    assert "imported 4" in out and "skipped 1" in out
+    return path
+
+
+def cli_env(db: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "VAULTCMS_TEST_DB_NAME"}}
+    return {**env, "DATABASE_URL": f"sqlite:///{db}", **extra}
+
+
+@pytest.fixture
+def cli_db(migrated_db, tmp_path):
+    db = tmp_path / "cli.sqlite3"
+    shutil.copyfile(migrated_db, db)
+    return db
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_unicode_filenames_on_a_narrow_console(make_vault, cli_db, encoding):
+    long_name = ("long " * 45).strip() + ".md"  # 227 characters
+    names = ["🚀 Launch.md", "日本語ノート.md", "a # b [c].md", "sp a c e s.md", long_name]
+    root = make_vault({**{n: GOOD for n in names}, "💥 broken.md": "---\n: :\n---\nx\n"})
+    root = root.rename(root.parent / "Vault ☕")
+    env = cli_env(cli_db, PYTHONIOENCODING=encoding)
+    proc = subprocess.run(
+        [sys.executable, MANAGE, "import_vault", str(root)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(encoding, "replace")
+    out = proc.stdout.decode(encoding)
+    assert "imported 5" in out and "skipped 1" in out
     assert "\\U0001f4a5 broken.md" in out  # escaped, not a crash
+    assert "Vault \\u2615" in out
+    assert "Traceback" not in proc.stderr.decode(encoding, "replace")
+
+
+def test_progress_bar_only_on_a_terminal(make_vault, cli_db):
+    root = make_vault({f"n{i}.md": GOOD for i in range(250)})
+    # Not a terminal (captured by call_command): no bar, just the summary.
+    assert "Importing" not in run(root)
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, MANAGE, "import_vault", str(root)],
+        env=cli_env(cli_db), stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=120) == 0
+    out = b"".join(chunks).decode()
+    assert "\rImporting [" in out and "250/250" in out and "imported 250" in out
+
+
+def test_sample_vault_imports_with_its_broken_note_skipped(tmp_path):
+    sample = Path(__file__).resolve().parents[2] / "sample_vault"
+    root = tmp_path / "sample"
+    shutil.copytree(sample, root)
+    before = snapshot(root)
+    out = run(root, "--name", "Sample")
+    assert "skipped 1" in out and "skipped Inbox/Broken frontmatter.md: invalid YAML" in out
+    ok = Note.objects.filter(state=Note.State.OK)
+    assert ok.count() >= 30 and not Note.objects.filter(path__startswith=".obsidian").exists()
+    assert ok.filter(path="Home Lab/🚀 Self-hosting roadmap.md").exists()
+    assert ok.filter(path="Travel/東京 ラーメン.md").exists()
+    assert ok.exclude(tags=[]).count() >= 25
+    assert snapshot(root) == before
+
+
+def test_files_are_never_written_through_a_whole_import_cycle(make_vault):
+    root = make_vault({"a.md": GOOD, "b/c.md": "plain\r\n", "bad.md": "---\n[\n---\nx\n"})
+    stats = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    before = snapshot(root)
+    for _ in range(2):
+        run(root)
+    (root / "d.md").write_text(GOOD, encoding="utf-8")
+    run(root)
+    (root / "d.md").unlink()
+    run(root)
+    assert snapshot(root) == before
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == stats
+
+
+def test_help_works():
+    proc = subprocess.run(
+        [sys.executable, MANAGE, "import_vault", "--help"], capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert b"imports only what changed" in b" ".join(proc.stdout.split())

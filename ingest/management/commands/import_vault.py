@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from ingest.importer import VaultNotFound, vault_import
 from vaultcms.console import printable
 
+BAR_WIDTH = 30
+
 
 class Command(BaseCommand):
     help = (
@@ -17,14 +19,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="the vault folder")
-        parser.add_argument("--name", help="vault name (default: the folder's name)")
+        parser.add_argument(
+            "--name",
+            help="vault name (default: the vault already registered at PATH, else the folder name)",
+        )
 
     def handle(self, *args, path, name, **options):
         show_progress = self.stdout.isatty()
 
         def progress(done: int, total: int) -> None:
-            if done == total or done % 200 == 0:
-                self.stdout.write(f"\rImporting {done}/{total}", ending="")
+            if done == total or done % 100 == 0:
+                filled = BAR_WIDTH * done // total
+                bar = "#" * filled + "." * (BAR_WIDTH - filled)
+                self.stdout.write(f"\rImporting [{bar}] {done}/{total}", ending="")
                 self.stdout.flush()
 
         try:
