@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.urls import NoReverseMatch, reverse
 
+from curation import pricing
 from curation.models import Item, Job, Review, Suggestion
 from ingest.models import Note, Vault
 
@@ -16,17 +17,16 @@ ZERO = Decimal("0")
 
 
 def batch_price_ratio() -> Decimal:
-    """Batch price / real-time price. The Message Batches API bills half the standard price."""
-    try:
-        from curation import pricing
-    except ImportError:
-        return Decimal("0.5")
-    ratio = getattr(pricing, "BATCH_RATIO", None) or getattr(pricing, "BATCH_DISCOUNT", None)
-    return Decimal(str(ratio)) if ratio else Decimal("0.5")
+    """Batch price / real-time price (`pricing.BATCH_DISCOUNT`: the Batches API bills half)."""
+    return pricing.BATCH_DISCOUNT
 
 
 def saved_by_batching(batch_cost: Decimal) -> Decimal:
-    """What real time would have cost for the batched items, minus what they did cost."""
+    """What real time would have cost for the batched items, minus what they did cost.
+
+    Every batched item's cost is `pricing.cost(..., batch=True)` = real-time cost x ratio, so
+    one Sum over those items gives the saving without reading any item's usage.
+    """
     ratio = batch_price_ratio()
     if batch_cost <= 0 or ratio <= 0 or ratio >= 1:
         return ZERO
