@@ -61,6 +61,7 @@ class Dashboard:
     batch_cost: Decimal = ZERO
     saved: Decimal = ZERO
     can_add_url: bool = False
+    awaiting_you: int | None = None
     steps: list[Step] = field(default_factory=list)
 
 

@@ -3,6 +3,7 @@
 from django import template
 
 from curation.dashboard import dashboard_counts
+from curation.review import pending_count_for
 from ingest.admin_url import can_ingest_url
 
 register = template.Library()
@@ -13,4 +14,6 @@ def vaultcms_dashboard(context):
     dash = dashboard_counts()
     request = context.get("request")
     dash.can_add_url = bool(request and can_ingest_url(request.user))
+    # Suggestions this moderator can take now (others' locked notes left out); None: not one.
+    dash.awaiting_you = pending_count_for(request.user) if request else None
     return dash

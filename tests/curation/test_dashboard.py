@@ -1,15 +1,17 @@
 """The admin home page dashboard: counts, money saved by batching, next step, bounded queries."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from curation.dashboard import dashboard_counts, saved_by_batching
-from curation.models import Batch, Item, Job, Review, Suggestion
+from curation.models import Batch, Item, Job, Review, ReviewLock, Suggestion
 from ingest.models import Note, Vault
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +109,18 @@ def test_admin_home_shows_the_dashboard(world, client, django_assert_max_num_que
     assert 'class="vc-next" id="step-curate"' in html
     assert reverse("admin:ingest_note_from_url") in html
     assert "Site administration" in html or 'id="content-main"' in html  # Django's list stays
+
+
+def test_moderator_sees_what_awaits_them(world, client):
+    other = User.objects.create_user("other", password="x", is_staff=True)
+    note = Suggestion.objects.filter(state=Suggestion.State.PENDING).first().note
+    ReviewLock.objects.create(
+        note=note, holder=other, claimed_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )  # fmt: skip
+    mod = User.objects.create_user("mod", password="x", is_staff=True)
+    mod.groups.add(Group.objects.get_or_create(name="Moderator")[0])
+    mod.user_permissions.add(Permission.objects.get(codename="review_suggestion"))
+    client.force_login(mod)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert '<span id="dash-awaiting-you">1 awaiting you</span>' in html
