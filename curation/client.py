@@ -535,6 +535,19 @@ def cancel_batch(batch_id: str) -> BatchStatus:
         raise _api_error(exc) from None
 
 
+def list_batches(*, since: datetime) -> list[BatchStatus]:
+    """Batches created at or after `since`, oldest first (reconciles an unconfirmed submit)."""
+    found = []
+    try:
+        for batch in sync_client().messages.batches.list(limit=100):  # newest first, paged
+            if batch.created_at < since:
+                break
+            found.append(_status(batch))
+    except anthropic.AnthropicError as exc:
+        raise _api_error(exc) from None
+    return found[::-1]
+
+
 def _lookup(fn: Callable, custom_id: str):
     try:
         return fn(custom_id)
