@@ -1,0 +1,64 @@
+"""`export_vault [--vault NAME] [--dry-run]`: write approved changes into the notes' frontmatter."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingest.exporter import vault_export
+from ingest.models import Vault
+from vaultcms.console import printable
+
+
+class Command(BaseCommand):
+    help = (
+        "Write approved tags, descriptions and related links into each note's frontmatter, "
+        "changing nothing else in the file. --dry-run prints a unified diff and writes nothing. "
+        "A file changed on disk since its import is reported as a conflict and left alone "
+        "(run import_vault, then export again). Exits 1 when a file had a conflict or error."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--vault", help="the vault's name (default: every vault)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print the unified diff, write nothing"
+        )
+
+    def handle(self, *args, vault=None, dry_run=False, **options):
+        if vault:
+            vaults = list(Vault.objects.filter(name=vault))
+            if not vaults:
+                raise CommandError(f"no vault named {vault!r}")
+        else:
+            vaults = list(Vault.objects.all())
+            if not vaults:
+                raise CommandError("no vault imported yet (run import_vault PATH first)")
+        show_progress = self.stdout.isatty()
+        failures = 0
+        lines = []
+        for one in vaults:
+
+            def progress(done: int, total: int, path: str, name=one.name) -> None:
+                self.stdout.write(self._safe(f"\r{name}: exporting {done}/{total}"), ending="")
+                self.stdout.flush()
+
+            summary = vault_export(
+                vault=one, dry_run=dry_run, progress=progress if show_progress else None
+            )
+            if show_progress:
+                self.stdout.write("")
+            for path, diff in summary.diffs:
+                self.stdout.write(self._safe(diff), ending="")
+            for path, reason in summary.conflicts:
+                self.stdout.write(self._safe(f"conflict {path}: {reason}"))
+            for path, reason in summary.errors:
+                self.stdout.write(self._safe(f"error {path}: {reason}"))
+            failures += len(summary.conflicts) + len(summary.errors)
+            lines.append(f"vault {one.name}: {summary.line()}")
+        for line in lines:
+            self.stdout.write(self._safe(line))
+        if failures:
+            raise CommandError(f"{failures} note(s) not exported (conflicts or errors above)")
+
+    def _safe(self, text: str) -> str:
+        stream = getattr(self.stdout, "_out", None)
+        if getattr(stream, "encoding", None) is None:  # an in-memory stream takes any text
+            return text
+        return printable(text, stream)
