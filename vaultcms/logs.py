@@ -1,5 +1,6 @@
 """Log lines as operators need them: one line per event, never carrying an API key."""
 
+import copy
 import logging
 import os
 import re
@@ -61,6 +62,13 @@ class OneLineFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.ERROR and (record.exc_info or record.exc_text):
+            # Below ERROR an exception is control flow (Django logs every 403/404 with one):
+            # its last line says what happened, the frames are noise.
+            record = copy.copy(record)
+            text = record.exc_text or self.formatException(record.exc_info)
+            record.exc_text = text.strip().splitlines()[-1] if text.strip() else ""
+            record.exc_info = None
         return " | ".join(line for line in super().format(record).splitlines() if line.strip())
 
 

@@ -62,3 +62,13 @@ def test_filter_and_formatter_directly():
     assert OneLineFormatter("%(message)s").format(record) == "a [redacted] b"
     assert redact("") == ""
     assert redact("no secrets here") == "no secrets here"
+
+
+def test_warning_with_exception_keeps_only_its_last_line(console):
+    try:
+        raise PermissionError(f"denied {KEY}")
+    except PermissionError:
+        logging.getLogger("django.request").warning("Forbidden (Permission denied): /x/", exc_info=True)
+    out = console.getvalue()
+    assert out.endswith("Forbidden (Permission denied): /x/ | PermissionError: denied [redacted]\n")
+    assert "Traceback" not in out
