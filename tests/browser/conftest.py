@@ -151,3 +151,14 @@ def users(transactional_db, django_user_model):
         user.groups.add(moderators)
         mods.append(user)
     return {"admin": admin, "alice": mods[0], "bob": mods[1]}
+
+
+@pytest.fixture
+def sample_vault(transactional_db, tmp_path):
+    """A copy of the repository's sample vault, imported (33 notes, one broken file)."""
+    from ingest.importer import vault_import
+
+    root = tmp_path / "sample_vault"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "sample_vault", root)
+    vault, _ = vault_import(root=root, name="Sample vault")
+    return vault
