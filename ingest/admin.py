@@ -1,11 +1,32 @@
 """Admin for vaults and notes: search, filters, and a sanitized preview of each note."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from ingest.admin_export import (
+    export_approved_notes,
+    export_approved_vaults,
+    preview_export_notes,
+    preview_export_vaults,
+)
+from ingest.importer import VaultNotFound, vault_import
 from ingest.models import Note, Vault
 from ingest.render import render_markdown
+
+
+@admin.action(description="Re-import selected vaults from disk", permissions=["change"])
+def reimport_vaults(modeladmin, request, queryset):
+    for vault in queryset:
+        try:
+            _, summary = vault_import(root=vault.root, name=vault.name)
+        except VaultNotFound as exc:
+            modeladmin.message_user(request, f"{vault.name}: {exc}", messages.ERROR)
+            continue
+        level = messages.WARNING if summary.skipped else messages.SUCCESS
+        modeladmin.message_user(request, f"Re-imported {vault.name}: {summary.line()}", level)
 
 
 @admin.register(Vault)
@@ -13,6 +34,7 @@ class VaultAdmin(admin.ModelAdmin):
     list_display = ["name", "root", "note_count", "imported_at"]
     search_fields = ["name", "root"]
     readonly_fields = ["created_at", "imported_at"]
+    actions = [reimport_vaults, export_approved_vaults, preview_export_vaults]
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -21,7 +43,8 @@ class VaultAdmin(admin.ModelAdmin):
 
     @admin.display(description="Notes", ordering="_note_count")
     def note_count(self, vault):
-        return vault._note_count
+        url = reverse("admin:ingest_note_changelist")
+        return format_html('<a href="{}?vault__id__exact={}">{}</a>', url, vault.id, vault._note_count)
 
 
 class FolderFilter(admin.SimpleListFilter):
@@ -40,7 +63,8 @@ class FolderFilter(admin.SimpleListFilter):
             return queryset
         if value == "":
             return queryset.filter(folder="")
-        return queryset.filter(folder__startswith=value)
+        # The folder and its subfolders; "AI" must not also match "AIX".
+        return queryset.filter(Q(folder=value) | Q(folder__startswith=f"{value}/"))
 
 
 class HasTagsFilter(admin.SimpleListFilter):
@@ -66,6 +90,7 @@ class NoteAdmin(admin.ModelAdmin):
     search_fields = ["title", "path", "body"]
     list_per_page = 50
     show_full_result_count = False
+    actions = [export_approved_notes, preview_export_notes]
     readonly_fields = [
         "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",
         "preview", "encoding", "has_bom", "content_hash", "size", "imported_at", "updated_at",

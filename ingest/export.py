@@ -336,10 +336,13 @@ class _Writer:
         elif entry is not None and not (isinstance(value, yaml.ScalarNode)):
             raise ExportError(f"`{key}` is a mapping, not a list of tags; not edited")
         final, seen, changed = [], set(), False
+        kept = {tag.lower() for tag in own if _rename(tag, renames) == tag}
         for tag in own:
             renamed = _rename(tag, renames)
             changed |= renamed != tag
-            if renamed and renamed.lower() not in seen:
+            if renamed and renamed.lower() not in seen and (
+                renamed == tag or renamed.lower() not in kept
+            ):
                 seen.add(renamed.lower())
                 final.append(renamed)
             elif renamed:
@@ -364,10 +367,13 @@ class _Writer:
         seen: set[str] = set()
         removed: list[int] = []
         changed = False
-        for index, item in enumerate(items):
-            if not isinstance(item, yaml.ScalarNode) or item.tag.endswith(":null"):
-                continue  # not a tag we can read: left exactly as it is
-            own = clean_tag(item.value)
+        readable = [
+            (index, item, clean_tag(item.value))
+            for index, item in enumerate(items)
+            if isinstance(item, yaml.ScalarNode) and not item.tag.endswith(":null")
+        ]  # other items (empty, nested) are left exactly as they are
+        kept = {own.lower() for _, _, own in readable if own and _rename(own, renames) == own}
+        for index, item, own in readable:
             if not own:
                 continue
             renamed = _rename(own, renames)
@@ -376,7 +382,7 @@ class _Writer:
                 final.append(own)
                 continue
             changed = True
-            if not renamed or renamed.lower() in seen:
+            if not renamed or renamed.lower() in seen or renamed.lower() in kept:
                 removed.append(index)  # removed by a moderator, or merged into a tag it has
                 continue
             seen.add(renamed.lower())

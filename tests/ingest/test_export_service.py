@@ -1,0 +1,340 @@
+"""vault_export: conflicts, confinement to the vault, idempotence, links on both notes."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from curation.models import Review
+from ingest import exporter, notes
+from ingest.exporter import safe_path, vault_export
+from ingest.importer import vault_import
+from ingest.models import ExportRecord, Note
+from tests.ingest.export_factory import (
+    approve_description,
+    approve_related,
+    approve_tags,
+    rename_tag,
+)
+
+pytestmark = pytest.mark.django_db
+
+A = "---\ntitle: A\ntags: [python]  # mine\n---\n# A\n\nBody of A.\n"
+
+
+def setup_vault(make_vault, files):
+    root = make_vault(files)
+    vault, _ = vault_import(root=root, name="v")
+    return root, vault
+
+
+def note(path: str) -> Note:
+    return Note.objects.get(path=path)
+
+
+def meta(root: Path, rel: str) -> dict:
+    return notes.parse((root / rel).read_bytes(), path=rel).metadata
+
+
+def test_tags_and_description_written_and_recorded(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    tags = approve_tags(note("a.md"), ["ai/agents", "Python", "#new"])
+    desc = approve_description(note("a.md"), "What A is about.")
+    summary = vault_export(vault=vault)
+    assert summary.written == ["a.md"] and summary.ok
+    assert (root / "a.md").read_text() == (
+        "---\ntitle: A\ntags: [python, ai/agents, new]  # mine\n"
+        "description: What A is about.\n---\n# A\n\nBody of A.\n"
+    )
+    record = ExportRecord.objects.get()
+    assert record.fields == ["description", "tags"]
+    assert sorted(record.reviews) == sorted([tags.id, desc.id])
+    assert record.new_hash == notes.content_hash((root / "a.md").read_bytes())
+    row = note("a.md")
+    assert row.content_hash == record.new_hash and row.tags == ["python", "ai/agents", "new"]
+    assert row.frontmatter["description"] == "What A is about."
+    assert Review.objects.filter(exported_at__isnull=True).count() == 0
+
+
+def test_description_only_when_approved(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+    vault_export(vault=vault)
+    assert "description" not in meta(root, "a.md")
+
+
+def test_second_export_writes_nothing_and_reimport_sees_no_change(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A, "b.md": "plain body\n"})
+    approve_tags(note("a.md"), ["x"])
+    approve_related(note("a.md"), ["b.md"])
+    first = vault_export(vault=vault)
+    assert sorted(first.written) == ["a.md", "b.md"]
+    stamps = {p: (root / p).stat().st_mtime_ns for p in ("a.md", "b.md")}
+    second = vault_export(vault=vault)
+    assert second.written == [] and second.ok
+    assert {p: (root / p).stat().st_mtime_ns for p in ("a.md", "b.md")} == stamps
+    assert ExportRecord.objects.count() == 2
+    _, summary = vault_import(root=root, name="v")
+    assert summary.unchanged == 2 and summary.updated == 0
+
+
+def test_rerun_with_nothing_marked_exported_still_writes_nothing(make_vault):
+    """Idempotent by content, not only by the exported flag."""
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+    vault_export(vault=vault)
+    data = (root / "a.md").read_bytes()
+    Review.objects.update(exported_at=None)
+    again = vault_export(vault=vault)
+    assert again.written == [] and again.unchanged == 1
+    assert (root / "a.md").read_bytes() == data
+
+
+def test_user_removing_an_exported_tag_is_respected(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+    vault_export(vault=vault)
+    path = root / "a.md"
+    path.write_text(path.read_text().replace(", x]", "]"))
+    vault_import(root=root, name="v")
+    assert vault_export(vault=vault).written == []
+    assert meta(root, "a.md")["tags"] == ["python"]
+
+
+def test_changed_file_is_a_conflict_then_reimport_reapplies(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    review = approve_tags(note("a.md"), ["x"])
+    edited = A.replace("Body of A.", "Body of A, edited in Obsidian.")
+    (root / "a.md").write_text(edited)
+    summary = vault_export(vault=vault)
+    assert summary.written == [] and summary.conflicts[0][0] == "a.md"
+    assert "run import_vault, then export again" in summary.conflicts[0][1]
+    assert (root / "a.md").read_text() == edited
+    review.refresh_from_db()
+    assert review.exported_at is None and not ExportRecord.objects.exists()
+
+    vault_import(root=root, name="v")
+    summary = vault_export(vault=vault)
+    assert summary.written == ["a.md"]
+    text = (root / "a.md").read_text()
+    assert "tags: [python, x]" in text and "edited in Obsidian" in text
+    review.refresh_from_db()
+    assert review.exported_at is not None
+
+
+def test_file_changed_between_read_and_replace_is_a_conflict(make_vault, monkeypatch):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+    real_mkstemp = exporter.tempfile.mkstemp
+
+    def racing_mkstemp(*args, **kwargs):
+        (root / "a.md").write_text(A + "typed meanwhile\n")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(exporter.tempfile, "mkstemp", racing_mkstemp)
+    summary = vault_export(vault=vault)
+    assert summary.conflicts and (root / "a.md").read_text().endswith("typed meanwhile\n")
+    assert [p.name for p in root.iterdir()] == ["a.md"]  # the temp file is gone
+
+
+def test_failed_write_leaves_the_file_and_no_temp_file(make_vault, monkeypatch):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exporter.os, "replace", broken_replace)
+    summary = vault_export(vault=vault)
+    assert summary.errors == [("a.md", "cannot write: No space left on device")]
+    assert (root / "a.md").read_text() == A
+    assert [p.name for p in root.iterdir()] == ["a.md"]
+    assert Review.objects.get().exported_at is None
+
+
+def test_permissions_are_kept(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    os.chmod(root / "a.md", 0o640)
+    approve_tags(note("a.md"), ["x"])
+    assert vault_export(vault=vault).written == ["a.md"]
+    assert stat.S_IMODE((root / "a.md").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("bad", ["../outside.md", "/tmp/outside.md", "a/../../outside.md"])
+def test_paths_leading_out_of_the_vault_are_refused(make_vault, tmp_path, bad):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    outside = tmp_path / "outside.md"
+    outside.write_text(A)
+    row = Note.objects.create(
+        vault=vault, path=bad, title="x", content_hash=notes.content_hash(outside.read_bytes())
+    )
+    approve_tags(row, ["x"])
+    summary = vault_export(vault=vault)
+    assert [path for path, _ in summary.errors] == [bad]
+    assert "refused" in summary.errors[0][1] or "out of the vault" in summary.errors[0][1]
+    assert outside.read_text() == A
+
+
+def test_symlinks_out_of_the_vault_are_not_followed(make_vault, tmp_path):
+    outside_dir = tmp_path / "elsewhere"
+    outside_dir.mkdir()
+    (outside_dir / "secret.md").write_text(A)
+    root = make_vault({"a.md": A})
+    os.symlink(outside_dir / "secret.md", root / "link.md")
+    os.symlink(outside_dir, root / "linked-folder")
+    vault, _ = vault_import(root=root, name="v")
+    digest = notes.content_hash(A.encode())
+    for rel in ("link.md", "linked-folder/secret.md"):
+        row, _ = Note.objects.update_or_create(
+            vault=vault, path=rel,
+            defaults={"state": Note.State.OK, "content_hash": digest, "title": rel},
+        )  # fmt: skip
+        approve_tags(row, ["x"])
+    summary = vault_export(vault=vault)
+    assert sorted(p for p, _ in summary.errors) == ["link.md", "linked-folder/secret.md"]
+    assert (outside_dir / "secret.md").read_text() == A
+    assert os.path.islink(root / "link.md")
+
+
+def test_safe_path_accepts_normal_paths(tmp_path):
+    (tmp_path / "f").mkdir()
+    assert safe_path(str(tmp_path), "f/n.md") == str(tmp_path.resolve() / "f" / "n.md")
+    assert safe_path(str(tmp_path), "🚀 emoji.md").endswith("🚀 emoji.md")
+
+
+def test_related_links_go_on_both_notes(make_vault):
+    root, vault = setup_vault(
+        make_vault,
+        {
+            "a.md": A,
+            "x/B.md": "---\nrelated:\n  - \"[[Old]]\"\n---\nB body\n",
+            "C.md": "C body\n",
+            "C# tricks.md": "sharp\n",
+            "x/Same.md": "one\n",
+            "y/Same.md": "two\n",
+        },
+    )
+    review = approve_related(
+        note("a.md"),
+        ["x/B.md", "C.md", "a.md", "missing.md", "C# tricks.md", "x/Same.md"],
+    )
+    summary = vault_export(vault=vault)
+    assert summary.ok
+    assert sorted(summary.written) == ["C.md", "a.md", "x/B.md", "x/Same.md"]
+    assert meta(root, "a.md")["related"] == ["[[B]]", "[[C]]", "[[x/Same]]"]
+    assert meta(root, "x/B.md")["related"] == ["[[Old]]", "[[a]]"]
+    assert meta(root, "C.md")["related"] == ["[[a]]"]
+    assert meta(root, "x/Same.md")["related"] == ["[[a]]"]
+    assert (root / "C# tricks.md").read_text() == "sharp\n"
+    assert (root / "C.md").read_text() == '---\nrelated:\n  - "[[a]]"\n---\nC body\n'
+    review.refresh_from_db()
+    assert review.exported_at is not None
+    assert vault_export(vault=vault).written == []
+
+
+def test_existing_links_in_any_spelling_are_not_duplicated(make_vault):
+    root, vault = setup_vault(
+        make_vault,
+        {
+            "a.md": '---\nrelated: ["[[notes/B|Bee]]", "[[c.md]]", "[[D#Heading]]"]\n---\nA\n',
+            "notes/B.md": "---\nrelated:\n  - [[a]]\n---\nB\n",
+            "c.md": "C\n",
+            "D.md": "D\n",
+        },
+    )
+    approve_related(note("a.md"), ["notes/B.md", "c.md", "D.md"])
+    before_a = (root / "a.md").read_bytes()
+    summary = vault_export(vault=vault)
+    assert (root / "a.md").read_bytes() == before_a
+    assert (root / "notes/B.md").read_text() == "---\nrelated:\n  - [[a]]\n---\nB\n"
+    assert sorted(summary.written) == ["D.md", "c.md"]
+
+
+def test_name_breaking_characters_never_become_link_targets(make_vault):
+    root, vault = setup_vault(
+        make_vault, {"a^b.md": "x\n", "p|q.md": "y\n", "[r].md": "z\n", "ok.md": "ok\n"}
+    )
+    approve_related(note("ok.md"), ["a^b.md", "p|q.md", "[r].md"])
+    approve_related(note("a^b.md"), ["ok.md"])
+    summary = vault_export(vault=vault)
+    # ok.md is linked from a^b.md, but a^b.md is never a target, so ok.md gets nothing back.
+    assert summary.written == ["a^b.md"]
+    assert meta(root, "a^b.md")["related"] == ["[[ok]]"]
+    assert (root / "ok.md").read_text() == "ok\n"
+
+
+def test_selected_notes_only_plus_both_ends_of_their_links(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A, "b.md": "B\n", "c.md": "C\n"})
+    approve_tags(note("a.md"), ["x"])
+    approve_tags(note("c.md"), ["y"])
+    approve_related(note("b.md"), ["a.md"])
+    summary = vault_export(vault=vault, note_ids=[note("a.md").id])
+    assert sorted(summary.written) == ["a.md", "b.md"]
+    assert (root / "c.md").read_text() == "C\n"
+
+
+def test_dry_run_writes_nothing(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A, "n.md": "no frontmatter\r\n"})
+    approve_tags(note("a.md"), ["x"])
+    approve_tags(note("n.md"), ["y"])
+    before = {p: (root / p).read_bytes() for p in ("a.md", "n.md")}
+    summary = vault_export(vault=vault, dry_run=True)
+    assert summary.line().startswith("would write 2")
+    diffs = dict(summary.diffs)
+    assert "-tags: [python]  # mine\n+tags: [python, x]  # mine\n" in diffs["a.md"]
+    assert diffs["n.md"].startswith("--- a/n.md\n+++ b/n.md\n")
+    assert {p: (root / p).read_bytes() for p in ("a.md", "n.md")} == before
+    assert not ExportRecord.objects.exists()
+    assert Review.objects.filter(exported_at__isnull=False).count() == 0
+
+
+def test_tag_renames_merges_and_removals(make_vault):
+    root, vault = setup_vault(
+        make_vault,
+        {
+            "a.md": "---\ntags:\n  - Project\n  - project/sub\n  - keep\n---\nA\n",
+            "b.md": "---\ntags: [old, merged, stays]\n---\nB\n",
+            "c.md": "---\ntags: [untouched]\n---\nC\n",
+        },
+    )
+    rename_tag(note("a.md"), "project", "work/project")
+    rename_tag(note("a.md"), "old", "merged")
+    rename_tag(note("a.md"), "stays", "")
+    approve_tags(note("c.md"), ["project/new"])
+    summary = vault_export(vault=vault)
+    assert sorted(summary.written) == ["a.md", "b.md", "c.md"]
+    assert (root / "a.md").read_text() == (
+        "---\ntags:\n  - work/project\n  - work/project/sub\n  - keep\n---\nA\n"
+    )
+    assert meta(root, "b.md")["tags"] == ["merged"]
+    assert meta(root, "c.md")["tags"] == ["untouched", "work/project/new"]
+    assert vault_export(vault=vault).written == []
+
+
+def test_skipped_or_missing_notes_are_reported_not_written(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A, "broken.md": "---\nx: [\n---\nb\n"})
+    approve_tags(note("broken.md"), ["x"])
+    approve_tags(note("a.md"), ["x"])
+    (root / "a.md").unlink()
+    vault_import(root=root, name="v")
+    summary = vault_export(vault=vault)
+    assert dict(summary.errors).keys() == {"a.md", "broken.md"}
+    assert not (root / "a.md").exists()
+
+
+def test_unreadable_yaml_for_the_writer_is_an_error_not_a_rewrite(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": "---\n{title: flow, tags: [a]}\n---\nA\n"})
+    approve_tags(note("a.md"), ["x"])
+    summary = vault_export(vault=vault)
+    assert summary.errors and "flow mapping" in summary.errors[0][1]
+    assert (root / "a.md").read_text() == "---\n{title: flow, tags: [a]}\n---\nA\n"
+
+
+def test_progress_reports_every_file(make_vault):
+    _, vault = setup_vault(make_vault, {"a.md": A, "b.md": "B\n"})
+    approve_tags(note("a.md"), ["x"])
+    approve_tags(note("b.md"), ["y"])
+    calls = []
+    vault_export(vault=vault, progress=lambda done, total, path: calls.append((done, total, path)))
+    assert calls == [(1, 2, "a.md"), (2, 2, "b.md")]
