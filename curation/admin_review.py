@@ -1,1 +1,295 @@
-"""Admin for suggestions, reviews and the taxonomy."""
+"""Admin for suggestions (the review queue), reviews (the audit trail), tag renames and locks."""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
+from curation.review import (
+    ReviewError,
+    can_review,
+    note_value,
+    suggestion_ids_with_new_tags,
+    suggestions_decide,
+    suggestions_supersede,
+    vault_known_tags,
+)
+from curation.review_html import STYLE, suggested_html, value_html
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Pending by default: the queue is what awaits a decision."""
+
+    title = "state"
+    parameter_name = "state__exact"  # the spelling the dashboard's link uses
+
+    def lookups(self, request, model_admin):
+        return [*Suggestion.State.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        value = self.value() or Suggestion.State.PENDING
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or Suggestion.State.PENDING
+        return queryset if value == "all" else queryset.filter(state=value)
+
+
+class FolderFilter(admin.SimpleListFilter):
+    title = "folder"
+    parameter_name = "folder"
+
+    def lookups(self, request, model_admin):
+        from ingest.models import Note
+
+        folders = Note.objects.order_by("folder").values_list("folder", flat=True).distinct()
+        return [(f or "/", f or "(vault root)") for f in folders[:200]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == "/":
+            return queryset.filter(note__folder="")
+        return queryset.filter(Q(note__folder=value) | Q(note__folder__startswith=value + "/"))
+
+
+def _json_fragments(text: str) -> list[str]:
+    """How a string may appear inside stored JSON text: as is, and \\u-escaped (SQLite)."""
+    escaped = json.dumps(text)[1:-1]
+    return list(dict.fromkeys([text, escaped]))
+
+
+class TagBranchFilter(admin.SimpleListFilter):
+    """Suggestions whose note has, or which suggest, a tag in this branch (the tag or below)."""
+
+    title = "tag branch"
+    parameter_name = "branch"
+
+    def lookups(self, request, model_admin):
+        from ingest.models import Note
+
+        roots: dict[str, None] = {}
+        for tags in Note.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
+            for tag in tags or []:
+                roots.setdefault(str(tag).split("/")[0], None)
+        return [(root, root) for root in sorted(roots)[:100]]
+
+    def queryset(self, request, queryset):
+        branch = (self.value() or "").strip().strip("/")
+        if not branch:
+            return queryset
+        condition = Q()
+        for fragment in _json_fragments(branch):
+            for pattern in (f'"{fragment}"', f'"{fragment}/'):
+                condition |= Q(note__tags__icontains=pattern)
+                condition |= Q(field=Field.TAGS, value__icontains=pattern)
+        return queryset.filter(condition)
+
+
+class NewTagFilter(admin.SimpleListFilter):
+    title = "introduces a new tag"
+    parameter_name = "new_tag"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        ids = suggestion_ids_with_new_tags(queryset=queryset)
+        if self.value() == "yes":
+            return queryset.filter(pk__in=ids)
+        return queryset.exclude(pk__in=ids)
+
+
+@admin.action(description="Approve the selected suggestions", permissions=["review"])
+def approve_selected(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, Review.Decision.APPROVED)
+
+
+@admin.action(description="Reject the selected suggestions", permissions=["review"])
+def reject_selected(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, Review.Decision.REJECTED)
+
+
+def _decide(modeladmin, request, queryset, decision):
+    try:
+        result = suggestions_decide(queryset=queryset, user=request.user, decision=decision)
+    except ReviewError as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
+    level = messages.SUCCESS if result.decided else messages.WARNING
+    modeladmin.message_user(request, result.summary(decision).capitalize() + ".", level)
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(admin.ModelAdmin):
+    """The review queue: pending suggestions, what the note has now beside what is suggested."""
+
+    change_list_template = "curation/review/change_list.html"
+    list_filter = [
+        StateFilter, "field", "job", "note__vault", FolderFilter, TagBranchFilter, NewTagFilter,
+    ]  # fmt: skip
+    list_display_links = None
+    list_select_related = ["note", "note__vault", "job"]
+    search_fields = ["note__path", "note__title"]
+    actions = [approve_selected, reject_selected]
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = [
+        "note", "job", "item", "field", "value", "model", "prompt_version", "cost",
+        "created_at", "state",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False  # suggestions come from jobs
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decisions are Reviews, made with the actions or on the note's page
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # history is never deleted
+
+    def has_review_permission(self, request):
+        return can_review(request.user)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            suggestions_supersede()  # a stale machine value never waits beside a human edit
+        extra_context = {
+            **(extra_context or {}),
+            "review_style": STYLE,
+            "review_hint": (
+                "Approve or reject with the actions (tick 'select all' to decide the whole "
+                "filtered set); open a note to edit a field or keep and drop tags one by one."
+                if can_review(request.user)
+                else "You can read the queue; only moderators decide."
+            ),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def get_list_display(self, request):
+        # Display columns close over per-request caches (a ModelAdmin is shared by threads).
+        known_by_vault: dict[int, set[str]] = {}
+        locks: dict[int, ReviewLock] = {}
+        locks_loaded = []
+
+        @admin.display(description="Suggested")
+        def suggested_value(obj):
+            vault_id = obj.note.vault_id
+            if vault_id not in known_by_vault:
+                known_by_vault[vault_id] = vault_known_tags(vault_id=vault_id)
+            current = note_value(obj.note, obj.field)
+            return suggested_html(
+                obj.field, obj.value, current=current, known=known_by_vault[vault_id]
+            )
+
+        @admin.display(description="Lock")
+        def lock(obj):
+            if not locks_loaded:
+                live = ReviewLock.objects.filter(expires_at__gt=timezone.now())
+                locks.update((lk.note_id, lk) for lk in live.select_related("holder")[:1000])
+                locks_loaded.append(True)
+            held = locks.get(obj.note_id)
+            return format_html("held by {}", held.holder.get_username()) if held else ""
+
+        return ["note_link", "field", "current_value", suggested_value, "job", "state", lock]
+
+    @admin.display(description="Note", ordering="note__path")
+    def note_link(self, obj):
+        url = reverse("curation:review_note", args=[obj.note_id])
+        return format_html('<a href="{}">{}</a>', url, obj.note.path)
+
+    @admin.display(description="Now")
+    def current_value(self, obj):
+        return value_html(obj.field, note_value(obj.note, obj.field))
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    """The audit trail: every decision, who made it, and the value before and after."""
+
+    change_list_template = "curation/review/change_list.html"
+    list_display = [
+        "decided_at", "reviewer", "decision", "field", "note_link", "before_value",
+        "after_value", "comment", "exported_at",
+    ]  # fmt: skip
+    list_filter = ["decision", "reviewer", "suggestion__field", "suggestion__note__vault"]
+    list_select_related = ["reviewer", "suggestion", "suggestion__note"]
+    search_fields = ["suggestion__note__path", "reviewer__username", "comment"]
+    date_hierarchy = "decided_at"
+    list_per_page = 100
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "review_style": STYLE}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Field", ordering="suggestion__field")
+    def field(self, obj):
+        return obj.suggestion.field
+
+    @admin.display(description="Note", ordering="suggestion__note__path")
+    def note_link(self, obj):
+        url = reverse("curation:review_note", args=[obj.suggestion.note_id])
+        return format_html('<a href="{}">{}</a>', url, obj.suggestion.note.path)
+
+    @admin.display(description="Before")
+    def before_value(self, obj):
+        return value_html(obj.suggestion.field, obj.before)
+
+    @admin.display(description="After")
+    def after_value(self, obj):
+        return value_html(obj.suggestion.field, obj.value)
+
+
+@admin.register(TagRename)
+class TagRenameAdmin(admin.ModelAdmin):
+    """Renames are made on the taxonomy page (through tag_rename); here they are listed."""
+
+    list_display = ["old", "new", "vault", "decided_by", "decided_at"]
+    list_filter = ["vault", "decided_by"]
+    search_fields = ["old", "new"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReviewLock)
+class ReviewLockAdmin(admin.ModelAdmin):
+    """Who is reviewing which note; a superuser may delete a lock to free a note at once."""
+
+    list_display = ["note", "holder", "claimed_at", "expires_at", "live"]
+    list_select_related = ["note", "holder"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True)
+    def live(self, obj):
+        return obj.expires_at > timezone.now()

@@ -142,7 +142,7 @@ def _conflict(suggestion_id: int, attempted: str) -> ReviewConflict:
         when = timezone.localtime(review.decided_at).strftime("%Y-%m-%d %H:%M:%S")
         message = (
             f"{who} already decided this suggestion ({review.get_decision_display().lower()}"
-            f" at {when}). Your decision ({attempted}) was not saved; reload to see theirs."
+            f" at {when}). Your decision ({attempted}) was not saved; theirs stands."
         )
     else:
         message = (

@@ -65,7 +65,7 @@ def make_suggestion(make_job):
 
 
 def _user(username, group=None, **extra):
-    user = User.objects.create_user(username, password="pw", is_staff=True, **extra)
+    user = User.objects.create_user(username, password=None, is_staff=True, **extra)
     if group:
         user.groups.add(Group.objects.get(name=group))
     return user
@@ -93,7 +93,7 @@ def curator(db):
 
 @pytest.fixture
 def superuser(db):
-    return User.objects.create_superuser("root", password="pw")
+    return User.objects.create_superuser("root", password=None)
 
 
 @pytest.fixture

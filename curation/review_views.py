@@ -1,0 +1,210 @@
+"""Review pages beside the admin: one note's suggestions (with its lock) and the tag taxonomy."""
+
+from collections import Counter
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from curation.models import Field, Review, Suggestion, TagRename
+from curation.review import (
+    ReviewError,
+    can_review,
+    can_view,
+    lock_seconds,
+    note_lock_claim,
+    note_lock_live,
+    note_lock_release,
+    note_value,
+    suggestion_decide,
+    tag_clean,
+    tag_is_new,
+    tag_rename,
+    tag_tree,
+    tag_tree_flat,
+    vault_known_tags,
+)
+from curation.review_html import STYLE, suggested_html, value_html
+from ingest.models import Note, Vault
+from ingest.render import render_markdown
+
+ACTIONS = {
+    "approve": Review.Decision.APPROVED,
+    "reject": Review.Decision.REJECTED,
+    "edit": Review.Decision.EDITED,
+}
+
+
+def _page(request, template, context):
+    return render(
+        request, template, {**admin.site.each_context(request), "review_style": STYLE, **context}
+    )
+
+
+@staff_member_required
+def note_review(request, note_id: int):
+    """GET: show the note's suggestions and claim its lock; POST: decide one suggestion."""
+    note = get_object_or_404(Note.objects.select_related("vault"), pk=note_id)
+    if not can_view(request.user):
+        raise PermissionDenied("You cannot see the review queue.")
+    if request.method == "POST":
+        return _note_decide(request, note)
+
+    moderator = can_review(request.user)
+    if moderator:
+        holds_lock, lock = note_lock_claim(note_id=note.pk, user=request.user)
+    else:
+        holds_lock, lock = False, note_lock_live(note_id=note.pk)
+    known = vault_known_tags(vault_id=note.vault_id)
+    rows = []
+    suggestions = note.suggestions.select_related("job").order_by("field", "-id")
+    for suggestion in suggestions:
+        current = note_value(note, suggestion.field)
+        value = suggestion.value
+        rows.append(
+            {
+                "s": suggestion,
+                "current_html": value_html(suggestion.field, current),
+                "suggested_html": suggested_html(
+                    suggestion.field, value, current=current, known=known
+                ),
+                "tags": [
+                    {"tag": tag_clean(t), "new": tag_is_new(tag_clean(t), known)}
+                    for t in (value if suggestion.field == Field.TAGS and isinstance(value, list)
+                              else [])
+                ],
+                "paths": value if suggestion.field == Field.RELATED and isinstance(value, list)
+                else [],
+                "text": value if isinstance(value, str) else "",
+                "open": suggestion.state == Suggestion.State.PENDING,
+            }
+        )  # fmt: skip
+    history = (
+        Review.objects.filter(suggestion__note=note)
+        .select_related("reviewer", "suggestion")
+        .order_by("-decided_at", "-id")
+    )
+    return _page(
+        request,
+        "curation/review/note.html",
+        {
+            "title": f"Review {note.path}",
+            "note": note,
+            "body_html": render_markdown(note.body),
+            "rows": rows,
+            "history": [
+                {
+                    "r": review,
+                    "before_html": value_html(review.suggestion.field, review.before),
+                    "after_html": value_html(review.suggestion.field, review.value),
+                }
+                for review in history
+            ],
+            "can_review": moderator,
+            "lock": lock,
+            "holds_lock": holds_lock,
+            "lock_minutes": lock_seconds() // 60,
+        },
+    )
+
+
+def _note_decide(request, note: Note):
+    if not can_review(request.user):
+        raise PermissionDenied("Only moderators decide suggestions.")
+    here = reverse("curation:review_note", args=[note.pk])
+    suggestion = get_object_or_404(
+        Suggestion, pk=request.POST.get("suggestion_id") or 0, note_id=note.pk
+    )
+    decision = ACTIONS.get(request.POST.get("action", ""))
+    if decision is None:
+        messages.error(request, "Unknown action.")
+        return HttpResponseRedirect(here)
+    value = None
+    if decision == Review.Decision.EDITED:
+        if suggestion.field == Field.DESCRIPTION:
+            value = request.POST.get("value", "")
+        else:  # tags and related: the kept chips plus anything typed
+            value = request.POST.getlist("keep") + request.POST.get("extra", "").split()
+    try:
+        review = suggestion_decide(
+            suggestion_id=suggestion.pk,
+            user=request.user,
+            decision=decision,
+            value=value,
+            comment=request.POST.get("comment", ""),
+            expected_state=request.POST.get("expected_state", Suggestion.State.PENDING),
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"{suggestion.get_field_display()}: {review.get_decision_display().lower()}."
+        )
+    return HttpResponseRedirect(here)
+
+
+@staff_member_required
+@require_POST
+def note_release(request, note_id: int):
+    """Give the note's lock back so another moderator can take it at once."""
+    note = get_object_or_404(Note, pk=note_id)
+    if note_lock_release(note_id=note.pk, user=request.user):
+        messages.info(request, f"Released {note.path}.")
+    return redirect("admin:curation_suggestion_changelist")
+
+
+@staff_member_required
+def taxonomy(request, vault_id: int | None = None):
+    """The vault's tag tree with counts, new tags awaiting review, and rename/merge (POST)."""
+    if not can_view(request.user):
+        raise PermissionDenied("You cannot see the taxonomy.")
+    if vault_id is None:
+        vaults = list(Vault.objects.all())
+        if len(vaults) == 1:
+            return redirect("curation:review_taxonomy_vault", vault_id=vaults[0].pk)
+        return _page(request, "curation/review/taxonomy.html", {"title": "Tags", "vaults": vaults})
+
+    vault = get_object_or_404(Vault, pk=vault_id)
+    here = reverse("curation:review_taxonomy_vault", args=[vault.pk])
+    if request.method == "POST":
+        if not can_review(request.user):
+            raise PermissionDenied("Only moderators rename or merge tags.")
+        try:
+            rename = tag_rename(
+                vault_id=vault.pk,
+                old=request.POST.get("old", ""),
+                new=request.POST.get("new", ""),
+                user=request.user,
+            )
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Recorded {rename}; export applies it to every note.")
+        return HttpResponseRedirect(here)
+
+    known = vault_known_tags(vault_id=vault.pk)
+    new_tags: Counter[str] = Counter()
+    pending = Suggestion.objects.filter(
+        note__vault=vault, field=Field.TAGS, state=Suggestion.State.PENDING
+    ).values_list("value", flat=True)
+    for value in pending.iterator(chunk_size=2000):
+        for tag in value if isinstance(value, list) else []:
+            tag = tag_clean(tag)
+            if tag_is_new(tag, known):
+                new_tags[tag] += 1
+    return _page(
+        request,
+        "curation/review/taxonomy.html",
+        {
+            "title": f"Tags of {vault.name}",
+            "vault": vault,
+            "rows": tag_tree_flat(tag_tree(vault_id=vault.pk)),
+            "new_tags": sorted(new_tags.items()),
+            "renames": TagRename.objects.filter(vault=vault).select_related("decided_by"),
+            "can_review": can_review(request.user),
+        },
+    )
