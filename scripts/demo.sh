@@ -35,11 +35,28 @@ $PY manage.py setup_demo_user --username "$ADMIN_USER" --password "$ADMIN_PASSWO
 $PY manage.py qcluster > var/worker.log 2>&1 &
 pids+=($!)
 
+DASHBOARD="http://${HOST}:${PORT}/login/?next=/"
 cat <<MSG
 
   VaultCMS is running: http://${HOST}:${PORT}/
-  Log in as  ${ADMIN_USER} / ${ADMIN_PASSWORD}
+  Log in as  ${ADMIN_USER} / ${ADMIN_PASSWORD}  — you land on the dashboard, which shows
+  what to do next: import, curate, review, export.
   Worker log: var/worker.log   Stop with Ctrl-C.
 
 MSG
+# Open the dashboard in a browser once the server answers (only where there is a display;
+# VAULTCMS_DEMO_OPEN=0 turns it off).
+if [ "${VAULTCMS_DEMO_OPEN:-1}" = "1" ] && { [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = "Darwin" ]; }; then
+    (
+        for _ in $(seq 1 60); do
+            if $PY -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+                "http://${HOST}:${PORT}/healthz" >/dev/null 2>&1; then
+                $PY -m webbrowser -t "$DASHBOARD" >/dev/null 2>&1 || true
+                break
+            fi
+            sleep 0.5
+        done
+    ) &
+    pids+=($!)
+fi
 $PY manage.py runserver "${HOST}:${PORT}" --noreload
