@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 from ingest.admin_export import (
     export_approved_notes,
     export_approved_vaults,
+    has_export_permission,
     preview_export_notes,
     preview_export_vaults,
 )
@@ -35,6 +36,7 @@ class VaultAdmin(admin.ModelAdmin):
     search_fields = ["name", "root"]
     readonly_fields = ["created_at", "imported_at"]
     actions = [reimport_vaults, export_approved_vaults, preview_export_vaults]
+    has_export_permission = has_export_permission
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -91,6 +93,7 @@ class NoteAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = [export_approved_notes, preview_export_notes]
+    has_export_permission = has_export_permission
     readonly_fields = [
         "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",
         "preview", "encoding", "has_bom", "content_hash", "size", "imported_at", "updated_at",

@@ -3,10 +3,16 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from curation.review import can_review
 from ingest.exporter import ExportSummary, vault_export
 from ingest.models import Vault
 
 SHOWN_PROBLEMS = 20
+
+
+def has_export_permission(modeladmin, request) -> bool:
+    """Moderators (who decide what is approved) and users allowed to change notes."""
+    return can_review(request.user) or request.user.has_perm("ingest.change_note")
 
 
 def _by_vault(notes) -> dict[Vault, list[int]]:
@@ -56,7 +62,7 @@ def _line_class(line: str) -> str:
     return {"+": "add", "-": "del"}.get(line[:1], "ctx")
 
 
-@admin.action(description="Export approved to vault", permissions=["change"])
+@admin.action(description="Export approved to vault", permissions=["export"])
 def export_approved_vaults(modeladmin, request, queryset):
     for vault in queryset:
         _report(modeladmin, request, vault, vault_export(vault=vault))
@@ -67,7 +73,7 @@ def preview_export_vaults(modeladmin, request, queryset):
     return _preview(modeladmin, request, [(vault, None) for vault in queryset])
 
 
-@admin.action(description="Export approved to vault", permissions=["change"])
+@admin.action(description="Export approved to vault", permissions=["export"])
 def export_approved_notes(modeladmin, request, queryset):
     for vault, note_ids in _by_vault(queryset).items():
         _report(modeladmin, request, vault, vault_export(vault=vault, note_ids=note_ids))
