@@ -411,15 +411,18 @@ def note_lock_live(*, note_id: int) -> ReviewLock | None:
 
 
 def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
-    """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes."""
+    """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes.
+
+    Matched without regard to case, as export matches them (ingest.export._rename).
+    """
     result = list(tags)
     for rename in renames:
+        old = rename.old.lower()
         moved: dict[str, None] = {}
         for tag in result:
-            if tag == rename.old:
-                tag = rename.new
-            elif tag.startswith(rename.old + "/"):
-                tag = f"{rename.new}{tag[len(rename.old):]}" if rename.new else ""
+            low = tag.lower()
+            if low == old or low.startswith(old + "/"):
+                tag = f"{rename.new}{tag[len(old):]}" if rename.new else ""
             if tag:
                 moved.setdefault(tag, None)
         result = list(moved)

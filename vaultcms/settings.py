@@ -144,6 +144,8 @@ CURATION_BATCH_SIZE = env_int("CURATION_BATCH_SIZE", 100)
 CURATION_POLL_SECONDS = env_int("CURATION_POLL_SECONDS", 30)
 CURATION_CONCURRENCY = env_int("CURATION_CONCURRENCY", 8)
 CURATION_MAX_ATTEMPTS = env_int("CURATION_MAX_ATTEMPTS", 3)
+# How long opening a note's review page holds it for that moderator (renewed on reload).
+REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 
 # --- Vault import --------------------------------------------------------------
 VAULTCMS_MAX_NOTE_BYTES = env_int("VAULTCMS_MAX_NOTE_BYTES", 2 * 1024 * 1024)
