@@ -45,8 +45,8 @@ class VaultAdmin(admin.ModelAdmin):
 
     @admin.display(description="Notes", ordering="_note_count")
     def note_count(self, vault):
-        url = reverse("admin:ingest_note_changelist")
-        return format_html('<a href="{}?vault__id__exact={}">{}</a>', url, vault.id, vault._note_count)
+        url = f'{reverse("admin:ingest_note_changelist")}?vault__id__exact={vault.id}'
+        return format_html('<a href="{}">{}</a>', url, vault._note_count)
 
 
 class FolderFilter(admin.SimpleListFilter):
