@@ -1,9 +1,10 @@
 """Factories for review tests: vaults, notes, jobs, items and suggestions made with the ORM."""
 
+import importlib
 import itertools
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
 from curation.models import Item, Job, Suggestion
 from ingest.models import Note, Vault
@@ -64,10 +65,25 @@ def make_suggestion(make_job):
     return build
 
 
+ROLES = importlib.import_module("curation.migrations.0004_roles").ROLES
+
+
+def role(name: str) -> Group:
+    """The group the data migration made; rebuilt the same way if a flush removed it."""
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        for dotted in ROLES[name]:
+            app_label, codename = dotted.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    return group
+
+
 def _user(username, group=None, **extra):
     user = User.objects.create_user(username, password=None, is_staff=True, **extra)
     if group:
-        user.groups.add(Group.objects.get(name=group))
+        user.groups.add(role(group))
     return user
 
 
