@@ -5,6 +5,7 @@ Skipped, with the reason in `pytest -ra` output, when Playwright or Chromium is 
 Screenshots of each step go to test-artifacts/browser/<test name>/.
 """
 
+import itertools
 import os
 import re
 import shutil
@@ -83,14 +84,14 @@ def artifacts(request):
 class Session:
     """One person's browser context: log in, go to pages, screenshot each step."""
 
-    def __init__(self, *, browser, base_url: str, folder: Path, label: str):
+    def __init__(self, *, browser, base_url: str, folder: Path, label: str, steps):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.base_url = base_url
         self.folder = folder
         self.label = label
-        self.steps = 0
+        self.steps = steps  # shared by the test's sessions, so files sort in story order
 
     def go(self, path: str):
         self.page.goto(self.base_url + path)
@@ -105,9 +106,8 @@ class Session:
         return self.page
 
     def shot(self, name: str) -> Path:
-        self.steps += 1
         slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
-        path = self.folder / f"{self.steps:02d}-{self.label}-{slug}.png"
+        path = self.folder / f"{next(self.steps):02d}-{self.label}-{slug}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
@@ -119,9 +119,12 @@ class Session:
 def open_session(browser, live_server, artifacts):
     """open_session(label) -> a fresh, isolated browser context (its own cookies)."""
     sessions: list[Session] = []
+    steps = itertools.count(1)
 
     def open_(label: str = "user") -> Session:
-        session = Session(browser=browser, base_url=live_server.url, folder=artifacts, label=label)
+        session = Session(
+            browser=browser, base_url=live_server.url, folder=artifacts, label=label, steps=steps
+        )
         sessions.append(session)
         return session
 
@@ -162,3 +165,20 @@ def sample_vault(transactional_db, tmp_path):
     shutil.copytree(Path(__file__).resolve().parents[2] / "sample_vault", root)
     vault, _ = vault_import(root=root, name="Sample vault")
     return vault
+
+
+@pytest.fixture
+def curated(sample_vault, emulator, settings):
+    """curated(note_ids) -> the Job, run to its end against the in-process API emulator."""
+    from curation import jobs
+
+    settings.CURATION_POLL_MIN_SECONDS = 0.01
+    settings.CURATION_POLL_SECONDS = 0.05
+
+    def run(note_ids, fields=("tags", "description", "related"), mode="auto"):
+        job = jobs.job_create(notes=list(note_ids), fields=list(fields), mode=mode)
+        assert jobs.job_run(job_id=job.id, sleep=lambda s: None) is True
+        job.refresh_from_db()
+        return job
+
+    return run
