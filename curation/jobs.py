@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +36,7 @@ from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
 from curation import client, router
+from curation.candidates import CandidateIndex
 from curation.models import ALL_FIELDS, Batch, Item, Job, Mode, Suggestion
 from ingest.models import Note
 
@@ -366,30 +366,40 @@ def job_retry_failed(*, job_id: int) -> int:
 # --- building requests -------------------------------------------------------------------------
 
 
-def _taxonomy(job: Job) -> list[str]:
-    """The vault's most common existing tags, so the model reuses them instead of inventing."""
-    notes = Note.objects.filter(state=Note.State.OK)
-    if job.vault_id:
-        notes = notes.filter(vault_id=job.vault_id)
-    counter: Counter[str] = Counter()
-    for tags in notes.values_list("tags", flat=True).iterator(chunk_size=5000):
-        if isinstance(tags, list):
-            counter.update(t for t in tags if isinstance(t, str))
-    return [t for t, _ in counter.most_common(TAXONOMY_SIZE)]
-
-
 class RequestBuilder:
-    """Turns items of one job into API request params (taxonomy and candidates read once)."""
+    """Turns items of one job into API request params.
+
+    Per vault, one candidate index (curation.candidates) is built once and gives both the
+    taxonomy (existing tags, most used first) and each note's candidate related notes, so
+    the same candidates can be offered in the request and checked against in the answer.
+    """
 
     def __init__(self, job: Job):
         self.job = job
-        self.taxonomy = _taxonomy(job)
-        self.picker = _candidate_picker(job) if "related" in job.fields else None
+        self.want_related = "related" in job.fields
+        self._indexes: dict[int, CandidateIndex] = {}
+        self._taxonomies: dict[int, list[str]] = {}
+
+    def index(self, vault_id: int) -> CandidateIndex:
+        index = self._indexes.get(vault_id)
+        if index is None:
+            rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(
+                "path", "title", "tags"
+            )
+            index = self._indexes[vault_id] = CandidateIndex.build(rows.iterator(chunk_size=5000))
+            self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
+        return index
+
+    def taxonomy(self, vault_id: int) -> list[str]:
+        self.index(vault_id)
+        return self._taxonomies[vault_id]
 
     def candidates(self, note: Note) -> list[str]:
-        return self.picker(note) if self.picker is not None else []
+        if not self.want_related:
+            return []
+        return self.index(note.vault_id).candidates(note.path)
 
-    def note_input(self, item: Item, note: Note) -> client.NoteInput:
+    def note_input(self, item: Item, note: Note, candidates: list[str] | None = None):
         return client.NoteInput(
             custom_id=item.custom_id,
             name=note.name,
@@ -398,24 +408,28 @@ class RequestBuilder:
             body=note.body,
             tags=note.tags if isinstance(note.tags, list) else [],
             fields=list(self.job.fields),
-            candidates=self.candidates(note),
-            taxonomy=self.taxonomy,
+            candidates=self.candidates(note) if candidates is None else candidates,
+            taxonomy=self.taxonomy(note.vault_id),
         )
 
-    def params(self, item: Item, note: Note) -> dict:
-        return client.build_request(self.note_input(item, note), model=self.job.model)
+    def params(self, item: Item, note: Note, candidates: list[str] | None = None) -> dict:
+        return client.build_request(self.note_input(item, note, candidates), model=self.job.model)
 
+    def candidates_lookup(self, batch: Batch) -> Callable[[str], list[str]]:
+        """custom_id -> the candidate paths its request offered (for checking `related`)."""
+        if not self.want_related:
+            return lambda custom_id: []
+        where = dict(
+            Item.objects.filter(batch=batch).values_list("custom_id", "note__vault_id")
+        )
+        paths = dict(Item.objects.filter(batch=batch).values_list("custom_id", "note__path"))
 
-def _candidate_picker(job: Job) -> Callable[[Note], list[str]]:
-    """Paths of notes that could be linked from a note (the client side's local picker)."""
-    try:
-        from curation import candidates as picker_module
-    except ImportError:  # the picker is optional: without it `related` gets no candidates
-        return lambda note: []
-    make = getattr(picker_module, "picker_for_job", None) or getattr(picker_module, "picker", None)
-    if make is None:
-        return lambda note: []
-    return make(job=job)
+        def lookup(custom_id: str) -> list[str]:
+            if custom_id not in paths:
+                raise KeyError(custom_id)
+            return self.index(where[custom_id]).candidates(paths[custom_id])
+
+        return lookup
 
 
 def _item_pages(qs: QuerySet, size: int = PAGE) -> Iterator[list[Item]]:
@@ -574,14 +588,7 @@ def item_send(*, item: Item, job: Job, builder: RequestBuilder) -> bool:
     item.attempts += 1
     note = item.note
     candidates = builder.candidates(note)
-    params = client.build_request(
-        client.NoteInput(
-            custom_id=item.custom_id, name=note.name, path=note.path, title=note.title,
-            body=note.body, tags=note.tags if isinstance(note.tags, list) else [],
-            fields=list(job.fields), candidates=candidates, taxonomy=builder.taxonomy,
-        ),
-        model=job.model,
-    )  # fmt: skip
+    params = builder.params(item, note, candidates)
     try:
         outcome = client.send_one(params, fields=list(job.fields), candidates=candidates)
     except client.ApiError as exc:
@@ -822,7 +829,7 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
     return False
 
 
-def batch_poll(*, batch_id: int) -> str:
+def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
     """Poll one submitted batch; when it has ended, apply its results. Returns its state."""
     batch = Batch.objects.select_related("job").get(id=batch_id)
     if batch.state in (Batch.State.IN_PROGRESS, Batch.State.CANCELING):
@@ -853,7 +860,7 @@ def batch_poll(*, batch_id: int) -> str:
         log.info("job=%s batch=%s ended %s", batch.job_id, batch_id, counts)
         batch.refresh_from_db()
     if batch.state == Batch.State.ENDED:
-        batch_apply_results(batch_id=batch_id)
+        batch_apply_results(batch_id=batch_id, builder=builder)
         batch.refresh_from_db()
     return batch.state
 
@@ -864,7 +871,7 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def batch_apply_results(*, batch_id: int) -> int:
+def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None) -> int:
     """Stream an ended batch's results onto its items, a chunk per transaction.
 
     Each result is matched by custom_id -> Item row (never by position); a result whose id
@@ -878,7 +885,7 @@ def batch_apply_results(*, batch_id: int) -> int:
     results = client.iter_results(
         batch.provider_id,
         fields_for=lambda custom_id: fields,
-        candidates_for=_candidates_lookup(job),
+        candidates_for=(builder or RequestBuilder(job)).candidates_lookup(batch),
     )
     for chunk in _chunks(results, APPLY_CHUNK):
         with transaction.atomic():
@@ -920,24 +927,6 @@ def batch_apply_results(*, batch_id: int) -> int:
                 )
     log.info("job=%s batch=%s results applied=%s", job.id, batch_id, applied)
     return applied
-
-
-def _candidates_lookup(job: Job) -> Callable[[str], list[str]]:
-    """custom_id -> the candidate paths its request offered (recomputed, memoized per note)."""
-    if "related" not in job.fields:
-        return lambda custom_id: []
-    builder_picker = _candidate_picker(job)
-    notes = {}
-
-    def lookup(custom_id: str) -> list[str]:
-        if custom_id not in notes:
-            item = (
-                Item.objects.filter(custom_id=custom_id, job=job).select_related("note").first()
-            )
-            notes[custom_id] = builder_picker(item.note) if item else []
-        return notes[custom_id]
-
-    return lookup
 
 
 def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
@@ -982,7 +971,8 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
             return 0.0
         if batch.state != Batch.State.ENDED and batch.next_poll_at and batch.next_poll_at > now:
             continue
-        batch_poll(batch_id=batch.id)
+        builder = builder or RequestBuilder(job)
+        batch_poll(batch_id=batch.id, builder=builder)
 
     job_items = Item.objects.filter(job=job)
     if job_items.filter(state__in=RETRY_STATES).exists() or job_items.filter(

@@ -10,6 +10,7 @@ import pytest
 
 from curation import jobs
 from curation.models import Batch, Item, Job, Suggestion
+from ingest.models import Note
 from tests.curation.conftest import word_for
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +176,18 @@ def test_skipped_and_missing_notes_are_never_queued(emulator, make_notes, fast_p
     assert emulator.stats()["batch_requests"] == 2
     with pytest.raises(jobs.NoNotesError):
         jobs.job_create(notes=[notes[1].id, notes[2].id])
+
+
+def test_related_suggestions_are_paths_of_offered_candidates(emulator, make_notes, fast_polls):
+    notes = make_notes(
+        3, names=["Agent frameworks compared", "Agent memory design", "Sourdough baking"]
+    )
+    job = run(notes, fields=["related"])
+    related = {
+        s.note_id: s.value for s in Suggestion.objects.filter(job=job, field="related")
+    }
+    assert related[notes[0].id] == [notes[1].path]
+    assert related[notes[1].id] == [notes[0].path]
+    assert notes[2].path not in related[notes[0].id] + related[notes[1].id]
+    for note_id, paths in related.items():
+        assert all(p != Note.objects.get(id=note_id).path for p in paths)
