@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import PurePosixPath
 
 import anthropic
 from django.conf import settings
@@ -220,8 +219,10 @@ def _api_error(exc: Exception) -> ApiError:
 
 
 def link_name(path: str) -> str:
-    """Obsidian's link name for a note path: the file name without `.md`."""
-    return PurePosixPath(path).stem
+    """Obsidian's link name for a note path: the file name without `.md` (PurePosixPath.stem)."""
+    name = path.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
 
 
 def _ordered(fields: Iterable[str]) -> tuple[str, ...]:
@@ -328,9 +329,25 @@ def build_request(note: NoteInput, *, model: str) -> dict:
     }
 
 
+_sizes: dict[tuple[int, int], tuple[object, object, int]] = {}
+
+
 def request_size(params: dict) -> int:
-    """Bytes one request adds to a batch body (ASCII-escaped JSON as the SDK sends it)."""
-    return len(json.dumps(params, separators=(", ", ": "))) + 100  # + custom_id and wrapper
+    """Bytes one request adds to a batch body (ASCII-escaped JSON as the SDK sends it).
+
+    A job's requests share one system prompt and tool list (the same objects), so their size
+    is measured once; only the per-note part is encoded each time.
+    """
+    system, tools = params.get("system"), params.get("tools")
+    key = (id(system), id(tools))
+    hit = _sizes.get(key)
+    if hit is None or hit[0] is not system or hit[1] is not tools:
+        if len(_sizes) > 64:
+            _sizes.clear()
+        shared = len(json.dumps({"system": system, "tools": tools}))
+        hit = _sizes[key] = (system, tools, shared)
+    rest = {k: v for k, v in params.items() if k not in ("system", "tools")}
+    return hit[2] + len(json.dumps(rest)) + 100  # + custom_id and the request wrapper
 
 
 # --- Validating answers ------------------------------------------------------------------------
