@@ -26,7 +26,9 @@ INTERFACE CONTRACT (the job engine codes against exactly these names; keep them 
 
 Added here: `InvalidAnswer`, `sync_client()`, `reset_clients()`, `normalize_tag(tag)`,
 `link_name(path)`, `ApiError.status / .kind / .retryable`, `BatchStatus.results_url`,
-`Outcome.ok`. Candidates are chosen by `curation.candidates`; prices live in `curation.pricing`.
+`Outcome.ok`; for parallel mode `async_client(max_retries=)`, `send_one_async_with_headers`,
+`limit_headers(headers)` and `ApiError.headers`. Candidates are chosen by
+`curation.candidates`; prices live in `curation.pricing`.
 
 Configuration: ANTHROPIC_BASE_URL (unset: the SDK's default, api.anthropic.com) and
 ANTHROPIC_API_KEY, read from the environment at call time; with a base URL but no key a
@@ -125,12 +127,13 @@ class ApiError(Exception):
     """A whole call failed (after the SDK's retries). The message is safe to store and show."""
 
     def __init__(self, reason: str, *, status: int | None = None, kind: str = "",
-                 retryable: bool = True):
+                 retryable: bool = True, headers: dict | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.kind = kind
         self.retryable = retryable
+        self.headers = headers or {}  # rate-limit and retry-after headers only (limit_headers)
 
 
 class InvalidAnswer(ValueError):
@@ -174,10 +177,17 @@ def sync_client() -> anthropic.Anthropic:
     return client
 
 
-def async_client() -> anthropic.AsyncAnthropic:
-    """A new async SDK client (bound to the running event loop; close it when done)."""
+def async_client(*, max_retries: int | None = None) -> anthropic.AsyncAnthropic:
+    """A new async SDK client (bound to the running event loop; close it when done).
+
+    `max_retries=0` turns the SDK's own retries off for a caller that owns its retry policy
+    (parallel mode waits out retry-after and rate limits across all its calls at once).
+    """
     base_url, key = _connection()
-    return anthropic.AsyncAnthropic(api_key=key, base_url=base_url, **_options())
+    opts = _options()
+    if max_retries is not None:
+        opts["max_retries"] = max_retries
+    return anthropic.AsyncAnthropic(api_key=key, base_url=base_url, **opts)
 
 
 def reset_clients() -> None:
@@ -190,6 +200,20 @@ def reset_clients() -> None:
             client.close()
         except Exception:  # closing a pool must never break a test teardown
             pass
+
+
+LIMIT_HEADER_PREFIXES = ("anthropic-ratelimit-", "retry-after")
+
+
+def limit_headers(headers) -> dict[str, str]:
+    """The rate-limit and retry-after headers of a response (nothing else is kept)."""
+    if not headers:
+        return {}
+    return {
+        str(k).lower(): str(v)
+        for k, v in headers.items()
+        if str(k).lower().startswith(LIMIT_HEADER_PREFIXES)
+    }
 
 
 def _api_error(exc: Exception) -> ApiError:
@@ -205,7 +229,9 @@ def _api_error(exc: Exception) -> ApiError:
         status = exc.status_code
         reason = f"HTTP {status} {kind or 'error'}: {message or 'no message'}"
         retryable = status in (408, 409, 429) or status >= 500
-        return ApiError(reason[:1000], status=status, kind=kind, retryable=retryable)
+        response = getattr(exc, "response", None)
+        return ApiError(reason[:1000], status=status, kind=kind, retryable=retryable,
+                        headers=limit_headers(getattr(response, "headers", None)))
     if isinstance(exc, anthropic.APITimeoutError):
         return ApiError("request timed out", kind="timeout")
     if isinstance(exc, anthropic.APIConnectionError):
@@ -510,6 +536,22 @@ async def send_one_async(client, params: dict, *, fields, candidates) -> Outcome
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
     return _outcome(message.model_dump(), fields=fields, candidates=candidates)
+
+
+async def send_one_async_with_headers(
+    client, params: dict, *, fields, candidates
+) -> tuple[Outcome, dict[str, str]]:
+    """send_one_async that also returns the answer's rate-limit headers (see limit_headers).
+
+    A failed call raises ApiError whose `.headers` hold the same (retry-after included).
+    """
+    try:
+        response = await client.messages.with_raw_response.create(**params)
+        message = await response.parse()
+    except anthropic.AnthropicError as exc:
+        raise _api_error(exc) from None
+    outcome = _outcome(message.model_dump(), fields=fields, candidates=candidates)
+    return outcome, limit_headers(response.headers)
 
 
 # --- Message Batches ---------------------------------------------------------------------------
