@@ -6,7 +6,8 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
 from curation.review import (
@@ -203,7 +204,30 @@ class SuggestionAdmin(admin.ModelAdmin):
             held = locks.get(obj.note_id)
             return format_html("held by {}", held.holder.get_username()) if held else ""
 
-        return ["note_link", "field", "current_value", suggested_value, "job", "state", lock]
+        moderator = can_review(request.user)
+        back = request.get_full_path()
+
+        @admin.display(description="Decide")
+        def decide(obj):
+            # Buttons of the changelist's own form (it carries the CSRF token); formaction
+            # sends them to the one-suggestion view, never to the bulk action.
+            if not moderator or obj.state != Suggestion.State.PENDING:
+                return ""
+            url = reverse("curation:review_decide") + "?" + urlencode({"next": back})
+            buttons = format_html_join(
+                " ",
+                '<button type="submit" formaction="{}" name="decide" value="{}:{}:{}">{}</button>',
+                (
+                    (url, obj.pk, obj.state, "approve", "Approve"),
+                    (url, obj.pk, obj.state, "reject", "Reject"),
+                ),
+            )
+            edit = reverse("curation:review_note", args=[obj.note_id])
+            return format_html('{} <a href="{}#suggestion-{}">Edit…</a>', buttons, edit, obj.pk)
+
+        return [
+            "note_link", "field", "current_value", suggested_value, decide, "job", "state", lock,
+        ]  # fmt: skip
 
     @admin.display(description="Note", ordering="note__path")
     def note_link(self, obj):

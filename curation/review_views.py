@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from curation.models import Field, Review, Suggestion, TagRename
@@ -145,6 +146,38 @@ def _note_decide(request, note: Note):
             request, f"{suggestion.get_field_display()}: {review.get_decision_display().lower()}."
         )
     return HttpResponseRedirect(here)
+
+
+@staff_member_required
+@require_POST
+def queue_decide(request):
+    """One approve/reject button of a queue row: `decide` is "<id>:<state seen>:<action>"."""
+    if not can_review(request.user):
+        raise PermissionDenied("Only moderators decide suggestions.")
+    back = request.POST.get("next") or request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("admin:curation_suggestion_changelist")
+    suggestion_id, _, rest = request.POST.get("decide", "").partition(":")
+    expected_state, _, action = rest.partition(":")
+    decision = ACTIONS.get(action)
+    if not suggestion_id.isdigit() or decision in (None, Review.Decision.EDITED):
+        messages.error(request, "Unknown decision.")
+        return HttpResponseRedirect(back)
+    try:
+        review = suggestion_decide(
+            suggestion_id=int(suggestion_id),
+            user=request.user,
+            decision=decision,
+            expected_state=expected_state,
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"{review.suggestion.note}: {review.suggestion.field} "
+            f"{review.get_decision_display().lower()}."
+        )  # fmt: skip
+    return HttpResponseRedirect(back)
 
 
 @staff_member_required

@@ -14,6 +14,7 @@ urlpatterns += [
         review_views.note_release,
         name="review_note_release",
     ),
+    path("review/decide/", review_views.queue_decide, name="review_decide"),
     path("review/tags/", review_views.taxonomy, name="review_taxonomy"),
     path("review/tags/<int:vault_id>/", review_views.taxonomy, name="review_taxonomy_vault"),
 ]

@@ -141,3 +141,59 @@ def test_nobody_can_change_or_delete_history(client, queue, moderator, superuser
     url = reverse("admin:curation_review_delete", args=[review.pk])
     assert client.post(url, {"post": "yes"}).status_code == 403
     assert Review.objects.filter(pk=review.pk).exists()
+
+
+def test_row_buttons_decide_one_suggestion(client, queue, moderator, viewer):
+    client.force_login(moderator)
+    html = client.get(reverse(QUEUE)).content.decode()
+    value = f'{queue["a_desc"].pk}:pending:approve'
+    assert f'name="decide" value="{value}"' in html
+    url = reverse("curation:review_decide") + "?next=" + reverse(QUEUE) + "%3Ffield__exact%3Dtags"
+    page = client.post(url, {"decide": value})
+    assert page.status_code == 302 and page["Location"].endswith("?field__exact=tags")
+    assert Suggestion.objects.get(pk=queue["a_desc"].pk).state == "approved"
+    # A stale button (the page was loaded while pending) gets the conflict message.
+    page = client.post(url, {"decide": f'{queue["a_desc"].pk}:pending:reject'}, follow=True)
+    assert "already decided" in page.content.decode()
+    # Off-site "next" is ignored; viewers are refused.
+    page = client.post(
+        reverse("curation:review_decide") + "?next=https://evil.example/",
+        {"decide": f'{queue["b_tags"].pk}:pending:reject'},
+    )
+    assert page["Location"] == reverse(QUEUE)
+    client.force_login(viewer)
+    html = client.get(reverse(QUEUE)).content.decode()
+    assert 'name="decide"' not in html
+    page = client.post(reverse("curation:review_decide"), {"decide": f'{queue["b_rel"].pk}:pending:approve'})
+    assert page.status_code == 403
+    assert Suggestion.objects.get(pk=queue["b_rel"].pk).state == "pending"
+
+
+@pytest.mark.parametrize("n_notes", [10, 1000])
+def test_bulk_action_over_filtered_set_has_bounded_queries(
+    client, vault, make_job, moderator, django_assert_max_num_queries, n_notes
+):
+    from curation.models import Item
+    from ingest.models import Note
+
+    job = make_job()
+    notes = Note.objects.bulk_create(
+        Note(vault=vault, path=f"q/{i}.md", folder="q", tags=["x"]) for i in range(n_notes)
+    )
+    items = Item.objects.bulk_create(
+        Item(job=job, note=n, custom_id=f"q-{n.pk}", state="succeeded") for n in notes
+    )
+    Suggestion.objects.bulk_create(
+        Suggestion(item=i, note_id=i.note_id, job=job, field=f, value=["t"] if f == "tags" else "d", model="m")
+        for i in items for f in ("tags", "description")
+    )  # fmt: skip
+    client.force_login(moderator)
+    first = Suggestion.objects.filter(field="tags").first()
+    with django_assert_max_num_queries(25):
+        client.post(
+            reverse(QUEUE) + "?field__exact=tags",
+            {"action": "approve_selected", "select_across": "1", "index": "0",
+             "_selected_action": [str(first.pk)]},
+        )  # fmt: skip
+    assert Suggestion.objects.filter(field="tags", state="approved").count() == n_notes
+    assert Suggestion.objects.filter(field="description", state="pending").count() == n_notes

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from curation.models import Review, ReviewLock, Suggestion
+from curation.review import suggestion_decide
 
 
 def page_url(note):
@@ -183,13 +184,25 @@ def test_payloads_render_inert(client, make_note, make_suggestion, moderator, pa
         body=f"# Title\n\n{payload}\n\n[link](javascript:alert(2))\n",
     )
     make_suggestion(note, "tags", [payload, "ok"])
-    make_suggestion(note, "description", f"Nice {payload}")
+    desc = make_suggestion(note, "description", f"Nice {payload}")
     make_suggestion(note, "related", [payload])
+    decided = make_suggestion(make_note(), "description", payload)
+    suggestion_decide(suggestion_id=decided.pk, user=moderator, decision="approved", comment=payload)
     client.force_login(moderator)
-    pages = [
-        client.get(page_url(note)).content.decode(),
-        client.get(reverse("admin:curation_suggestion_changelist")).content.decode(),
-        client.get(reverse("curation:review_taxonomy_vault", args=[note.vault_id])).content.decode(),
+    urls = [
+        page_url(note),
+        reverse("admin:curation_suggestion_changelist"),
+        reverse("admin:curation_suggestion_changelist") + "?state__exact=all",
+        reverse("admin:curation_suggestion_change", args=[desc.pk]),
+        reverse("admin:curation_review_changelist"),
+        page_url(decided.note),
+        reverse("curation:review_taxonomy_vault", args=[note.vault_id]),
     ]
+    pages = []
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        pages.append(response.content.decode())
+    assert any("&lt;" in html for html in pages)  # the payloads are there, as text
     for html in pages:
         assert live_script(html) == []
