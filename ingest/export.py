@@ -130,8 +130,19 @@ def _single_line(text: str) -> str:
     return text.rstrip("\n")
 
 
+# Shapes that need no YAML emitter (it is slow): plain words and paths, and double-quoted text
+# without escapes. Anything else goes through PyYAML's emitter.
+_PLAIN_SAFE = re.compile(r"[^\W\d_][\w\-/.]*(?: [\w\-/.]+)*")
+_PLAIN_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+_QUOTE_SAFE = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]*')
+
+
 def render_scalar(value: str, *, style: str | None = None, flow: bool = False) -> str:
     """`value` as one line of YAML: plain where safe, else quoted; `style` is a preference."""
+    if style is None and _PLAIN_SAFE.fullmatch(value) and value.lower() not in _PLAIN_WORDS:
+        return value
+    if style == '"' and _QUOTE_SAFE.fullmatch(value):
+        return f'"{value}"'
     if style == '"':
         return _single_line(yaml.safe_dump(value, default_style='"', **_DUMP))
     if style == "'":

@@ -87,12 +87,15 @@ def vault_export(
         "id", "path", "state", "reason", "content_hash", "vault_id"
     )}  # fmt: skip
     failed: set[int] = set()
+    folders: set[str] = set()  # folders written to: each fsynced once, at the end
     order = sorted(plans, key=lambda i: rows[i].path if i in rows else "")
     for index, note_id in enumerate(order, 1):
         note = rows.get(note_id)
         if note is None:
             continue
-        outcome = _export_note(note=note, vault=vault, plan=plans[note_id], dry_run=dry_run)
+        outcome = _export_note(
+            note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders
+        )
         kind, detail = outcome
         if kind == "written":
             summary.written.append(note.path)
@@ -106,6 +109,8 @@ def vault_export(
         if progress is not None:
             progress(index, len(order), note.path)
 
+    for folder in folders:
+        fsync_folder(folder)
     if not dry_run:
         done = [rid for rid, ids in review_notes.items() if not (ids & failed)]
         Review.objects.filter(id__in=done, exported_at__isnull=True).update(
@@ -191,7 +196,9 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
     return plans, review_notes
 
 
-def _export_note(*, note: Note, vault: Vault, plan: _Plan, dry_run: bool) -> tuple[str, str]:
+def _export_note(
+    *, note: Note, vault: Vault, plan: _Plan, dry_run: bool, folders: set[str]
+) -> tuple[str, str]:
     """("written" | "unchanged" | "conflict" | "error", detail) for one note file."""
     if note.state != Note.State.OK:
         return "error", f"note is {note.get_state_display().lower()}: {note.reason or 'not imported'}"
@@ -219,7 +226,8 @@ def _export_note(*, note: Note, vault: Vault, plan: _Plan, dry_run: bool) -> tup
     if dry_run:
         return "written", unified_diff(note.path, result.old_text, result.new_text)
     try:
-        write_atomic(path, result.data, expect_hash=old_hash)
+        write_atomic(path, result.data, expect_hash=old_hash, sync_folder=False)
+        folders.add(os.path.dirname(path))
     except _Changed:
         return "conflict", "changed on disk during the export; run import_vault, then export again"
     except OSError as exc:
@@ -287,7 +295,9 @@ class _Changed(Exception):
     """The file changed between reading it and replacing it."""
 
 
-def write_atomic(path: str, data: bytes, *, expect_hash: str | None = None) -> None:
+def write_atomic(
+    path: str, data: bytes, *, expect_hash: str | None = None, sync_folder: bool = True
+) -> None:
     """Replace `path` with `data` all at once: temp file in the same folder, fsync, rename.
 
     The file's permission bits are kept. The temp file's name starts with a dot so an import
@@ -313,6 +323,12 @@ def write_atomic(path: str, data: bytes, *, expect_hash: str | None = None) -> N
         except OSError:
             pass
         raise
+    if sync_folder:
+        fsync_folder(folder)
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:
