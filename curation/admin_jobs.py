@@ -1,1 +1,205 @@
-"""Admin for jobs, batches and items."""
+"""Admin for jobs, batches and items, and the Note admin's "Curate selected notes" action."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from curation import jobs
+from curation.models import ALL_FIELDS, Batch, Field, Item, Job, Mode
+from ingest.models import Note
+
+
+class CurateForm(forms.Form):
+    curate_fields = forms.MultipleChoiceField(
+        label="Fields",
+        choices=Field.choices,
+        initial=ALL_FIELDS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the model suggests for each note; every suggestion is reviewed.",
+    )
+    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.AUTO)
+    urgent = forms.BooleanField(
+        required=False,
+        help_text="Auto mode only: parallel real-time calls instead of a half-price batch.",
+    )
+
+
+@admin.action(description="Curate selected notes")
+def curate_selected_notes(modeladmin, request, queryset):
+    """Ask for fields and mode, then create one job over the selection and queue it.
+
+    `queryset` is the whole selection ("select all N" across pages included); the job is
+    made from it in bulk, never row by row.
+    """
+    if not request.user.has_perm("curation.add_job"):
+        modeladmin.message_user(request, "You are not allowed to start curation jobs.", messages.ERROR)
+        return None
+    form = CurateForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        across = request.POST.get("select_across") == "1"
+        filters = request.GET.urlencode()
+        selection = "admin: " + ("all matching" if across else "selected") + (
+            f" ({filters})" if filters else ""
+        )
+        try:
+            job = jobs.job_create(
+                notes=queryset,
+                fields=form.cleaned_data["curate_fields"],
+                mode=form.cleaned_data["mode"],
+                urgent=form.cleaned_data["urgent"],
+                user=request.user,
+                selection=selection,
+            )
+        except jobs.NoNotesError:
+            modeladmin.message_user(
+                request, "None of the selected notes can be curated (skipped or missing).",
+                messages.WARNING,
+            )  # fmt: skip
+            return None
+        jobs.job_start(job_id=job.id)
+        modeladmin.message_user(
+            request,
+            f"Job {job.id} queued: {job.items.count()} notes, mode {job.get_mode_display()}, "
+            f"estimated cost ${job.cost_estimate}.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Curate selected notes",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "count": queryset.count(),
+        "curatable": queryset.filter(state=Note.State.OK).count(),
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "action": "curate_selected_notes",
+    }
+    return TemplateResponse(request, "admin/curation/curate_notes.html", context)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def items_url(job_id: int, state: str | None = None) -> str:
+    url = reverse("admin:curation_item_changelist") + f"?job__id__exact={job_id}"
+    return url + (f"&state__exact={state}" if state else "")
+
+
+def counts_html(job_id: int, counts: dict[str, int]):
+    rows = [
+        (items_url(job_id, state), label, counts[state])
+        for state, label in Item.State.choices
+        if counts.get(state)
+    ]
+    return format_html_join(", ", '<a href="{}">{} {}</a>', rows) if rows else "-"
+
+
+class JobChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # One aggregate query for the whole page, not one per row.
+        counts = jobs.item_counts(job_ids=[job.id for job in self.result_list])
+        for job in self.result_list:
+            job.state_counts = counts.get(job.id, {})
+
+
+class BatchInline(admin.TabularInline):
+    model = Batch
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    fields = [
+        "provider_id", "state", "request_count", "request_counts", "submitted_at", "ended_at",
+        "error",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Retry failed items", permissions=["change"])
+def retry_failed_items(modeladmin, request, queryset):
+    total = 0
+    for job_id in queryset.values_list("id", flat=True):
+        total += jobs.job_retry_failed(job_id=job_id)
+    modeladmin.message_user(request, f"Retrying {total} failed items.", messages.SUCCESS)
+
+
+@admin.action(description="Cancel", permissions=["change"])
+def cancel_jobs(modeladmin, request, queryset):
+    canceled = [job_id for job_id in queryset.values_list("id", flat=True) if not Job.objects.get(id=job_id).is_final]
+    items = sum(jobs.job_cancel(job_id=job_id) for job_id in canceled)
+    modeladmin.message_user(
+        request, f"Canceled {len(canceled)} jobs ({items} items not yet done).", messages.SUCCESS
+    )
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__", "state", "mode", "item_counts", "cost", "cost_estimate", "vault",
+        "created_by", "created_at", "progress_link",
+    ]  # fmt: skip
+    list_filter = ["state", "mode", "vault"]
+    list_select_related = ["vault", "created_by"]
+    search_fields = ["=id", "selection"]
+    date_hierarchy = "created_at"
+    inlines = [BatchInline]
+    actions = [retry_failed_items, cancel_jobs]
+    readonly_fields = [
+        "progress_link", "state", "requested_mode", "mode", "urgent", "fields", "model",
+        "vault", "selection", "created_by", "created_at", "started_at", "finished_at",
+        "cost_estimate", "cost", "item_counts", "error",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def get_changelist(self, request, **kwargs):
+        return JobChangeList
+
+    def has_add_permission(self, request):
+        return False  # jobs are made by the "Curate selected notes" action or `curate`
+
+    @admin.display(description="Items")
+    def item_counts(self, job):
+        counts = getattr(job, "state_counts", None)
+        if counts is None:  # the change page: one job, one query
+            counts = jobs.item_counts(job_ids=[job.id]).get(job.id, {})
+        return counts_html(job.id, counts)
+
+    @admin.display(description="Progress")
+    def progress_link(self, job):
+        return format_html('<a href="{}">live progress</a>', reverse("curation:job", args=[job.id]))
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = [
+        "custom_id", "job", "note", "state", "attempts", "short_error", "cost", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["state", "job__mode"]
+    list_select_related = ["job", "note", "batch"]
+    search_fields = ["custom_id", "note__path", "error"]
+    show_full_result_count = False
+    readonly_fields = [
+        "custom_id", "job", "note", "batch", "state", "attempts", "error", "result", "usage",
+        "cost", "created_at", "updated_at", "finished_at",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Error")
+    def short_error(self, item):
+        return item.error[:120] + ("…" if len(item.error) > 120 else "")

@@ -306,6 +306,37 @@ def item_counts(*, job_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     return result
 
 
+def job_progress(*, job_id: int) -> dict:
+    """What the live job page shows: state, per-state counts, cost so far, the batches."""
+    job = Job.objects.get(id=job_id)
+    counts = item_counts(job_ids=[job_id]).get(job_id, {})
+    total = sum(counts.values())
+    done = sum(counts.get(s, 0) for s in Item.FINAL_STATES)
+    batches = [
+        {
+            "id": b.id,
+            "provider_id": b.provider_id or "",
+            "state": b.state,
+            "request_count": b.request_count,
+            "request_counts": b.request_counts or {},
+        }
+        for b in job.batches.order_by("-id")[:50]
+    ]
+    return {
+        "id": job.id,
+        "state": job.state,
+        "state_label": job.get_state_display(),
+        "mode": job.mode,
+        "final": job.is_final,
+        "total": total,
+        "done": done,
+        "counts": {state: counts.get(state, 0) for state in Item.State.values},
+        "cost": str(job.cost if job.is_final else job_cost(job_id=job_id)),
+        "cost_estimate": str(job.cost_estimate),
+        "batches": batches,
+    }
+
+
 def job_cancel(*, job_id: int) -> int:
     """Cancel a job: its running provider batches, and every item not yet ended.
 

@@ -5,6 +5,15 @@ app_name = "curation"
 
 urlpatterns: list = []
 
+from curation import views_jobs  # noqa: E402  (job progress pages; issue 5)
+
+urlpatterns += [
+    path("jobs/<int:job_id>/", views_jobs.job_page, name="job"),
+    path("jobs/<int:job_id>/progress.json", views_jobs.job_progress, name="job-progress"),
+    path("jobs/<int:job_id>/cancel/", views_jobs.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/retry/", views_jobs.job_retry, name="job-retry"),
+]
+
 from curation import review_views  # noqa: E402  (review pages; issue 7)
 
 urlpatterns += [

@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from curation.admin_jobs import curate_selected_notes
 from ingest.admin_export import (
     export_approved_notes,
     export_approved_vaults,
@@ -92,7 +93,7 @@ class NoteAdmin(admin.ModelAdmin):
     search_fields = ["title", "path", "body"]
     list_per_page = 50
     show_full_result_count = False
-    actions = [export_approved_notes, preview_export_notes]
+    actions = [curate_selected_notes, export_approved_notes, preview_export_notes]
     has_export_permission = has_export_permission
     readonly_fields = [
         "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",

@@ -1,0 +1,47 @@
+// Live job progress: poll the JSON endpoint and update counts in place (text only, never HTML).
+(function () {
+  "use strict";
+  var root = document.getElementById("job");
+  if (!root) { return; }
+  var url = root.getAttribute("data-progress-url");
+  var delay = 2000;
+
+  function setText(id, value) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = String(value); }
+  }
+
+  function render(data) {
+    setText("job-state", data.state_label);
+    setText("job-cost", data.cost);
+    setText("job-done", data.done);
+    setText("job-total", data.total);
+    var bar = document.getElementById("job-bar");
+    if (bar) { bar.max = data.total || 1; bar.value = data.done; }
+    var cells = document.querySelectorAll("#job-counts [data-state]");
+    for (var i = 0; i < cells.length; i++) {
+      var state = cells[i].getAttribute("data-state");
+      cells[i].textContent = String(data.counts[state] || 0);
+    }
+    root.setAttribute("data-final", data.final ? "1" : "0");
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (data) {
+        render(data);
+        if (!data.final) { window.setTimeout(poll, delay); }
+      })
+      .catch(function (err) {
+        var el = document.getElementById("job-error");
+        if (el) { el.hidden = false; el.textContent = "Progress unavailable (" + err.message + "); retrying."; }
+        window.setTimeout(poll, delay * 3);
+      });
+  }
+
+  if (root.getAttribute("data-final") !== "1") { window.setTimeout(poll, delay); }
+})();
