@@ -1026,11 +1026,23 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     return max(0.0, (soonest - timezone.now()).total_seconds())
 
 
+def _parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
+    from curation import parallel  # imports this module, so it is imported on use
+
+    return parallel.parallel_run(job=job, deadline=deadline)
+
+
+def _batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None:
+    from curation import parallel
+
+    return parallel.batch_run_hedged(job=job, deadline=deadline)
+
+
 # Each mode's runner: `runner(job=, deadline=) -> seconds until next pass, or None when it has
-# nothing left to do`. The parallel engine (issue 6) replaces its entry; until then parallel
-# jobs go one by one through the real-time path.
+# nothing left to do`. Parallel mode and the hedge of a late batch job live in
+# curation.parallel (issue 6); the hedged batch runner is batch_run until the hedge is due.
 RUNNERS: dict[str, Callable[..., float | None]] = {
     Mode.SYNC: sync_run,
-    Mode.PARALLEL: sync_run,
-    Mode.BATCH: batch_run,
+    Mode.PARALLEL: _parallel_run,
+    Mode.BATCH: _batch_run_hedged,
 }

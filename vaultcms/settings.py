@@ -144,6 +144,9 @@ CURATION_BATCH_SIZE = env_int("CURATION_BATCH_SIZE", 100)
 CURATION_POLL_SECONDS = env_int("CURATION_POLL_SECONDS", 30)
 CURATION_CONCURRENCY = env_int("CURATION_CONCURRENCY", 8)
 CURATION_MAX_ATTEMPTS = env_int("CURATION_MAX_ATTEMPTS", 3)
+# A batch job not ended this many seconds after it started is switched to parallel real-time
+# calls for its unfinished items (0: never automatically; the admin's "Switch to parallel").
+CURATION_HEDGE_AFTER_SECONDS = float(os.environ.get("CURATION_HEDGE_AFTER_SECONDS") or 0)
 # How long opening a note's review page holds it for that moderator (renewed on reload).
 REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 

@@ -1,0 +1,587 @@
+"""Parallel mode: concurrent real-time calls, bounded, rate-limit aware, saved item by item.
+
+    parallel_run(job=, deadline=)   the runner of `parallel` jobs (curation.jobs.RUNNERS)
+    job_hedge(job_id=)              switch a running batch job to parallel for what is unfinished
+    batch_run_hedged(job=, ...)     the runner of `batch` jobs: batch_run, hedged when it is late
+    items_cancel(item_ids=)         cancel single items of a running job (any mode)
+    job_progress(job_id=)           per-item progress and the cost so far, for the job page
+
+The network runs on an asyncio loop (one AsyncAnthropic client, at most CURATION_CONCURRENCY
+calls in flight); every database access is a short synchronous function run through
+`sync_to_async`, which `async_to_sync` executes back on the calling thread, so Django's
+one-connection-per-thread rule holds and a test's transaction sees it all.
+
+An item is claimed (PENDING -> SUBMITTED, one attempt counted) just before its call and its
+outcome is applied through `jobs.apply_outcome` the moment it comes back, so a crash loses at
+most the calls in flight and a restart picks up only unfinished items. Every transition is a
+conditional UPDATE: the answer for an item canceled meanwhile, or moved by a hedge, changes
+nothing, and the unique (item, field) constraint keeps one suggestion per field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation import client, jobs
+from curation.models import Batch, Item, Job, Mode
+
+log = logging.getLogger(__name__)
+
+PAGE_PER_SLOT = 4  # items read per query: this many per concurrency slot
+CHECK_SECONDS = 0.1  # how often a run looks for canceled items and a canceled job
+COST_SECONDS = 1.0  # how often the job's cost so far is written to the job row
+MAX_WAIT = 60.0  # the longest single wait for a rate limit or a retry-after
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # 529/5xx/connection errors without retry-after
+DEFAULT_TRANSIENT_RETRIES = 4  # per attempt, for 429/529/5xx/timeouts before it counts as errored
+TOKEN_KINDS = ("tokens", "input-tokens", "output-tokens")
+
+
+def concurrency() -> int:
+    return max(1, int(settings.CURATION_CONCURRENCY))
+
+
+def transient_retries() -> int:
+    return max(0, int(getattr(settings, "CURATION_PARALLEL_RETRIES", DEFAULT_TRANSIENT_RETRIES)))
+
+
+def hedge_after_seconds() -> float:
+    """A batch job still running this long after it started goes parallel (0: only by hand)."""
+    return max(0.0, float(getattr(settings, "CURATION_HEDGE_AFTER_SECONDS", 0) or 0))
+
+
+# --- rate limits --------------------------------------------------------------------------------
+
+
+def retry_after(headers: dict, *, now: float | None = None) -> float | None:
+    """Seconds the server asked to wait (retry-after-ms, retry-after seconds or date), capped."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return min(max(float(value) / 1000, 0.0), MAX_WAIT)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_WAIT)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return min(max(when - (time.time() if now is None else now), 0.0), MAX_WAIT)
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff(retry: int) -> float:
+    """Exponential backoff with jitter for an error that named no wait."""
+    return min(BACKOFF_FIRST * 2**retry, BACKOFF_MAX) * random.uniform(0.75, 1.25)
+
+
+class RateLimiter:
+    """Paces calls by the `anthropic-ratelimit-*` headers of the answers, before the limit.
+
+    Room is what the latest answer said remains minus the calls still in flight (some of
+    which that answer may already have counted: the estimate errs on the safe side). With no
+    room left it waits for an answer in flight, or, with nothing in flight, until the reported
+    reset; then it sends one probe call to learn the new room. Before the first answer it
+    sends one call only, so a burst never starts blind. A server that sends no limits is not
+    paced. A 429 blocks every call until its retry-after has passed.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time):
+        self.clock = clock
+        self.wall = wall
+        self.in_flight = 0
+        self.limited: bool | None = None  # None: to be learned from the next answer
+        self.left: dict[str, int] = {}  # "requests" / token kind -> remaining, as last answered
+        self.reset: dict[str, float] = {}  # same keys -> clock time of the reported reset
+        self.per_call: dict[str, float] = {}  # token kind -> tokens one call uses (average)
+        self.blocked_until = 0.0
+        self._wake: asyncio.Event | None = None
+
+    # decisions (plain, testable without a loop)
+
+    def room(self) -> int:
+        """Calls that may start now according to the limits last seen."""
+        rooms = []
+        if "requests" in self.left:
+            rooms.append(self.left["requests"] - self.in_flight)
+        for kind in TOKEN_KINDS:
+            per_call = self.per_call.get(kind, 0)
+            if kind in self.left and per_call > 0:
+                rooms.append(int(self.left[kind] // per_call) - self.in_flight)
+        return min(rooms) if rooms else 1_000_000
+
+    def delay(self) -> float | None:
+        """0: a call may start now; > 0: wait that long first; None: wait for an answer."""
+        now = self.clock()
+        if now < self.blocked_until:
+            return self.blocked_until - now
+        if self.limited is None:
+            return 0.0 if self.in_flight == 0 else None
+        if not self.limited or self.room() > 0:
+            return 0.0
+        if self.in_flight:
+            return None  # its answer will say how much is left
+        exhausted = [k for k in self.left if self._short(k)]
+        reset = max((self.reset.get(k, now) for k in exhausted), default=now)
+        if reset > now:
+            return min(reset - now, MAX_WAIT)
+        self.limited = None  # past the reset with nothing in flight: probe with one call
+        self.left.clear()
+        return 0.0
+
+    def _short(self, kind: str) -> bool:
+        if kind == "requests":
+            return self.left[kind] - self.in_flight <= 0
+        per_call = self.per_call.get(kind, 0)
+        return per_call > 0 and self.left[kind] // per_call - self.in_flight <= 0
+
+    def observe(self, headers: dict, *, usage: dict | None = None) -> None:
+        """Learn from one answer's headers (and its token usage)."""
+        if usage:
+            used = {
+                "input-tokens": int(usage.get("input_tokens") or 0)
+                + int(usage.get("cache_creation_input_tokens") or 0),
+                "output-tokens": int(usage.get("output_tokens") or 0),
+            }
+            used["tokens"] = used["input-tokens"] + used["output-tokens"]
+            for kind, n in used.items():
+                old = self.per_call.get(kind)
+                self.per_call[kind] = n if old is None else 0.8 * old + 0.2 * n
+        seen = False
+        now, wall = self.clock(), self.wall()
+        for kind in ("requests", *TOKEN_KINDS):
+            remaining = headers.get(f"anthropic-ratelimit-{kind}-remaining")
+            if remaining is None:
+                continue
+            try:
+                remaining = int(float(remaining))
+            except ValueError:
+                continue
+            seen = True
+            epoch = _epoch(headers.get(f"anthropic-ratelimit-{kind}-reset", ""))
+            reset = now + max(0.0, epoch - wall) if epoch is not None else now
+            # Answers can arrive out of order: within one reset period keep the lowest count.
+            if kind in self.left and abs(self.reset.get(kind, 0) - reset) < 0.001:
+                remaining = min(remaining, self.left[kind])
+            self.left[kind] = remaining
+            self.reset[kind] = reset
+        if seen:
+            self.limited = True
+        elif self.limited is None and headers is not None:
+            self.limited = False
+
+    def block(self, seconds: float) -> None:
+        self.blocked_until = max(self.blocked_until, self.clock() + min(seconds, MAX_WAIT))
+
+    # the loop side
+
+    async def acquire(self) -> None:
+        """Wait until a call may start, and count it in flight."""
+        while True:
+            wait = self.delay()
+            if wait == 0:
+                self.in_flight += 1
+                return
+            if self._wake is None:
+                self._wake = asyncio.Event()
+            wake = self._wake
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=MAX_WAIT if wait is None else wait)
+            except TimeoutError:
+                pass
+
+    def release(self, headers: dict | None = None, *, usage: dict | None = None) -> None:
+        """A call ended (answered, failed, or never sent when headers is None)."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if headers is not None:
+            self.observe(headers, usage=usage)
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+
+# --- one run of a job ----------------------------------------------------------------------
+
+
+db = sync_to_async  # thread_sensitive: runs on the thread that called async_to_sync
+
+
+class ParallelRun:
+    """One pass over a parallel job's unfinished items (see the module docstring)."""
+
+    def __init__(self, *, job: Job, deadline: float | None):
+        self.job = job
+        self.deadline = deadline
+        self.limit = concurrency()
+        self.limiter = RateLimiter()
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.claimed: set[int] = set()  # claimed by this run and not yet applied
+        self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
+        self.failure: BaseException | None = None
+        self.builder: jobs.RequestBuilder | None = None
+        self.calls = 0
+
+    # database side (synchronous, each run through `db`)
+
+    def setup(self) -> None:
+        self.builder = jobs.RequestBuilder(self.job)
+
+    def next_items(self, limit: int) -> list[int]:
+        """Ids of items to send: unfinished ones, errored ones with attempts left."""
+        jobs.items_requeue(job=self.job)
+        return list(
+            Item.objects.filter(job_id=self.job.id, state=Item.State.PENDING, batch=None)
+            .exclude(id__in=list(self.tasks))
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+
+    def claim(self, item_id: int) -> tuple[Item, dict, list[str]] | None:
+        """PENDING -> SUBMITTED (an attempt counted) while the job still runs; then the request."""
+        n = Item.objects.filter(
+            id=item_id, state=Item.State.PENDING, batch=None, job__state=Job.State.RUNNING
+        ).update(state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now())
+        if n != 1:
+            return None  # canceled, or another worker took it
+        self.claimed.add(item_id)
+        item = Item.objects.select_related("note").get(id=item_id)
+        note_input = self.builder.note_input(item, item.note)
+        return item, client.build_request(note_input, model=self.job.model), note_input.candidates
+
+    def finish(self, item: Item, outcome: client.Outcome) -> bool:
+        with transaction.atomic():
+            applied = jobs.apply_outcome(item=item, outcome=outcome, job=self.job, batch_id=None)
+        self.claimed.discard(item.id)
+        return applied
+
+    def check(self) -> tuple[bool, set[int]]:
+        """(job canceled?, ids of items in flight that were canceled)."""
+        canceled = Job.objects.filter(id=self.job.id, state=Job.State.CANCELED).exists()
+        in_flight = list(self.tasks)
+        gone = set(
+            Item.objects.filter(id__in=in_flight, state=Item.State.CANCELED).values_list(
+                "id", flat=True
+            )
+        ) if in_flight else set()  # fmt: skip
+        return canceled, gone
+
+    def save_cost(self) -> None:
+        Job.objects.filter(id=self.job.id, state=Job.State.RUNNING).update(
+            cost=jobs.job_cost(job_id=self.job.id)
+        )
+
+    def release_claimed(self, reason: str) -> None:
+        """Items whose call was cut short go back for another attempt (or fail, out of tries)."""
+        for item in Item.objects.filter(
+            id__in=list(self.claimed), state=Item.State.SUBMITTED, batch=None
+        ).only("id", "note_id", "attempts"):
+            jobs.apply_outcome(
+                item=item, outcome=jobs._error_outcome("errored", reason), job=self.job
+            )
+        self.claimed.clear()
+
+    # network side
+
+    async def main(self) -> None:
+        await db(self.setup)()
+        watcher = None
+        api = client.async_client(max_retries=0)
+        try:
+            watcher = asyncio.create_task(self.watch())
+            await self.feed(api)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            for task in list(self.tasks.values()):
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await api.close()
+            if self.claimed:
+                await db(self.release_claimed)(f"the run stopped during the call ({self.stopped or 'error'})")
+        if self.failure is not None:
+            raise self.failure
+
+    async def feed(self, api) -> None:
+        slots = asyncio.Semaphore(self.limit)
+        while not self.stopped:
+            ids = await db(self.next_items)(self.limit * PAGE_PER_SLOT)
+            if not ids:
+                if not self.tasks:
+                    return
+                await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            for item_id in ids:
+                await slots.acquire()
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    self.stopped = self.stopped or "deadline"
+                if self.stopped:
+                    slots.release()
+                    break
+                task = asyncio.create_task(self.one(api, item_id))
+                self.tasks[item_id] = task
+                task.add_done_callback(lambda t, i=item_id: self.done(t, i, slots))
+        # Stopped by the deadline: let the calls in flight end and save their answers.
+        if self.stopped == "deadline" and self.tasks:
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def done(self, task: asyncio.Task, item_id: int, slots: asyncio.Semaphore) -> None:
+        self.tasks.pop(item_id, None)
+        slots.release()
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+            self.stopped = "crash"
+            log.error("job=%s item=%s parallel run stopped: %s", self.job.id, item_id,
+                      type(self.failure).__name__)  # fmt: skip
+
+    async def watch(self) -> None:
+        """Notice a canceled job or canceled items promptly; keep the cost so far current."""
+        last_cost = time.monotonic()
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            canceled, gone = await db(self.check)()
+            if canceled:
+                self.stopped = "canceled"
+                for task in list(self.tasks.values()):
+                    task.cancel()
+                return
+            for item_id in gone:
+                task = self.tasks.get(item_id)
+                if task is not None:
+                    task.cancel()
+                    log.info("job=%s item=%s canceled while in flight", self.job.id, item_id)
+            if time.monotonic() - last_cost >= COST_SECONDS:
+                last_cost = time.monotonic()
+                await db(self.save_cost)()
+
+    async def one(self, api, item_id: int) -> None:
+        """Claim one item, call the API (retrying what is transient), save the outcome."""
+        await self.limiter.acquire()
+        try:
+            claimed = await db(self.claim)(item_id)
+        except BaseException:
+            self.limiter.release()
+            raise
+        if claimed is None:
+            self.limiter.release()
+            return
+        item, params, candidates = claimed
+        outcome = await self.call(api, params, candidates, acquired=True)
+        await db(self.finish)(item, outcome)
+
+    async def call(self, api, params: dict, candidates: list[str], *, acquired: bool) -> client.Outcome:
+        fields = list(self.job.fields)
+        retries = transient_retries()
+        for retry in range(retries + 1):
+            if not acquired:
+                await self.limiter.acquire()
+            acquired = False
+            self.calls += 1
+            try:
+                outcome, headers = await client.send_one_async_with_headers(
+                    api, params, fields=fields, candidates=candidates
+                )
+            except client.ApiError as exc:
+                self.limiter.release(exc.headers)
+                if not exc.retryable or retry == retries:
+                    suffix = f" (after {retry + 1} calls)" if retry else ""
+                    return jobs._error_outcome("errored", f"{exc}{suffix}")
+                wait = retry_after(exc.headers)
+                if exc.status == 429:
+                    wait = wait if wait is not None else backoff(retry)
+                    self.limiter.block(wait)  # every call waits, not just this one
+                elif wait is None:
+                    wait = backoff(retry)
+                log.info("job=%s %s; retry in %.2fs", self.job.id, exc, wait)
+                await asyncio.sleep(wait)
+                continue
+            except BaseException:
+                self.limiter.release()
+                raise
+            self.limiter.release(headers, usage=outcome.usage)
+            return outcome
+        raise AssertionError("unreachable")  # the loop always returns
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+def _sweep_batches(*, job: Job) -> float | None:
+    """Batches left from before a hedge: cancel those still running, poll the rest to their end.
+
+    Their results only land on items still waiting in them (none, after a hedge), so late
+    answers are ignored. The job ends only after they have (a canceled batch ends quickly).
+    Returns seconds until the next poll is due, None when none is left.
+    """
+    now = timezone.now()
+    for batch in Batch.objects.filter(job=job, state=Batch.State.IN_PROGRESS, provider_id__isnull=False):
+        jobs._provider_cancel(batch)
+    due = []
+    for batch in Batch.objects.filter(
+        job=job, state__in=[Batch.State.CANCELING, Batch.State.ENDED]
+    ).only("id", "state", "next_poll_at"):
+        if batch.state == Batch.State.ENDED or not batch.next_poll_at or batch.next_poll_at <= now:
+            try:
+                jobs.batch_poll(batch_id=batch.id)
+            except client.ApiError as exc:
+                log.warning("job=%s batch=%s poll after hedge failed: %s", job.id, batch.id, exc)
+    now = timezone.now()
+    for batch in Batch.objects.filter(
+        job=job, state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING, Batch.State.ENDED]
+    ).only("next_poll_at"):
+        due.append((batch.next_poll_at - now).total_seconds() if batch.next_poll_at else 0.0)
+    return max(0.0, min(due)) if due else None
+
+
+def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
+    """Parallel mode: concurrent real-time calls, each item saved the moment it finishes.
+
+    Returns seconds until another pass is useful, or None when nothing is left to do.
+    """
+    if job.state == Job.State.CANCELED:
+        return None
+    jobs._fail_uncuratable(job=job)
+    jobs._recover_stale_sync_items(job=job)
+    wait_batches = _sweep_batches(job=job)
+    run = ParallelRun(job=job, deadline=deadline)
+    async_to_sync(run.main)()
+    log.info("job=%s parallel pass: calls=%s stopped=%s", job.id, run.calls, run.stopped or "done")
+    if run.stopped == "canceled" or Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists():
+        return None
+    items = Item.objects.filter(job=job)
+    if items.filter(state__in=jobs.RETRY_STATES).exists() or items.filter(
+        state=Item.State.PENDING, batch=None
+    ).exists():
+        return 0.0
+    if items.filter(state=Item.State.SUBMITTED, batch=None).exists():
+        return jobs.poll_bounds()[0]  # another worker is mid-call
+    if wait_batches is not None:
+        return _sweep_batches(job=job)
+    return None
+
+
+def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int:
+    """Switch a running batch job to parallel mode for every item that has not ended.
+
+    Its batches not yet sent are closed, the items waiting in submitted batches are taken
+    out of them (their batch attempt given back) and the provider batches are canceled; a
+    late batch result for an item taken out is then ignored by its conditional update.
+    Returns how many items were moved (0 when the job is not a running batch job).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not Job.objects.filter(
+            id=job_id, mode=Mode.BATCH, state__in=[Job.State.PENDING, Job.State.RUNNING]
+        ).update(mode=Mode.PARALLEL):
+            return 0
+        unsent = list(
+            Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).values_list("id", flat=True)
+        )
+        Batch.objects.filter(id__in=unsent, state=Batch.State.PREPARING).update(
+            state=Batch.State.FAILED, error=f"{reason} before submission", ended_at=now
+        )
+        moved = Item.objects.filter(
+            job_id=job_id, state=Item.State.PENDING, batch_id__in=unsent
+        ).update(batch=None, updated_at=now)
+        moved += Item.objects.filter(
+            job_id=job_id, state=Item.State.SUBMITTED, batch__isnull=False
+        ).update(
+            state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
+        )
+    for batch in Batch.objects.filter(
+        job_id=job_id, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
+    ):
+        jobs._provider_cancel(batch)
+    log.info("job=%s %s: items=%s now sent in real time", job_id, reason, moved)
+    return moved
+
+
+def batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None:
+    """Batch mode, switched to parallel when CURATION_HEDGE_AFTER_SECONDS have passed."""
+    after = hedge_after_seconds()
+    if after <= 0 or job.started_at is None:
+        return jobs.batch_run(job=job, deadline=deadline)
+    hedge_at = job.started_at + timedelta(seconds=after)
+    if timezone.now() >= hedge_at:
+        job_hedge(job_id=job.id, reason=f"batch not ended after {after:g}s, switched to parallel")
+        return 0.0
+    wait = jobs.batch_run(job=job, deadline=deadline)
+    if wait is None:
+        return None
+    return min(wait, max(0.0, (hedge_at - timezone.now()).total_seconds()))
+
+
+def items_cancel(*, item_ids: Iterable[int]) -> int:
+    """Cancel items that have not ended, in any mode; a running job stops working on them.
+
+    A call in flight for one is abandoned by the parallel run within CHECK_SECONDS, and any
+    answer still arriving (real-time or from a batch) is discarded by its conditional update.
+    Returns how many items were canceled.
+    """
+    ids = list(item_ids)
+    now = timezone.now()
+    n = Item.objects.filter(id__in=ids, state__in=jobs.ACTIVE_ITEM_STATES).update(
+        state=Item.State.CANCELED, error="canceled", finished_at=now, updated_at=now
+    )
+    if n:
+        log.info("items=%s canceled", n)
+    return n
+
+
+def job_progress(*, job_id: int, limit: int = 500) -> dict:
+    """The job page's live data: counts, cost so far, and each item's state (newest changes first)."""
+    job = Job.objects.get(id=job_id)
+    counts = jobs.item_counts(job_ids=[job_id]).get(job_id, {})
+    total = sum(counts.values())
+    ended = sum(counts.get(s, 0) for s in Item.FINAL_STATES)
+    items = [
+        {
+            "id": row["id"],
+            "note": row["note__path"],
+            "state": row["state"],
+            "attempts": row["attempts"],
+            "error": row["error"][:300],
+            "cost": str(row["cost"]),
+            "updated_at": row["updated_at"].isoformat() if row["updated_at"] else None,
+        }
+        for row in Item.objects.filter(job_id=job_id)
+        .order_by("-updated_at", "-id")
+        .values("id", "note__path", "state", "attempts", "error", "cost", "updated_at")[:limit]
+    ]
+    cost = jobs.job_cost(job_id=job_id) if not job.is_final else job.cost
+    return {
+        "id": job.id,
+        "state": job.state,
+        "mode": job.mode,
+        "total": total,
+        "ended": ended,
+        "counts": counts,
+        "cost": str(Decimal(cost)),
+        "cost_estimate": str(job.cost_estimate),
+        "items": items,
+    }
