@@ -377,7 +377,7 @@ class Emulator:
     def start(self) -> Emulator:
         server = self.bind()
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
             name="anthropic-emulator",
         )
         self._thread.start()
