@@ -227,7 +227,7 @@ def _api_error(exc: Exception) -> ApiError:
             kind = kind or str(error.get("type") or "")
             message = message or str(error.get("message") or "")
         status = exc.status_code
-        reason = f"HTTP {status} {kind or 'error'}: {message or 'no message'}"
+        reason = _scrub(f"HTTP {status} {kind or 'error'}: {message or 'no message'}")
         retryable = status in (408, 409, 429) or status >= 500
         response = getattr(exc, "response", None)
         return ApiError(reason[:1000], status=status, kind=kind, retryable=retryable,
@@ -238,7 +238,14 @@ def _api_error(exc: Exception) -> ApiError:
         cause = exc.__cause__
         detail = f" ({type(cause).__name__})" if cause else ""
         return ApiError(f"could not connect to the API{detail}", kind="connection")
-    return ApiError(f"API client error: {type(exc).__name__}", retryable=False)
+    detail = _scrub(str(exc))[:500]
+    return ApiError(f"API client error: {type(exc).__name__}: {detail}", retryable=False)
+
+
+def _scrub(text: str) -> str:
+    """Defence in depth: an SDK message should never hold the key, but never pass it on."""
+    key = os.environ.get("ANTHROPIC_API_KEY") or ""
+    return text.replace(key, "[redacted]") if len(key) >= 8 else text
 
 
 # --- Building requests -------------------------------------------------------------------------
