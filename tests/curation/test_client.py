@@ -386,3 +386,40 @@ def test_estimate_worked_examples():
     assert client.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
                            batch=False, cached_prefix_tokens=1500) == Decimal("0.141725")
     assert client.estimate(n_items=0, avg_input_tokens=2000, model="m", batch=True) == 0
+
+
+# --- For parallel mode and submit reconciliation ---------------------------------------------
+
+
+def test_send_one_async_with_headers_returns_rate_limit_headers(emulator):
+    emulator.configure(rpm=5)
+
+    async def run():
+        async with client.async_client(max_retries=0) as sdk:
+            first = await client.send_one_async_with_headers(
+                sdk, build_request(note(), model="m"), fields=ALL, candidates=CANDIDATES)
+            emulator.configure(rpm=1)
+            try:
+                await client.send_one_async(sdk, build_request(note(), model="m"), fields=ALL,
+                                            candidates=CANDIDATES)
+            except ApiError as exc:
+                return first, exc
+
+    (outcome, headers), error = asyncio.run(run())
+    assert outcome.ok
+    assert headers["anthropic-ratelimit-requests-limit"] == "5"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "4"
+    assert "content-type" not in headers and "request-id" not in headers
+    assert error.status == 429 and error.retryable
+    assert int(error.headers["retry-after"]) >= 1
+    assert error.headers["anthropic-ratelimit-requests-remaining"] == "0"
+
+
+def test_list_batches_since_oldest_first(emulator):
+    from datetime import datetime, timedelta, timezone
+
+    ids = [client.submit_batch([(f"c{i}", build_request(note(), model="m"))]).id for i in range(3)]
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert [b.id for b in client.list_batches(since=since)] == ids
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert client.list_batches(since=later) == []
