@@ -198,7 +198,10 @@ def suggestion_decide(
 
     if decision == Review.Decision.EDITED:
         value = value_clean(field=suggestion.field, value=value, note=note)
-        suggested = value_clean(field=suggestion.field, value=suggestion.value)
+        try:
+            suggested = value_clean(field=suggestion.field, value=suggestion.value)
+        except ReviewError:  # a malformed machine value: the edit simply replaces it
+            suggested = None
         if value in ([], ""):
             decision, value = Review.Decision.REJECTED, None
         elif value == suggested:

@@ -59,6 +59,10 @@ def test_refusals(make_note, make_suggestion, viewer, curator, moderator, args, 
     assert not Review.objects.exists()
 
 
-def test_scope_is_required(moderator):
-    with pytest.raises(CommandError):
+def test_scope_and_user_are_required(moderator):
+    with pytest.raises(CommandError, match="--job ID or --all"):
         run("approve", "--as", "mod")
+    with pytest.raises(CommandError, match="--as USERNAME"):
+        run("approve", "--all")
+    with pytest.raises(CommandError):
+        run("approve", "--all", "--job", "1", "--as", "mod")

@@ -16,16 +16,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("decision", choices=["approve", "reject"])
-        scope = parser.add_mutually_exclusive_group(required=True)
+        scope = parser.add_mutually_exclusive_group()
         scope.add_argument("--job", type=int, metavar="ID", help="Only this job's suggestions.")
         scope.add_argument("--all", action="store_true", help="Every pending suggestion.")
         parser.add_argument(
-            "--as", dest="username", required=True, metavar="USERNAME",
+            "--as", dest="username", metavar="USERNAME",
             help="The moderator (or superuser) the decisions are recorded for.",
         )  # fmt: skip
         parser.add_argument("--comment", default="", help="Stored with every decision.")
 
     def handle(self, *args, decision, job, all, username, comment, **options):
+        if job is None and not all:
+            raise CommandError("say which suggestions: --job ID or --all")
+        if not username:
+            raise CommandError("say who decides: --as USERNAME (a moderator)")
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
