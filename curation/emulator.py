@@ -30,7 +30,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -46,7 +45,8 @@ TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
 BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
 CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
 TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
-WORD = re.compile(r"[^\W\d_][\w'-]*", re.U)
+WORD = re.compile(r"[^\W\d_]\w*(?:['-]\w+)*", re.U)
+BODY_WINDOW = 3000  # the emulator reads this much of a note: enough for plausible answers
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
@@ -218,7 +218,7 @@ def read_prompt(params: dict) -> Prompt:
 
 
 def keywords(text: str) -> list[str]:
-    return [w.strip("'-") for w in WORD.findall(text.lower()) if len(w) > 2]
+    return [w for w in WORD.findall(text.lower()) if len(w) > 2]
 
 
 def stem(word: str) -> str:
@@ -226,14 +226,13 @@ def stem(word: str) -> str:
 
 
 def ranked_words(prompt: Prompt) -> list[str]:
-    counts: Counter = Counter()
-    first: dict[str, int] = {}
-    for weight, text in ((3, prompt.title), (1, prompt.body[:20_000])):
-        for w in keywords(text):
-            if w in STOPWORDS or len(w) < 3:
-                continue
-            counts[w] += weight
-            first.setdefault(w, len(first))
+    """The note's words, most frequent first (title words count thrice); plural `s` folded."""
+    title = [w for w in keywords(prompt.title) if w not in STOPWORDS]
+    body = [w for w in keywords(prompt.body[:BODY_WINDOW]) if w not in STOPWORDS]
+    counts = Counter(body)
+    for w in title:
+        counts[w] += 3
+    first = {w: i for i, w in enumerate(dict.fromkeys(title + body))}
     ranked, stems = [], set()
     for w in sorted(counts, key=lambda w: (-counts[w], first[w])):
         if stem(w) not in stems:  # "agent" and "agents" make one tag word, not two
@@ -262,15 +261,23 @@ def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))[:5]
 
 
+CODE_BLOCK = re.compile(r"```.*?```", re.S)
+WIKILINK = re.compile(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]")
+MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+EMPHASIS = re.compile(r"[*_`~]+")
+SPACES = re.compile(r"\s+")
+SENTENCE = re.compile(r"(.+?[.!?])(\s|$)")
+
+
 def answer_description(prompt: Prompt) -> str:
-    text = re.sub(r"```.*?```", " ", prompt.body, flags=re.S)
+    text = CODE_BLOCK.sub(" ", prompt.body[:1500])  # the opening says enough
     lines = [ln.strip() for ln in text.splitlines()]
     prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">")))
-    prose = re.sub(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]", lambda m: m.group(2) or m.group(1), prose)
-    prose = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", prose)
-    prose = re.sub(r"[*_`~]+", "", prose)
-    prose = re.sub(r"\s+", " ", prose).strip()
-    match = re.match(r"(.+?[.!?])(\s|$)", prose)
+    prose = WIKILINK.sub(lambda m: m.group(2) or m.group(1), prose)
+    prose = MD_LINK.sub(r"\1", prose)
+    prose = EMPHASIS.sub("", prose)
+    prose = SPACES.sub(" ", prose).strip()
+    match = SENTENCE.match(prose)
     sentence = match.group(1) if match else prose
     if len(sentence) > 200:
         sentence = sentence[:197].rsplit(" ", 1)[0] + "..."
@@ -474,7 +481,7 @@ class Emulator:
         with self._lock:
             self._seq += 1
             seq = self._seq
-        return f"{prefix}{seq:08d}{uuid.uuid4().hex[:16]}"
+        return f"{prefix}{seq:08d}{random.getrandbits(64):016x}"
 
     def _attempt(self, note_key: str) -> int:
         with self._lock:
