@@ -41,7 +41,7 @@ from curation.models import Batch, Item, Job, Mode
 log = logging.getLogger(__name__)
 
 PAGE_PER_SLOT = 4  # items read per query: this many per concurrency slot
-CHECK_SECONDS = 0.1  # how often a run looks for canceled items and a canceled job
+CHECK_SECONDS = 0.2  # how often a run looks for canceled items and a canceled job
 COST_SECONDS = 1.0  # how often the job's cost so far is written to the job row
 MAX_WAIT = 60.0  # the longest single wait for a rate limit or a retry-after
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # 529/5xx/connection errors without retry-after
@@ -105,9 +105,9 @@ class RateLimiter:
     Room is what the latest answer said remains minus the calls still in flight (some of
     which that answer may already have counted: the estimate errs on the safe side). With no
     room left it waits for an answer in flight, or, with nothing in flight, until the reported
-    reset; then it sends one probe call to learn the new room. Before the first answer it
-    sends one call only, so a burst never starts blind. A server that sends no limits is not
-    paced. A 429 blocks every call until its retry-after has passed.
+    reset; then it sends one probe call to learn the new room. The first calls go out before
+    any answer (the concurrency bounds them; the API's smallest limits are well above it). A
+    server that sends no limits is not paced. A 429 blocks every call until its retry-after.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
@@ -115,7 +115,7 @@ class RateLimiter:
         self.clock = clock
         self.wall = wall
         self.in_flight = 0
-        self.limited: bool | None = None  # None: to be learned from the next answer
+        self.limited: bool | None = False  # None: probing, one call until the next answer
         self.left: dict[str, int] = {}  # "requests" / token kind -> remaining, as last answered
         self.reset: dict[str, float] = {}  # same keys -> clock time of the reported reset
         self.per_call: dict[str, float] = {}  # token kind -> tokens one call uses (average)
@@ -192,7 +192,7 @@ class RateLimiter:
             self.reset[kind] = reset
         if seen:
             self.limited = True
-        elif self.limited is None and headers is not None:
+        elif self.limited is None:
             self.limited = False
 
     def block(self, seconds: float) -> None:
@@ -244,6 +244,7 @@ class ParallelRun:
         self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
         self.failure: BaseException | None = None
         self.builder: jobs.RequestBuilder | None = None
+        self.page: dict[int, Item] = {}  # items read by next_items, with their notes
         self.calls = 0
 
     # database side (synchronous, each run through `db`)
@@ -252,24 +253,30 @@ class ParallelRun:
         self.builder = jobs.RequestBuilder(self.job)
 
     def next_items(self, limit: int) -> list[int]:
-        """Ids of items to send: unfinished ones, errored ones with attempts left."""
+        """Ids of items to send (unfinished, or errored with attempts left), read with notes."""
         jobs.items_requeue(job=self.job)
-        return list(
+        page = list(
             Item.objects.filter(job_id=self.job.id, state=Item.State.PENDING, batch=None)
             .exclude(id__in=list(self.tasks))
-            .order_by("id")
-            .values_list("id", flat=True)[:limit]
+            .select_related("note")
+            .order_by("id")[:limit]
         )
+        self.page.update((item.id, item) for item in page)
+        return [item.id for item in page]
 
     def claim(self, item_id: int) -> tuple[Item, dict, list[str]] | None:
         """PENDING -> SUBMITTED (an attempt counted) while the job still runs; then the request."""
         n = Item.objects.filter(
             id=item_id, state=Item.State.PENDING, batch=None, job__state=Job.State.RUNNING
         ).update(state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now())
+        item = self.page.pop(item_id, None)
         if n != 1:
             return None  # canceled, or another worker took it
         self.claimed.add(item_id)
-        item = Item.objects.select_related("note").get(id=item_id)
+        if item is None:
+            item = Item.objects.select_related("note").get(id=item_id)
+        else:
+            item.attempts += 1
         note_input = self.builder.note_input(item, item.note)
         return item, client.build_request(note_input, model=self.job.model), note_input.candidates
 
