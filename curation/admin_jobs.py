@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from curation import jobs
+from curation import jobs, parallel
 from curation.models import ALL_FIELDS, Batch, Field, Item, Job, Mode
 from ingest.models import Note
 
@@ -142,6 +142,25 @@ def cancel_jobs(modeladmin, request, queryset):
     )
 
 
+@admin.action(description="Switch to parallel (batch jobs still running)", permissions=["change"])
+def switch_to_parallel(modeladmin, request, queryset):
+    """Hedge: the unfinished items of late batch jobs go out as parallel real-time calls.
+
+    The job's worker carries on in parallel mode at its next pass (within a poll interval).
+    """
+    switched = items = 0
+    for job_id in queryset.values_list("id", flat=True):
+        n = parallel.job_hedge(job_id=job_id, reason="switched to parallel from the admin")
+        if n is not None:
+            switched += 1
+            items += n
+    level = messages.SUCCESS if switched else messages.WARNING
+    modeladmin.message_user(
+        request, f"Switched {switched} jobs to parallel ({items} unfinished items); "
+        "only batch jobs still running can be switched.", level,
+    )  # fmt: skip
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
@@ -153,7 +172,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "selection"]
     date_hierarchy = "created_at"
     inlines = [BatchInline]
-    actions = [retry_failed_items, cancel_jobs]
+    actions = [retry_failed_items, cancel_jobs, switch_to_parallel]
     readonly_fields = [
         "progress_link", "state", "requested_mode", "mode", "urgent", "fields", "model",
         "vault", "selection", "created_by", "created_at", "started_at", "finished_at",
@@ -179,6 +198,13 @@ class JobAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">live progress</a>', reverse("curation:job", args=[job.id]))
 
 
+@admin.action(description="Cancel selected items", permissions=["cancel"])
+def cancel_selected_items(modeladmin, request, queryset):
+    """Cancel single items while their job runs; an answer arriving later is discarded."""
+    n = parallel.items_cancel(item_ids=queryset.values_list("id", flat=True))
+    modeladmin.message_user(request, f"Canceled {n} items (items already ended are left as they are).")
+
+
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
     list_display = [
@@ -188,6 +214,7 @@ class ItemAdmin(admin.ModelAdmin):
     list_select_related = ["job", "note", "batch"]
     search_fields = ["custom_id", "note__path", "error"]
     show_full_result_count = False
+    actions = [cancel_selected_items]
     readonly_fields = [
         "custom_id", "job", "note", "batch", "state", "attempts", "error", "result", "usage",
         "cost", "created_at", "updated_at", "finished_at",
@@ -199,6 +226,9 @@ class ItemAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("curation.change_job")
 
     @admin.display(description="Error")
     def short_error(self, item):

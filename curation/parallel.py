@@ -492,20 +492,21 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     return None
 
 
-def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int:
+def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int | None:
     """Switch a running batch job to parallel mode for every item that has not ended.
 
     Its batches not yet sent are closed, the items waiting in submitted batches are taken
     out of them (their batch attempt given back) and the provider batches are canceled; a
-    late batch result for an item taken out is then ignored by its conditional update.
-    Returns how many items were moved (0 when the job is not a running batch job).
+    late batch result for an item taken out is then ignored by its conditional update. The
+    job's runner continues in parallel mode at its next pass. Returns how many items are
+    left to do, or None when the job is not a batch job still running (nothing changed).
     """
     now = timezone.now()
     with transaction.atomic():
         if not Job.objects.filter(
             id=job_id, mode=Mode.BATCH, state__in=[Job.State.PENDING, Job.State.RUNNING]
         ).update(mode=Mode.PARALLEL):
-            return 0
+            return None
         unsent = list(
             Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).values_list("id", flat=True)
         )
@@ -524,8 +525,9 @@ def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int:
         job_id=job_id, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
     ):
         jobs._provider_cancel(batch)
-    log.info("job=%s %s: items=%s now sent in real time", job_id, reason, moved)
-    return moved
+    left = Item.objects.filter(job_id=job_id, state__in=jobs.ACTIVE_ITEM_STATES).count()
+    log.info("job=%s %s: items=%s taken out of batches, %s left to do", job_id, reason, moved, left)
+    return left
 
 
 def batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None:

@@ -38,7 +38,7 @@ def test_manual_switch_ignores_the_canceled_batch_s_late_results(emulator, make_
     job.refresh_from_db()
     batch.refresh_from_db()
     assert job.mode == "parallel" and batch.state == Batch.State.CANCELING
-    assert parallel.job_hedge(job_id=job.id) == 0  # only a batch job can be switched
+    assert parallel.job_hedge(job_id=job.id) is None  # only a batch job can be switched
 
     assert jobs.job_run(job_id=job.id) is True
     job.refresh_from_db()
