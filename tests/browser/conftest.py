@@ -40,6 +40,12 @@ def _skip_reason() -> str | None:
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "extra_notes(n): add n generated notes to the browser tests' sample vault"
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _skip_reason()
     for item in items:
@@ -157,12 +163,24 @@ def users(transactional_db, django_user_model):
 
 
 @pytest.fixture
-def sample_vault(transactional_db, tmp_path):
-    """A copy of the repository's sample vault, imported (33 notes, one broken file)."""
+def sample_vault(transactional_db, tmp_path, request):
+    """A copy of the repository's sample vault, imported (33 notes, one broken file).
+
+    A test marked `@pytest.mark.extra_notes(n)` gets n more notes in `Reading/`, so the
+    notes list runs over more than one page.
+    """
     from ingest.importer import vault_import
 
     root = tmp_path / "sample_vault"
     shutil.copytree(Path(__file__).resolve().parents[2] / "sample_vault", root)
+    marker = request.node.get_closest_marker("extra_notes")
+    for i in range(marker.args[0] if marker else 0):
+        (root / "Reading").mkdir(exist_ok=True)
+        (root / "Reading" / f"Reading note {i:02d}.md").write_text(
+            f"---\ntitle: Reading note {i:02d}\n---\n# Reading note {i:02d}\n\n"
+            f"Notes on chapter {i} of a book about distributed systems and consensus.\n",
+            encoding="utf-8",
+        )
     vault, _ = vault_import(root=root, name="Sample vault")
     return vault
 
