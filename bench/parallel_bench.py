@@ -43,7 +43,8 @@ def free_port() -> int:
 
 def control(url: str, path: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if data is not None or path.endswith("reset") else "GET")
+    method = "POST" if data is not None else "GET"
+    request = urllib.request.Request(url + path, data=data, method=method)
     request.add_header("content-type", "application/json")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())

@@ -202,7 +202,7 @@ class JobAdmin(admin.ModelAdmin):
 def cancel_selected_items(modeladmin, request, queryset):
     """Cancel single items while their job runs; an answer arriving later is discarded."""
     n = parallel.items_cancel(item_ids=queryset.values_list("id", flat=True))
-    modeladmin.message_user(request, f"Canceled {n} items (items already ended are left as they are).")
+    modeladmin.message_user(request, f"Canceled {n} items (items already ended are left alone).")
 
 
 @admin.register(Item)

@@ -306,6 +306,9 @@ def item_counts(*, job_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     return result
 
 
+PROGRESS_ITEMS = 50  # items listed on the live job page
+
+
 def job_progress(*, job_id: int) -> dict:
     """What the live job page shows: state, per-state counts, cost so far, the batches."""
     job = Job.objects.get(id=job_id)
@@ -322,6 +325,19 @@ def job_progress(*, job_id: int) -> dict:
         }
         for b in job.batches.order_by("-id")[:50]
     ]
+    # Per-item progress, the latest changes first (items end one by one in parallel mode).
+    labels = dict(Item.State.choices)
+    recent = [
+        {
+            "id": row["id"], "note": row["note__path"], "state": row["state"],
+            "state_label": labels.get(row["state"], row["state"]), "attempts": row["attempts"],
+            "error": row["error"][:200], "cost": str(row["cost"]),
+            "updated_at": row["updated_at"].isoformat() if row["updated_at"] else "",
+        }  # fmt: skip
+        for row in job.items.order_by("-updated_at", "-id").values(
+            "id", "note__path", "state", "attempts", "error", "cost", "updated_at"
+        )[:PROGRESS_ITEMS]
+    ]
     return {
         "id": job.id,
         "state": job.state,
@@ -334,6 +350,7 @@ def job_progress(*, job_id: int) -> dict:
         "cost": str(job.cost if job.is_final else job_cost(job_id=job_id)),
         "cost_estimate": str(job.cost_estimate),
         "batches": batches,
+        "items": recent,
     }
 
 

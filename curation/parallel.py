@@ -4,7 +4,6 @@
     job_hedge(job_id=)              switch a running batch job to parallel for what is unfinished
     batch_run_hedged(job=, ...)     the runner of `batch` jobs: batch_run, hedged when it is late
     items_cancel(item_ids=)         cancel single items of a running job (any mode)
-    job_progress(job_id=)           per-item progress and the cost so far, for the job page
 
 The network runs on an asyncio loop (one AsyncAnthropic client, at most CURATION_CONCURRENCY
 calls in flight); every database access is a short synchronous function run through
@@ -27,7 +26,6 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -330,7 +328,8 @@ class ParallelRun:
                 await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             await api.close()
             if self.claimed:
-                await db(self.release_claimed)(f"the run stopped during the call ({self.stopped or 'error'})")
+                why = self.stopped or "error"
+                await db(self.release_claimed)(f"the run stopped during the call ({why})")
         if self.failure is not None:
             raise self.failure
 
@@ -401,7 +400,9 @@ class ParallelRun:
         outcome = await self.call(api, params, candidates, acquired=True)
         await db(self.finish)(item, outcome)
 
-    async def call(self, api, params: dict, candidates: list[str], *, acquired: bool) -> client.Outcome:
+    async def call(
+        self, api, params: dict, candidates: list[str], *, acquired: bool
+    ) -> client.Outcome:
         fields = list(self.job.fields)
         retries = transient_retries()
         for retry in range(retries + 1):
@@ -446,7 +447,10 @@ def _sweep_batches(*, job: Job) -> float | None:
     Returns seconds until the next poll is due, None when none is left.
     """
     now = timezone.now()
-    for batch in Batch.objects.filter(job=job, state=Batch.State.IN_PROGRESS, provider_id__isnull=False):
+    running = Batch.objects.filter(
+        job=job, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
+    )
+    for batch in running:
         jobs._provider_cancel(batch)
     due = []
     for batch in Batch.objects.filter(
@@ -478,7 +482,8 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     run = ParallelRun(job=job, deadline=deadline)
     async_to_sync(run.main)()
     log.info("job=%s parallel pass: calls=%s stopped=%s", job.id, run.calls, run.stopped or "done")
-    if run.stopped == "canceled" or Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists():
+    canceled = Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists()
+    if run.stopped == "canceled" or canceled:
         return None
     items = Item.objects.filter(job=job)
     if items.filter(state__in=jobs.RETRY_STATES).exists() or items.filter(
@@ -508,7 +513,9 @@ def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int | Non
         ).update(mode=Mode.PARALLEL):
             return None
         unsent = list(
-            Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).values_list("id", flat=True)
+            Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).values_list(
+                "id", flat=True
+            )
         )
         Batch.objects.filter(id__in=unsent, state=Batch.State.PREPARING).update(
             state=Batch.State.FAILED, error=f"{reason} before submission", ended_at=now
@@ -560,37 +567,3 @@ def items_cancel(*, item_ids: Iterable[int]) -> int:
     if n:
         log.info("items=%s canceled", n)
     return n
-
-
-def job_progress(*, job_id: int, limit: int = 500) -> dict:
-    """The job page's live data: counts, cost so far, and each item's state (newest changes first)."""
-    job = Job.objects.get(id=job_id)
-    counts = jobs.item_counts(job_ids=[job_id]).get(job_id, {})
-    total = sum(counts.values())
-    ended = sum(counts.get(s, 0) for s in Item.FINAL_STATES)
-    items = [
-        {
-            "id": row["id"],
-            "note": row["note__path"],
-            "state": row["state"],
-            "attempts": row["attempts"],
-            "error": row["error"][:300],
-            "cost": str(row["cost"]),
-            "updated_at": row["updated_at"].isoformat() if row["updated_at"] else None,
-        }
-        for row in Item.objects.filter(job_id=job_id)
-        .order_by("-updated_at", "-id")
-        .values("id", "note__path", "state", "attempts", "error", "cost", "updated_at")[:limit]
-    ]
-    cost = jobs.job_cost(job_id=job_id) if not job.is_final else job.cost
-    return {
-        "id": job.id,
-        "state": job.state,
-        "mode": job.mode,
-        "total": total,
-        "ended": ended,
-        "counts": counts,
-        "cost": str(Decimal(cost)),
-        "cost_estimate": str(job.cost_estimate),
-        "items": items,
-    }

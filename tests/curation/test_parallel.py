@@ -30,9 +30,8 @@ def run(job):
 
 
 def suggestions_per_item(job):
-    return {
-        item.id: Suggestion.objects.filter(item=item).count() for item in Item.objects.filter(job=job)
-    }
+    items = Item.objects.filter(job=job)
+    return {item.id: Suggestion.objects.filter(item=item).count() for item in items}
 
 
 def test_concurrency_is_bounded_and_every_item_succeeds(emulator, make_notes, fast):
@@ -171,9 +170,8 @@ def test_a_crash_mid_job_resumes_without_repeating_finished_items(
     monkeypatch.setattr(jobs, "apply_outcome", crashing_apply)
     with pytest.raises(RuntimeError, match="worker died"):
         jobs.job_run(job_id=job.id, sleep=lambda s: None)
-    done_before = set(
-        Item.objects.filter(job=job, state=Item.State.SUCCEEDED).values_list("note__path", flat=True)
-    )
+    succeeded = Item.objects.filter(job=job, state=Item.State.SUCCEEDED)
+    done_before = set(succeeded.values_list("note__path", flat=True))
     assert len(done_before) == 5
     assert not Item.objects.filter(job=job, state=Item.State.SUBMITTED).exists()  # released
 

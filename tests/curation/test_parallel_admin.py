@@ -59,3 +59,34 @@ def test_switch_to_parallel_action(admin_client, make_notes, emulator, fast_poll
     batch_job.refresh_from_db()
     assert batch_job.state == Job.State.SUCCEEDED
     assert emulator.stats()["messages"] == 3
+
+
+def test_job_page_shows_items_finishing_one_by_one_with_the_cost_so_far(
+    admin_client, make_notes, emulator, fast_polls, settings, monkeypatch
+):
+    from curation import parallel
+
+    settings.CURATION_CONCURRENCY = 3
+    emulator.configure(latency=0.03)
+    job = jobs.job_create(notes=[n.id for n in make_notes(6)], mode="parallel")
+    json_url = reverse("curation:job-progress", args=[job.id])
+    seen = []
+    finish = parallel.ParallelRun.finish
+
+    def finish_then_look(self, item, outcome):
+        applied = finish(self, item, outcome)
+        seen.append((item.id, admin_client.get(json_url).json()))
+        return applied
+
+    monkeypatch.setattr(parallel.ParallelRun, "finish", finish_then_look)
+    jobs.job_run(job_id=job.id, sleep=lambda s: None)
+
+    assert [data["done"] for _, data in seen] == [1, 2, 3, 4, 5, 6]
+    costs = [float(data["cost"]) for _, data in seen]
+    assert costs == sorted(costs) and costs[0] > 0
+    for item_id, data in seen:
+        latest = data["items"][0]  # the item that just ended heads the list
+        assert latest["id"] == item_id and latest["state"] == "succeeded"
+        assert latest["note"].endswith(".md") and float(latest["cost"]) > 0
+    page = admin_client.get(reverse("curation:job", args=[job.id])).content.decode()
+    assert 'id="job-items"' in page and page.count('data-item-state="succeeded"') == 6

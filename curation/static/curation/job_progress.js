@@ -23,7 +23,26 @@
       var state = cells[i].getAttribute("data-state");
       cells[i].textContent = String(data.counts[state] || 0);
     }
+    renderItems(data.items || []);
     root.setAttribute("data-final", data.final ? "1" : "0");
+  }
+
+  // Per-item rows, rebuilt from text (never HTML): items end one by one in parallel mode.
+  function renderItems(items) {
+    var body = document.querySelector("#job-items tbody");
+    if (!body) { return; }
+    var rows = document.createDocumentFragment();
+    items.forEach(function (item) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-item-state", item.state);
+      [item.note, item.state_label, item.attempts, item.cost, item.error].forEach(function (value) {
+        var td = document.createElement("td");
+        td.textContent = String(value);
+        tr.appendChild(td);
+      });
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
   }
 
   function poll() {
