@@ -297,7 +297,8 @@ class Site:
         for note_id, field, value, item_note in rows:
             assert note_id == item_note, "a suggestion landed on another note than its item's"
             seen[(note_id, field)] = seen.get((note_id, field), 0) + 1
-            value = json.loads(value) if isinstance(value, str) else value
+            if not self.template.pg:  # SQLite hands JSON back as text, psycopg decodes it
+                value = json.loads(value)
             index = int(re.search(r"Note (\d+)\.md", notes[note_id]).group(1))
             word = word_for(index)
             text = json.dumps(value)
