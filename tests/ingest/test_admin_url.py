@@ -99,3 +99,11 @@ def test_moderator_can_use_it(client, vault):
 def test_anonymous_is_sent_to_login(client, vault):
     response = client.get(URL)
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_viewer_sees_no_link(client, vault):
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Viewer"))
+    client.force_login(user)
+    page = client.get(reverse("admin:ingest_note_changelist"))
+    assert page.status_code == 200 and URL not in page.content.decode()
