@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
@@ -106,6 +107,11 @@ def custom_id_for(*, item_id: int, name: str) -> str:
     return f"{prefix}_{slug}" if slug else prefix
 
 
+def _stem(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return name[:-3] if name.endswith(".md") else name
+
+
 def fields_clean(fields: Iterable[str] | None) -> list[str]:
     """The requested fields in canonical order; all of them when none given."""
     if not fields:
@@ -156,6 +162,11 @@ def job_create(
         raise NoNotesError("no curatable notes matched the selection")
     chosen = router.choose_mode(len(ids), str(mode), urgent=urgent)
     now = timezone.now()
+    qn = connection.ops.quote_name
+    sql_set_custom_id = (
+        f"UPDATE {qn(Item._meta.db_table)} SET {qn(Item._meta.get_field('custom_id').column)}"
+        f" = %s WHERE {qn(Item._meta.pk.column)} = %s"
+    )
     with transaction.atomic():
         job = Job.objects.create(
             created_by=user if getattr(user, "pk", None) else None,
@@ -186,10 +197,14 @@ def job_create(
                 for item in items:
                     item.pk = item.id = by_note[item.note_id]
             names = {nid: path for nid, path, *_ in rows}
-            for item in items:
-                stem = names[item.note_id].rsplit("/", 1)[-1].removesuffix(".md")
-                item.custom_id = custom_id_for(item_id=item.pk, name=stem)
-            Item.objects.bulk_update(items, ["custom_id"], batch_size=500)
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    sql_set_custom_id,
+                    [
+                        (custom_id_for(item_id=item.pk, name=_stem(names[item.note_id])), item.pk)
+                        for item in items
+                    ],
+                )
             vaults.update(r[2] for r in rows)
             total_size += sum(r[3] for r in rows)
         avg_tokens = total_size // len(ids) // 4 + PROMPT_OVERHEAD_TOKENS
@@ -521,92 +536,175 @@ def _suggestion_values(job: Job, answer) -> list[tuple[str, object]]:
     return values
 
 
-def apply_outcome(
-    *,
-    item: Item,
-    outcome,
-    job: Job,
-    batch_id: int | None = None,
-    suggestions: list[Suggestion] | None = None,
-) -> bool:
-    """The one place an API outcome becomes item state (and Suggestion rows).
-
-    `item` needs id, note_id and attempts (as counted at submission). The item changes only
-    if it is still SUBMITTED in `batch_id` (None: a real-time call), so applying the same
-    outcome twice, or an outcome for a canceled or moved item, does nothing and returns False.
-    Succeeded: one Suggestion per requested field (appended to `suggestions` when given, for
-    the caller to bulk-insert; inserted here otherwise). Errored/expired: back for another
-    attempt while attempts remain, else failed with the reason.
-    """
-    now = timezone.now()
-    target = Item.objects.filter(id=item.id, state=Item.State.SUBMITTED, batch_id=batch_id)
-    usage = outcome.usage or None
+def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[str, str, Decimal]:
+    """(new item state, error reason, cost) for an outcome: the state machine's one decision."""
     cost = (
-        client.cost(usage, model=job.model, batch=batch_id is not None).quantize(MICRO)
-        if usage
+        client.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
+        if outcome.usage
         else Decimal("0")
     )
     if outcome.state == "succeeded":
-        n = target.update(
-            state=Item.State.SUCCEEDED,
-            result=outcome.raw,
-            usage=usage,
-            cost=F("cost") + cost,
-            error="",
-            finished_at=now,
-            updated_at=now,
-        )
-        if n != 1:
-            log.info("job=%s item=%s result discarded (item no longer waiting for it)", job.id, item.id)
-            return False
-        values = _suggestion_values(job, outcome.answer)
-        share = (cost / len(values)).quantize(MICRO) if values else Decimal("0")
-        rows = [
-            Suggestion(
-                item_id=item.id,
-                note_id=item.note_id,
-                job_id=job.id,
-                field=field,
-                value=value,
-                model=job.model,
-                prompt_version=getattr(client, "PROMPT_VERSION", ""),
-                cost=share,
-            )
-            for field, value in values
-        ]
-        if suggestions is None:
-            Suggestion.objects.bulk_create(rows, ignore_conflicts=True)
-        else:
-            suggestions.extend(rows)
-        log.debug("job=%s item=%s succeeded cost=%s", job.id, item.id, cost)
-        return True
-
+        return Item.State.SUCCEEDED, "", cost
     reason = (outcome.error or outcome.state or "no result").strip()
     if outcome.state == "canceled" and job.state == Job.State.CANCELED:
-        state = Item.State.CANCELED
-    elif item.attempts >= max_attempts():
-        state = Item.State.FAILED
-        reason = f"{reason} (gave up after {item.attempts} attempts)"
-    elif outcome.state == "expired":
-        state = Item.State.EXPIRED
-    else:
-        state = Item.State.ERRORED
-    n = target.update(
-        state=state,
-        error=reason[:5000],
-        result=outcome.raw,
-        usage=usage,
-        cost=F("cost") + cost,
-        finished_at=now if state in Item.FINAL_STATES else None,
-        updated_at=now,
+        return Item.State.CANCELED, reason, cost
+    if attempts >= max_attempts():
+        return Item.State.FAILED, f"{reason} (gave up after {attempts} attempts)", cost
+    if outcome.state == "expired":
+        return Item.State.EXPIRED, reason, cost
+    return Item.State.ERRORED, reason, cost
+
+
+def _item_update_sql() -> str:
+    qn = connection.ops.quote_name
+    col = {name: qn(Item._meta.get_field(name).column) for name in _ITEM_COLUMNS}
+    sets = ", ".join(
+        f"{col[name]} = {col[name]} + %s" if name == "cost" else f"{col[name]} = %s"
+        for name in _ITEM_COLUMNS
+        if name != "id"
     )
-    if n != 1:
-        log.info("job=%s item=%s outcome %s discarded", job.id, item.id, outcome.state)
-        return False
-    log.info(
-        "job=%s item=%s %s attempt=%s: %s", job.id, item.id, state, item.attempts, reason[:300]
+    return (
+        f"UPDATE {qn(Item._meta.db_table)} SET {sets} "
+        f"WHERE {col['id']} = %s AND {col['state']} = %s"
     )
-    return True
+
+
+_ITEM_COLUMNS = ("state", "error", "result", "usage", "cost", "finished_at", "updated_at", "id")
+_ITEM_ADAPTED = {"result", "usage", "cost"}  # values that need the backend's form
+_FINISHED = _ITEM_COLUMNS.index("finished_at")
+_UPDATED = _ITEM_COLUMNS.index("updated_at")
+
+
+class ItemRef(NamedTuple):
+    """What applying an outcome needs to know about an item (cheaper than a model instance)."""
+
+    id: int
+    note_id: int
+    attempts: int
+
+
+def _insert_suggestions(values: list[dict]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING (unique item+field): a second insert changes nothing.
+
+    Raw executemany rather than bulk_create: applying 100,000 results makes 300,000 rows.
+    Columns not given take their model default, computed once per call.
+    """
+    if not values:
+        return
+    qn = connection.ops.quote_name
+    fields = [f for f in Suggestion._meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    defaults = {}
+    for f in fields:
+        if f.attname not in values[0]:
+            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+            default = now if stamped else f.get_default()
+            defaults[f.attname] = f.get_db_prep_save(default, connection)
+    plain = (models.CharField, models.ForeignKey, models.IntegerField)
+    columns = ", ".join(qn(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {qn(Suggestion._meta.db_table)} ({columns}) VALUES ({marks}) "
+        "ON CONFLICT DO NOTHING"
+    )
+    rows = []
+    for value in values:
+        row = []
+        for f in fields:
+            if f.attname in defaults:
+                row.append(defaults[f.attname])
+            elif isinstance(f, plain):
+                row.append(value[f.attname])
+            else:
+                row.append(f.get_db_prep_save(value[f.attname], connection))
+        rows.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, object]]) -> int:
+    """The one place API outcomes become item states and Suggestion rows.
+
+    Each `item` needs id, note_id and attempts (as counted at submission). Only items still
+    SUBMITTED in `batch_id` (None: a real-time call) change: they are claimed first (row locks
+    on PostgreSQL; SQLite's write lock is taken at BEGIN), so applying the same outcome twice,
+    or one for a canceled or moved item, does nothing. Succeeded: one Suggestion per requested
+    field (unique per item and field). Errored/expired: back for another attempt while attempts
+    remain, else failed with the reason. Returns how many items changed.
+    """
+    if not pairs:
+        return 0
+    now = timezone.now()
+    prep = {name: Item._meta.get_field(name) for name in _ITEM_COLUMNS}
+    now_db = prep["updated_at"].get_db_prep_save(now, connection)
+    prompt_version = getattr(client, "PROMPT_VERSION", "")
+    with transaction.atomic():
+        claimed = set(
+            Item.objects.select_for_update()
+            .filter(
+                id__in=[item.id for item, _ in pairs],
+                state=Item.State.SUBMITTED,
+                batch_id=batch_id,
+            )
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        rows, suggestions = [], []
+        for item, outcome in pairs:
+            if item.id not in claimed:
+                log.info("job=%s item=%s %s outcome discarded (item no longer waiting for it)",
+                         job.id, item.id, outcome.state)  # fmt: skip
+                continue
+            claimed.discard(item.id)  # a second outcome for the same item in this call: ignored
+            state, error, cost = _outcome_changes(
+                job=job, attempts=item.attempts, outcome=outcome, batch=batch_id is not None
+            )
+            values = {
+                "state": state,
+                "error": error[:5000],
+                "result": outcome.raw,
+                "usage": outcome.usage or None,
+                "cost": cost,
+                "finished_at": now if state in Item.FINAL_STATES else None,
+                "updated_at": now,
+                "id": item.id,
+            }
+            rows.append(
+                [
+                    prep[name].get_db_prep_save(values[name], connection)
+                    if name in _ITEM_ADAPTED
+                    else values[name]
+                    for name in _ITEM_COLUMNS
+                ]
+                + [Item.State.SUBMITTED]
+            )
+            if values["finished_at"] is not None:
+                rows[-1][_FINISHED] = now_db
+            rows[-1][_UPDATED] = now_db
+            if state == Item.State.SUCCEEDED:
+                fields = _suggestion_values(job, outcome.answer)
+                share = (cost / len(fields)).quantize(MICRO) if fields else Decimal("0")
+                suggestions.extend(
+                    {
+                        "item_id": item.id, "note_id": item.note_id, "job_id": job.id,
+                        "field": field, "value": value, "model": job.model,
+                        "prompt_version": prompt_version, "cost": share,
+                    }  # fmt: skip
+                    for field, value in fields
+                )
+            else:
+                log.info("job=%s item=%s %s attempt=%s: %s",
+                         job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.executemany(_item_update_sql(), rows)
+        _insert_suggestions(suggestions)
+    return len(rows)
+
+
+def apply_outcome(*, item: Item, outcome, job: Job, batch_id: int | None = None) -> bool:
+    """apply_outcomes for one item: True when the item changed."""
+    return apply_outcomes(job=job, batch_id=batch_id, pairs=[(item, outcome)]) == 1
 
 
 def items_requeue(*, job: Job) -> int:
@@ -651,12 +749,8 @@ def _recover_stale_sync_items(*, job: Job) -> None:
     stale = Item.objects.filter(
         job=job, state=Item.State.SUBMITTED, batch=None, updated_at__lt=cutoff
     ).only("id", "note_id", "attempts")
-    for item in stale:
-        apply_outcome(
-            item=item,
-            outcome=_error_outcome("errored", "the worker stopped during the call"),
-            job=job,
-        )
+    outcome = _error_outcome("errored", "the worker stopped during the call")
+    apply_outcomes(job=job, batch_id=None, pairs=[(item, outcome) for item in stale])
 
 
 def sync_run(*, job: Job, deadline: float | None = None) -> float | None:
@@ -684,22 +778,34 @@ def sync_run(*, job: Job, deadline: float | None = None) -> float | None:
 # --- batch mode ---------------------------------------------------------------------------------
 
 
-def batches_prepare(*, job: Job, builder: RequestBuilder | None = None) -> list[int]:
+def batches_prepare(
+    *,
+    job: Job,
+    builder: RequestBuilder | None = None,
+    submit: bool = False,
+    deadline: float | None = None,
+) -> list[int]:
     """Group the job's pending, unassigned items into PREPARING batches (saved before any call).
 
-    Streams items page by page, sizes each request, and closes a batch at the request or byte
-    limit. Each batch takes its items with a conditional UPDATE, so two preparers never put
-    one item in two batches. Returns the new batch ids.
+    Streams items page by page, builds and sizes each request, and closes a batch at the
+    request or byte limit. Each batch takes its items with a conditional UPDATE, so two
+    preparers never put one item in two batches. With `submit`, each batch is submitted as
+    soon as it is saved, reusing the requests just built (until `deadline`; later batches
+    stay PREPARING for the next pass). Returns the new batch ids.
     """
     builder = builder or RequestBuilder(job)
     base = Item.objects.filter(job=job, state=Item.State.PENDING, batch=None)
     ids: list[int] = []
     byte_sizes: list[int] = []
+    built: dict[int, tuple[str, dict]] = {}  # the open batch's requests, by position
 
     def sizes() -> Iterator[int]:
         for page in _item_pages(base):
             for item in page:
-                size = client.request_size(builder.params(item, item.note))
+                params = builder.params(item, item.note)
+                size = client.request_size(params)
+                if submit:
+                    built[len(ids)] = (item.custom_id, params)
                 ids.append(item.id)
                 byte_sizes.append(size)
                 yield size
@@ -709,6 +815,7 @@ def batches_prepare(*, job: Job, builder: RequestBuilder | None = None) -> list[
     for start, stop in router.plan_batches(
         sizes(), max_requests=settings.CURATION_BATCH_SIZE, max_bytes=max_bytes
     ):
+        requests = [built.pop(i) for i in range(start, stop)] if submit else None
         with transaction.atomic():
             batch = Batch.objects.create(
                 job=job, request_count=stop - start, request_bytes=sum(byte_sizes[start:stop])
@@ -721,8 +828,11 @@ def batches_prepare(*, job: Job, builder: RequestBuilder | None = None) -> list[
                 continue
             if n != stop - start:
                 Batch.objects.filter(id=batch.id).update(request_count=n)
+                requests = None  # not the set we built: rebuild from the rows at submit
         created.append(batch.id)
         log.info("job=%s batch=%s prepared requests=%s", job.id, batch.id, n)
+        if submit and (deadline is None or time.monotonic() < deadline):
+            batch_submit(batch_id=batch.id, builder=builder, requests=requests)
     return created
 
 
@@ -732,7 +842,12 @@ def _batch_requests(*, batch: Batch, builder: RequestBuilder) -> Iterator[tuple[
             yield item.custom_id, builder.params(item, item.note)
 
 
-def batch_submit(*, batch_id: int, builder: RequestBuilder | None = None) -> bool:
+def batch_submit(
+    *,
+    batch_id: int,
+    builder: RequestBuilder | None = None,
+    requests: list[tuple[str, dict]] | None = None,
+) -> bool:
     """Claim a PREPARING batch, send it to the provider, record the provider's id.
 
     Returns True when this call submitted it. A crash after the provider accepted it but
@@ -757,9 +872,11 @@ def batch_submit(*, batch_id: int, builder: RequestBuilder | None = None) -> boo
             state=Batch.State.APPLIED, ended_at=now, error="no items left to submit"
         )
         return False
-    builder = builder or RequestBuilder(job)
+    if requests is None or len(requests) != n:
+        builder = builder or RequestBuilder(job)
+        requests = _batch_requests(batch=batch, builder=builder)
     try:
-        status = client.submit_batch(_batch_requests(batch=batch, builder=builder))
+        status = client.submit_batch(requests)
     except client.ApiError as exc:
         log.warning("job=%s batch=%s submit failed: %s", job.id, batch_id, exc)
         Batch.objects.filter(id=batch_id).update(error=f"submit failed: {exc}"[:5000])
@@ -865,13 +982,13 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
             id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
         ).update(state=Batch.State.FAILED, ended_at=now, error=reason[:5000]):
             return False
-        for item in Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).only(
-            "id", "note_id", "attempts"
-        ):
-            apply_outcome(
-                item=item, outcome=_error_outcome("errored", reason), job=batch.job,
-                batch_id=batch_id,
-            )  # fmt: skip
+        unsent = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
+        outcome = _error_outcome("errored", reason)
+        apply_outcomes(
+            job=batch.job,
+            batch_id=batch_id,
+            pairs=[(item, outcome) for item in unsent.only("id", "note_id", "attempts")],
+        )
     log.warning("job=%s batch=%s not found at the provider: items sent back (%s)",
                 batch.job_id, batch_id, reason)  # fmt: skip
     return False
@@ -936,43 +1053,36 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
         candidates_for=(builder or RequestBuilder(job)).candidates_lookup(batch),
     )
     for chunk in _chunks(results, APPLY_CHUNK):
-        with transaction.atomic():
-            wanted = [custom_id for custom_id, _ in chunk]
-            items = {
-                item.custom_id: item
-                for item in Item.objects.filter(custom_id__in=wanted).only(
-                    "id", "custom_id", "note_id", "job_id", "batch_id", "attempts", "state"
-                )
-            }
-            suggestions: list[Suggestion] = []
-            for custom_id, outcome in chunk:
-                item = items.get(custom_id)
-                if item is None or item.job_id != job.id:
-                    log.warning("job=%s batch=%s result for unknown custom_id=%r ignored",
-                                job.id, batch_id, custom_id)  # fmt: skip
-                    continue
-                if item.batch_id != batch.id or item.state != Item.State.SUBMITTED:
-                    log.info("job=%s batch=%s item=%s late result ignored (state=%s)",
-                             job.id, batch_id, item.id, item.state)  # fmt: skip
-                    continue
-                if apply_outcome(
-                    item=item, outcome=outcome, job=job, batch_id=batch.id, suggestions=suggestions
-                ):
-                    applied += 1
-            Suggestion.objects.bulk_create(suggestions, ignore_conflicts=True)
+        wanted = [custom_id for custom_id, _ in chunk]
+        rows = Item.objects.filter(custom_id__in=wanted).values_list(
+            "custom_id", "id", "note_id", "job_id", "batch_id", "attempts", "state"
+        )
+        items = {row[0]: row[1:] for row in rows}
+        pairs = []
+        for custom_id, outcome in chunk:
+            found = items.get(custom_id)
+            if found is None or found[2] != job.id:
+                log.warning("job=%s batch=%s result for unknown custom_id=%r ignored",
+                            job.id, batch_id, custom_id)  # fmt: skip
+                continue
+            item_id, note_id, _, item_batch, attempts, state = found
+            if item_batch != batch.id or state != Item.State.SUBMITTED:
+                log.info("job=%s batch=%s item=%s late result ignored (state=%s)",
+                         job.id, batch_id, item_id, state)  # fmt: skip
+            else:
+                pairs.append((ItemRef(item_id, note_id, attempts), outcome))
+        applied += apply_outcomes(job=job, batch_id=batch.id, pairs=pairs)
     with transaction.atomic():
         if Batch.objects.filter(id=batch_id, state=Batch.State.ENDED).update(
             state=Batch.State.APPLIED
         ):
-            for item in Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).only(
-                "id", "note_id", "attempts"
-            ):
-                apply_outcome(
-                    item=item,
-                    outcome=_error_outcome("errored", "the batch returned no result for it"),
-                    job=job,
-                    batch_id=batch_id,
-                )
+            lost = _error_outcome("errored", "the batch returned no result for it")
+            leftovers = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
+            apply_outcomes(
+                job=job,
+                batch_id=batch_id,
+                pairs=[(item, lost) for item in leftovers.only("id", "note_id", "attempts")],
+            )
     log.info("job=%s batch=%s results applied=%s", job.id, batch_id, applied)
     return applied
 
@@ -1001,7 +1111,7 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
             if item is not None:
                 item_send(item=item, job=job, builder=builder)
         else:
-            batches_prepare(job=job, builder=builder)
+            batches_prepare(job=job, builder=builder, submit=True, deadline=deadline)
 
     for batch_id in Batch.objects.filter(job=job, state=Batch.State.PREPARING).values_list(
         "id", flat=True

@@ -215,8 +215,11 @@ def test_every_enqueue_resolves_and_runs(
     assert job.state == Job.State.SUCCEEDED  # django-q2 ran the task inline (sync in tests)
     from django_q.models import Task
 
-    task = Task.objects.get(group=f"job-{job.id}")
-    assert task.func == "curation.tasks.run_job" and task.success and task.args == (job.id,)
+    # (A worker start may queue unfinished jobs once more: curation.recovery. Harmless.)
+    tasks_run = list(Task.objects.filter(group=f"job-{job.id}"))
+    assert tasks_run
+    for task in tasks_run:
+        assert task.func == "curation.tasks.run_job" and task.success and task.args == (job.id,)
 
 
 def test_run_job_task_hands_over_when_its_budget_is_spent(
