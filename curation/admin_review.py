@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +21,8 @@ from curation.review import (
     vault_known_tags,
 )
 from curation.review_html import STYLE, suggested_html, value_html
+
+SUPERSEDE_KEY, SUPERSEDE_EVERY = "curation:review:supersede-sweep", 30
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -165,8 +168,11 @@ class SuggestionAdmin(admin.ModelAdmin):
         return can_review(request.user)
 
     def changelist_view(self, request, extra_context=None):
-        if request.method == "GET":
-            suggestions_supersede()  # a stale machine value never waits beside a human edit
+        # A stale machine value should not wait beside a human edit. The sweep reads every
+        # pending row, so it runs at most once per SUPERSEDE_EVERY seconds across processes;
+        # deciding a stale row supersedes it anyway.
+        if request.method == "GET" and cache.add(SUPERSEDE_KEY, 1, timeout=SUPERSEDE_EVERY):
+            suggestions_supersede()
         extra_context = {
             **(extra_context or {}),
             "review_style": STYLE,

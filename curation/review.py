@@ -269,12 +269,13 @@ class BulkResult:
 def suggestions_supersede(*, queryset: QuerySet | None = None) -> int:
     """Mark pending suggestions superseded where a human edit or a newer suggestion decides.
 
-    The job engine may call this after it stores new suggestions; the review queue and bulk
-    decisions call it too, so a stale machine value never reaches a note over a human's.
+    With `queryset`, only the notes its suggestions belong to are looked at. The job engine
+    may call this after storing a job's suggestions; the review queue and bulk decisions
+    call it too, so a stale machine value never reaches a note over a human's.
     """
     pending = Suggestion.objects.filter(state=Suggestion.State.PENDING)
     if queryset is not None:
-        pending = pending.filter(pk__in=queryset.values("pk"))
+        pending = pending.filter(note_id__in=queryset.values("note_id"))
     same_field = Suggestion.objects.filter(note_id=OuterRef("note_id"), field=OuterRef("field"))
     return pending.filter(
         Exists(same_field.filter(state=Suggestion.State.EDITED))

@@ -12,6 +12,14 @@ from ingest.models import Note, Vault
 _seq = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The queue's supersede sweep is throttled through the cache; start each test afresh."""
+    from django.core.cache import cache
+
+    cache.delete("curation:review:supersede-sweep")
+
+
 @pytest.fixture
 def vault(db):
     return Vault.objects.create(name="Main", root="/tmp/vault-main")
