@@ -77,3 +77,14 @@ def test_output_on_an_ascii_console_does_not_crash(vault):
     console.flush()
     text = raw.getvalue().decode("ascii")
     assert "+++ b/\\U0001f680 launch.md" in text
+
+
+class Terminal(StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_line_on_a_terminal(vault):
+    out = run(stdout=Terminal()).getvalue()
+    assert "\rmain: exporting 2/2" in out
+    assert out.rstrip().endswith("vault main: written 2, unchanged 0, conflicts 0, errors 0")

@@ -36,8 +36,9 @@ class Command(BaseCommand):
         for one in vaults:
 
             def progress(done: int, total: int, path: str, name=one.name) -> None:
-                self.stdout.write(self._safe(f"\r{name}: exporting {done}/{total}"), ending="")
-                self.stdout.flush()
+                if done == total or done % 20 == 0:
+                    self.stdout.write(self._safe(f"\r{name}: exporting {done}/{total}"), ending="")
+                    self.stdout.flush()
 
             summary = vault_export(
                 vault=one, dry_run=dry_run, progress=progress if show_progress else None
