@@ -143,6 +143,8 @@ def jsonable(value, *, budget: list[int] | None = None):
                 f"frontmatter too large: more than {MAX_FRONTMATTER_VALUES:,} values "
                 "(YAML aliases expanding?)"
             )
+    if type(value) is str:  # by far the most common: checked first
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
         return {str(k): jsonable(v, budget=budget) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -206,3 +208,49 @@ def parse(data: bytes, *, path: str) -> ParsedNote:
         title=title_from(metadata, path, parts.body),
         tags=tags_from(metadata),
     )
+
+
+@dataclass
+class ReadResult:
+    """What reading one file found: "ok" (parsed), "same" (hash unchanged) or "bad" (reason)."""
+
+    kind: str
+    digest: str = ""
+    reason: str = ""
+    note: ParsedNote | None = None
+
+
+def read_file(
+    path: str, *, rel: str, max_bytes: int, known_digest: str | None, size: int = -1
+) -> ReadResult:
+    """Read, hash and parse one note file (never writing it); safe to run in a worker process.
+
+    `size` is what stat() said: reading exactly that much (plus one byte, to notice growth)
+    avoids allocating a `max_bytes` buffer for every small note.
+    """
+    try:
+        with open(path, "rb") as fh:
+            first = min(size, max_bytes) + 1 if size >= 0 else max_bytes + 1
+            data = fh.read(first)
+            if len(data) == first and first <= max_bytes:  # it grew since stat()
+                data += fh.read(max_bytes + 1 - len(data))
+    except OSError as exc:
+        return ReadResult("bad", reason=f"cannot read: {exc.strerror}")
+    if len(data) > max_bytes:  # grew after it was measured
+        reason = f"too large: over {max_bytes:,} bytes (limit {max_bytes:,})"
+        return ReadResult("bad", reason=reason)
+    digest = content_hash(data)
+    if digest == known_digest:
+        return ReadResult("same", digest)
+    try:
+        parsed = parse(data, path=rel)
+    except NoteError as exc:
+        return ReadResult("bad", digest, str(exc))
+    parsed.text = ""  # yaml and body are kept; don't carry (or pickle) the text twice
+    return ReadResult("ok", digest, note=parsed)
+
+
+def read_job(job: tuple[str, str, int, str | None, int]) -> ReadResult:
+    """`read_file` for a process pool: (path, rel, max_bytes, known_digest, size)."""
+    path, rel, max_bytes, known_digest, size = job
+    return read_file(path, rel=rel, max_bytes=max_bytes, known_digest=known_digest, size=size)

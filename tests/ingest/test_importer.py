@@ -125,8 +125,11 @@ def test_utf16_notes_import(make_vault):
     assert note.body == "body ü\n"
 
 
-def test_more_than_one_chunk_in_bounded_queries(make_vault):
+@pytest.mark.parametrize("processes", [1, 2], ids=["serial", "process-pool"])
+def test_more_than_one_chunk_in_bounded_queries(make_vault, settings, processes):
+    settings.VAULTCMS_IMPORT_PROCESSES = processes
     count = CHUNK * 2 + 203
+    assert count > importer.PARALLEL_MIN
     files = {
         f"f{i % 7}/n{i:05}.md": f"---\ntags: [t{i % 3}]\n---\nnote {i}\n" for i in range(count)
     }
