@@ -46,7 +46,14 @@ with transaction.atomic():
     job = jobs.job_create(notes=Note.objects.values_list("id", flat=True), fields={fields!r},
                           mode={mode!r}, selection="fault suite")
     jobs.job_start(job_id=job.id)
+    # Extra deliveries of the same task, as an at-least-once broker may make.
+    for _ in range({copies} - 1):
+        transaction.on_commit(lambda: jobs.job_enqueue(job_id=job.id))
 print("job", job.id, "queued")
+"""
+RETRY_SCRIPT = """
+from curation import jobs
+print("reset", jobs.job_retry_failed(job_id={job_id}))
 """
 
 
@@ -222,17 +229,22 @@ class Site:
             )
         return root
 
-    def make_job(self, n: int, *, fields: list[str], mode: str) -> int:
+    def make_job(self, n: int, *, fields: list[str], mode: str, copies: int = 1) -> int:
         """Notes and a queued job in one process start (the same services `curate` calls)."""
         self._write_notes(n)
         out = self.manage(
             "shell", "-c",
             NOTES_SCRIPT.format(root=str(self.workdir / "vault"), n=n)
-            + JOB_SCRIPT.format(fields=fields, mode=mode),
+            + JOB_SCRIPT.format(fields=fields, mode=mode, copies=copies),
         ).stdout.strip().splitlines()
         found = re.fullmatch(r"job (\d+) queued", out[-1])
         assert found, out
         return int(found.group(1))
+
+    def retry_failed(self, job_id: int) -> int:
+        """The service behind the admin's "Retry failed items" action."""
+        out = self.manage("shell", "-c", RETRY_SCRIPT.format(job_id=job_id)).stdout.split()
+        return int(out[-1])
 
     def curate(self, *args: str) -> int:
         """`curate --all ARGS` without --wait; returns the queued job's id."""
