@@ -119,6 +119,8 @@ class RateLimiter:
         self.per_call: dict[str, float] = {}  # token kind -> tokens one call uses (average)
         self.blocked_until = 0.0
         self._wake: asyncio.Event | None = None
+        self._held: set[int] = set()  # tokens of calls counted in flight
+        self._seq = 0
 
     # decisions (plain, testable without a loop)
 
@@ -198,13 +200,22 @@ class RateLimiter:
 
     # the loop side
 
-    async def acquire(self) -> None:
-        """Wait until a call may start, and count it in flight."""
+    def try_acquire(self) -> int | None:
+        """Count a call in flight if it may start now: its token, else None."""
+        if self.delay() != 0:
+            return None
+        self.in_flight += 1
+        self._seq += 1
+        self._held.add(self._seq)
+        return self._seq
+
+    async def acquire(self) -> int:
+        """Wait until a call may start, count it in flight, and return its token."""
         while True:
+            token = self.try_acquire()
+            if token is not None:
+                return token
             wait = self.delay()
-            if wait == 0:
-                self.in_flight += 1
-                return
             if self._wake is None:
                 self._wake = asyncio.Event()
             wake = self._wake
@@ -213,8 +224,17 @@ class RateLimiter:
             except TimeoutError:
                 pass
 
-    def release(self, headers: dict | None = None, *, usage: dict | None = None) -> None:
-        """A call ended (answered, failed, or never sent when headers is None)."""
+    def release(
+        self, headers: dict | None = None, *, usage: dict | None = None, token: int | None = None
+    ) -> None:
+        """A call ended (answered, failed, or never sent when headers is None).
+
+        With its token, releasing twice counts once (a canceled call may never have started).
+        """
+        if token is not None:
+            if token not in self._held:
+                return
+            self._held.discard(token)
         self.in_flight = max(0, self.in_flight - 1)
         if headers is not None:
             self.observe(headers, usage=usage)
@@ -237,7 +257,10 @@ class ParallelRun:
         self.deadline = deadline
         self.limit = concurrency()
         self.limiter = RateLimiter()
-        self.tasks: dict[int, asyncio.Task] = {}
+        self.queue: list[int] = []  # item ids read, not yet taken by a worker
+        self.calls_in_flight: dict[int, asyncio.Task] = {}  # item id -> its call
+        self.refill = asyncio.Lock()
+        self.item_saved = asyncio.Event()
         self.claimed: set[int] = set()  # claimed by this run and not yet applied
         self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
         self.failure: BaseException | None = None
@@ -255,7 +278,7 @@ class ParallelRun:
         jobs.items_requeue(job=self.job)
         page = list(
             Item.objects.filter(job_id=self.job.id, state=Item.State.PENDING, batch=None)
-            .exclude(id__in=list(self.tasks))
+            .exclude(id__in=list(self.calls_in_flight))
             .select_related("note")
             .order_by("id")[:limit]
         )
@@ -284,10 +307,17 @@ class ParallelRun:
         self.claimed.discard(item.id)
         return applied
 
+    def finish_and_claim(
+        self, item: Item, outcome: client.Outcome, item_id: int
+    ) -> tuple[Item, dict, list[str]] | None:
+        """Save one item's outcome and claim the next one in the same trip."""
+        self.finish(item, outcome)
+        return self.claim(item_id)
+
     def check(self) -> tuple[bool, set[int]]:
         """(job canceled?, ids of items in flight that were canceled)."""
         canceled = Job.objects.filter(id=self.job.id, state=Job.State.CANCELED).exists()
-        in_flight = list(self.tasks)
+        in_flight = list(self.calls_in_flight)
         gone = set(
             Item.objects.filter(id__in=in_flight, state=Item.State.CANCELED).values_list(
                 "id", flat=True
@@ -314,18 +344,22 @@ class ParallelRun:
 
     async def main(self) -> None:
         await db(self.setup)()
-        watcher = None
         api = client.async_client(max_retries=0)
+        watcher = asyncio.create_task(self.watch())
+        workers = [asyncio.create_task(self.worker(api)) for _ in range(self.limit)]
         try:
-            watcher = asyncio.create_task(self.watch())
-            await self.feed(api)
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None and self.failure is None:
+                    self.failure = task.exception()
+                    self.stopped = "crash"
+                    log.error("job=%s parallel run stopped: %s", self.job.id,
+                              type(self.failure).__name__)  # fmt: skip
         finally:
-            if watcher is not None:
-                watcher.cancel()
-            for task in list(self.tasks.values()):
+            watcher.cancel()
+            for task in workers:
                 task.cancel()
-            if self.tasks:
-                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await asyncio.gather(watcher, *workers, return_exceptions=True)
             await api.close()
             if self.claimed:
                 why = self.stopped or "error"
@@ -333,37 +367,86 @@ class ParallelRun:
         if self.failure is not None:
             raise self.failure
 
-    async def feed(self, api) -> None:
-        slots = asyncio.Semaphore(self.limit)
-        while not self.stopped:
-            ids = await db(self.next_items)(self.limit * PAGE_PER_SLOT)
-            if not ids:
-                if not self.tasks:
-                    return
-                await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
-                continue
-            for item_id in ids:
-                await slots.acquire()
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    self.stopped = self.stopped or "deadline"
-                if self.stopped:
-                    slots.release()
-                    break
-                task = asyncio.create_task(self.one(api, item_id))
-                self.tasks[item_id] = task
-                task.add_done_callback(lambda t, i=item_id: self.done(t, i, slots))
-        # Stopped by the deadline: let the calls in flight end and save their answers.
-        if self.stopped == "deadline" and self.tasks:
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+    def take_now(self) -> int | None:
+        """The next item id already read, unless the run is stopping."""
+        if not self.stopped and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped = "deadline"  # the calls in flight end and are saved; no new ones
+        if self.stopped or not self.queue:
+            return None
+        return self.queue.pop(0)
 
-    def done(self, task: asyncio.Task, item_id: int, slots: asyncio.Semaphore) -> None:
-        self.tasks.pop(item_id, None)
-        slots.release()
-        if not task.cancelled() and task.exception() is not None and self.failure is None:
-            self.failure = task.exception()
-            self.stopped = "crash"
-            log.error("job=%s item=%s parallel run stopped: %s", self.job.id, item_id,
-                      type(self.failure).__name__)  # fmt: skip
+    async def take(self) -> int | None:
+        """The next item id to send, reading a page when needed; None when nothing is left."""
+        while True:
+            item_id = self.take_now()
+            if item_id is not None or self.stopped:
+                return item_id
+            async with self.refill:
+                if self.queue:
+                    continue
+                ids = await db(self.next_items)(self.limit * PAGE_PER_SLOT)
+                if ids:
+                    self.queue.extend(ids)
+                    continue
+                if not self.calls_in_flight:
+                    return None  # nothing pending and nothing that could come back errored
+                await self.item_saved.wait()  # an item in flight may come back to be retried
+                self.item_saved.clear()
+
+    def saved(self) -> None:
+        self.item_saved.set()
+
+    async def worker(self, api) -> None:
+        """One concurrency slot: claim, call, save, again. Saving one item and claiming the
+        next are one trip to the database when the next can start at once."""
+        done: tuple[Item, client.Outcome] | None = None
+        while True:
+            if done is not None:
+                item_id = self.take_now()
+                token = self.limiter.try_acquire() if item_id is not None else None
+                if token is not None:
+                    try:
+                        claimed = await db(self.finish_and_claim)(*done, item_id)
+                    except BaseException:
+                        self.limiter.release(token=token)
+                        raise
+                    done = None
+                    self.saved()
+                else:
+                    if item_id is not None:
+                        self.queue.insert(0, item_id)
+                    await db(self.finish)(*done)
+                    done = None
+                    self.saved()
+                    continue
+            else:
+                item_id = await self.take()
+                if item_id is None:
+                    return
+                token = await self.limiter.acquire()
+                try:
+                    claimed = await db(self.claim)(item_id)
+                except BaseException:
+                    self.limiter.release(token=token)
+                    raise
+            if claimed is None:
+                self.limiter.release(token=token)
+                continue
+            item, params, candidates = claimed
+            call = asyncio.create_task(self.call(api, params, candidates, token=token))
+            self.calls_in_flight[item.id] = call
+            try:
+                outcome = await call
+            except asyncio.CancelledError:
+                self.limiter.release(token=token)  # if the call never started
+                if asyncio.current_task().cancelling():
+                    raise  # the run itself stops
+                log.info("job=%s item=%s canceled while in flight", self.job.id, item.id)
+                self.saved()
+                continue  # the item was canceled: its call is abandoned, nothing to save
+            finally:
+                self.calls_in_flight.pop(item.id, None)
+            done = (item, outcome)
 
     async def watch(self) -> None:
         """Notice a canceled job or canceled items promptly; keep the cost so far current."""
@@ -373,49 +456,35 @@ class ParallelRun:
             canceled, gone = await db(self.check)()
             if canceled:
                 self.stopped = "canceled"
-                for task in list(self.tasks.values()):
-                    task.cancel()
+                for call in list(self.calls_in_flight.values()):
+                    call.cancel()
+                self.saved()
                 return
             for item_id in gone:
-                task = self.tasks.get(item_id)
-                if task is not None:
-                    task.cancel()
-                    log.info("job=%s item=%s canceled while in flight", self.job.id, item_id)
+                call = self.calls_in_flight.get(item_id)
+                if call is not None:
+                    call.cancel()
             if time.monotonic() - last_cost >= COST_SECONDS:
                 last_cost = time.monotonic()
                 await db(self.save_cost)()
 
-    async def one(self, api, item_id: int) -> None:
-        """Claim one item, call the API (retrying what is transient), save the outcome."""
-        await self.limiter.acquire()
-        try:
-            claimed = await db(self.claim)(item_id)
-        except BaseException:
-            self.limiter.release()
-            raise
-        if claimed is None:
-            self.limiter.release()
-            return
-        item, params, candidates = claimed
-        outcome = await self.call(api, params, candidates, acquired=True)
-        await db(self.finish)(item, outcome)
-
     async def call(
-        self, api, params: dict, candidates: list[str], *, acquired: bool
+        self, api, params: dict, candidates: list[str], *, token: int | None
     ) -> client.Outcome:
+        """One attempt: the API call, retried on 429/529/5xx/timeouts (a bounded number)."""
         fields = list(self.job.fields)
         retries = transient_retries()
         for retry in range(retries + 1):
-            if not acquired:
-                await self.limiter.acquire()
-            acquired = False
+            if token is None:
+                token = await self.limiter.acquire()
             self.calls += 1
             try:
                 outcome, headers = await client.send_one_async_with_headers(
                     api, params, fields=fields, candidates=candidates
                 )
             except client.ApiError as exc:
-                self.limiter.release(exc.headers)
+                self.limiter.release(exc.headers, token=token)
+                token = None
                 if not exc.retryable or retry == retries:
                     suffix = f" (after {retry + 1} calls)" if retry else ""
                     return jobs._error_outcome("errored", f"{exc}{suffix}")
@@ -429,9 +498,9 @@ class ParallelRun:
                 await asyncio.sleep(wait)
                 continue
             except BaseException:
-                self.limiter.release()
+                self.limiter.release(token=token)
                 raise
-            self.limiter.release(headers, usage=outcome.usage)
+            self.limiter.release(headers, usage=outcome.usage, token=token)
             return outcome
         raise AssertionError("unreachable")  # the loop always returns
 
