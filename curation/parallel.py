@@ -5,8 +5,9 @@
     batch_run_hedged(job=, ...)     the runner of `batch` jobs: batch_run, hedged when it is late
     items_cancel(item_ids=)         cancel single items of a running job (any mode)
 
-The network runs on an asyncio loop (one AsyncAnthropic client, at most CURATION_CONCURRENCY
-calls in flight); every database access is a short synchronous function run through
+The network runs on an asyncio loop: one AsyncAnthropic client (the SDK's own retries off)
+and CURATION_CONCURRENCY workers, each with at most one call in flight, paced by a
+RateLimiter that reads the answers' rate-limit headers. Every database access is a short synchronous function run through
 `sync_to_async`, which `async_to_sync` executes back on the calling thread, so Django's
 one-connection-per-thread rule holds and a test's transaction sees it all.
 
