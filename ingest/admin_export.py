@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 
 from curation.review import can_review
 from ingest.exporter import ExportSummary, vault_export
-from ingest.models import Vault
+from ingest.models import ExportRecord, Vault
 
 SHOWN_PROBLEMS = 20
 
@@ -82,3 +82,20 @@ def export_approved_notes(modeladmin, request, queryset):
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_notes(modeladmin, request, queryset):
     return _preview(modeladmin, request, list(_by_vault(queryset).items()))
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(admin.ModelAdmin):
+    """What each export wrote: read-only history."""
+
+    list_display = ["note", "written_at", "fields", "new_hash"]
+    list_filter = ["note__vault"]
+    list_select_related = ["note"]
+    search_fields = ["note__path"]
+    readonly_fields = ["note", "written_at", "fields", "reviews", "old_hash", "new_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

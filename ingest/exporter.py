@@ -238,6 +238,12 @@ def _export_note(
         write_atomic(path, result.data, expect_hash=old_hash, sync_folder=False)
         folders.add(os.path.dirname(path))
     except _Changed:
+        try:
+            with open(path, "rb") as fh:
+                if fh.read() == result.data:  # another export got there first
+                    return "unchanged", ""
+        except OSError:
+            pass
         return "conflict", "changed on disk during the export; run import_vault, then export again"
     except OSError as exc:
         return "error", f"cannot write: {exc.strerror or exc}"

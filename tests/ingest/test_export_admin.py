@@ -128,3 +128,12 @@ def test_moderator_can_export(client, vault):
         follow=True,
     )
     assert "written 2" in response.content.decode()
+
+
+def test_export_records_are_listed(admin_client, vault):
+    admin_client.post(
+        reverse("admin:ingest_vault_changelist"),
+        {"action": "export_approved_vaults", "_selected_action": [vault.pk]},
+    )
+    page = admin_client.get(reverse("admin:ingest_exportrecord_changelist"))
+    assert page.status_code == 200 and "🚀 b.md" in page.content.decode()

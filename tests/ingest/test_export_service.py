@@ -338,3 +338,19 @@ def test_progress_reports_every_file(make_vault):
     calls = []
     vault_export(vault=vault, progress=lambda done, total, path: calls.append((done, total, path)))
     assert calls == [(1, 2, "a.md"), (2, 2, "b.md")]
+
+
+def test_a_concurrent_export_that_wrote_the_same_bytes_is_not_a_conflict(make_vault, monkeypatch):
+    root, vault = setup_vault(make_vault, {"a.md": A})
+    approve_tags(note("a.md"), ["x"])
+    expected = A.replace("tags: [python]", "tags: [python, x]")
+    real_mkstemp = exporter.tempfile.mkstemp
+
+    def other_export_first(*args, **kwargs):
+        (root / "a.md").write_text(expected)
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(exporter.tempfile, "mkstemp", other_export_first)
+    summary = vault_export(vault=vault)
+    assert summary.ok and summary.unchanged == 1
+    assert (root / "a.md").read_text() == expected
