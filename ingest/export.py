@@ -219,6 +219,8 @@ class _Frontmatter:
             colon = text.find(":", key.end_mark.index)
             if colon < 0 or text[key.end_mark.index : colon].strip():
                 raise ExportError(f"cannot find the ':' after the key {key.value!r}")
+            if key.value in CURATED_KEYS and value.start_mark.index < colon:
+                raise ExportError(f"`{key.value}` is an alias of another value; not edited")
             self.entries.setdefault(key.value, _Entry(key, value, colon))
             if (
                 not seen_prefix
@@ -259,12 +261,6 @@ class _Edit:
     text: str
 
 
-def _norm_tag(value) -> str | None:
-    if value is None or isinstance(value, (list, dict)):
-        return None
-    return str(value).strip().lstrip("#").strip().lower() or None
-
-
 def clean_tag(tag) -> str:
     return str(tag).strip().lstrip("#").strip()
 
@@ -272,12 +268,12 @@ def clean_tag(tag) -> str:
 def _rename(tag: str, renames: list[tuple[str, str]]) -> str:
     """Apply the moderators' renames in order (`old` and `old/...`); "" means removed."""
     for old, new in renames:
-        old_n, new_c = clean_tag(old).lower(), clean_tag(new)
-        low = tag.lower()
-        if old_n and (low == old_n or low.startswith(old_n + "/")):
+        old_c, new_c = clean_tag(old), clean_tag(new)
+        n = len(old_c)
+        if old_c and tag[:n].lower() == old_c.lower() and (len(tag) == n or tag[n] == "/"):
             if not new_c:
                 return ""
-            tag = new_c + tag[len(old_n) :]
+            tag = new_c + tag[n:]
     return tag
 
 

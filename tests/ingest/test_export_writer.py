@@ -140,3 +140,8 @@ def test_rendered_scalars_read_back_as_the_same_string(value):
         wrapped = f"k: [{text}]" if kwargs.get("flow") else f"k: {text}"
         loaded = notes.load_yaml(wrapped)["k"]
         assert (loaded[0] if kwargs.get("flow") else loaded) == value, (value, kwargs, text)
+
+
+def test_curated_key_that_is_an_alias_is_refused():
+    with pytest.raises(ExportError, match="alias"):
+        rewrite(b"---\nmine: &t [a]\ntags: *t\n---\nb\n", Changes(add_tags=["c"]))
