@@ -1,4 +1,4 @@
-"""Parallel mode through its doors: `curate --mode parallel --wait`, urgent auto, the worker task."""
+"""Parallel mode through its doors: curate --mode parallel --wait, urgent auto, worker task."""
 
 from io import StringIO
 
