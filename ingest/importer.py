@@ -4,6 +4,7 @@ import datetime
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,8 @@ def _processes(jobs: int) -> int:
     if jobs < PARALLEL_MIN or configured == 1:
         return 1
     if multiprocessing.current_process().daemon:  # a daemonic worker may not have children
+        return 1
+    if threading.active_count() > 1:  # forking beside other threads risks a child deadlock
         return 1
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
