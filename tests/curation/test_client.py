@@ -253,7 +253,7 @@ def test_connection_failure_is_an_api_error(monkeypatch, settings):
 
 
 def test_send_one_async_in_parallel(emulator):
-    emulator.configure(latency=0.05)
+    emulator.configure(latency=0.5)
 
     async def run():
         sdk = client.async_client()

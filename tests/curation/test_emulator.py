@@ -243,7 +243,7 @@ def test_rpm_limit_answers_429_with_ratelimit_headers(sdk, emulator):
 
 
 def test_rpm_window_passes_and_the_sdk_retry_succeeds(emulator):
-    emulator.configure(rpm=1, rate_window=0.2)
+    emulator.configure(rpm=1, rate_window=1.5)
     with sdk_with_retries(emulator, 3) as client:
         client.messages.create(**params())
         assert client.messages.create(**params()).type == "message"
@@ -257,14 +257,24 @@ def test_malformed_answers_have_no_tool_block(sdk, emulator):
 
 
 def test_concurrent_calls_are_counted_in_flight(emulator):
-    emulator.configure(latency=0.3)
+    emulator.configure(latency=0.5)
+    ready = threading.Barrier(4)
+    errors = []
+
+    def call(i):
+        ready.wait(timeout=10)
+        try:
+            client.messages.create(**params(f"{i}.md"))
+        except Exception as exc:  # reported below, a thread cannot fail the test itself
+            errors.append(exc)
+
     with sdk_with_retries(emulator, 0) as client:
-        threads = [threading.Thread(target=client.messages.create, kwargs=params(f"{i}.md"))
-                   for i in range(4)]
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=30)
+    assert errors == []
     stats = emulator.stats()
     assert stats["messages_ok"] == 4 and stats["in_flight"] == 0
     assert 2 <= stats["max_in_flight"] <= 4
