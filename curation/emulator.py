@@ -139,6 +139,8 @@ def validate_params(params) -> None:
 
     if not isinstance(params, dict):
         bad("params: Input should be an object")
+    if params.get("stream"):
+        bad("stream: streaming is not supported by this emulator (nor inside a batch)")
     for key in ("model", "max_tokens", "messages"):
         if key not in params:
             bad(f"{key}: Field required")
@@ -432,6 +434,7 @@ class Emulator:
             self._cache: set[str] = set()
             self._window: deque = deque()
             self._seq = 0
+            self._batch_seq = 0
             self.counters: Counter = Counter()
             self.in_flight = 0
             self.max_in_flight = 0
@@ -682,7 +685,10 @@ class Emulator:
         batch_id = self._next_id("msgbatch_emu_")
         now = time.time()
         order = list(range(len(items)))
-        random.Random(f"{self.config.seed}:{batch_id}").shuffle(order)
+        with self._lock:
+            self._batch_seq += 1  # the order depends on the seed and the batch's number only
+            rng = random.Random(f"{self.config.seed}:{self._batch_seq}")
+        rng.shuffle(order)
         batch = EmulatedBatch(batch_id, now, now + max(0.0, self.config.batch_seconds), items, order)
         with self._lock:
             self.batches[batch_id] = batch

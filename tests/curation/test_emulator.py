@@ -520,3 +520,22 @@ def test_command_serves_over_http():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_results_order_is_seeded(sdk, emulator):
+    def order():
+        batch = sdk.messages.batches.create(requests=batch_requests(20))
+        return [r.custom_id for r in sdk.messages.batches.results(batch.id)]
+
+    emulator.configure(seed=5)
+    first = order()
+    emulator.reset()
+    assert order() == first
+    emulator.reset()
+    emulator.configure(seed=6)
+    assert order() != first
+
+
+def test_streaming_is_refused_in_the_api_shape(sdk):
+    with pytest.raises(anthropic.BadRequestError, match="streaming is not supported"):
+        sdk.post("/v1/messages", body={**params(), "stream": True}, cast_to=anthropic.types.Message)
