@@ -151,6 +151,19 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
             p.fields.add(key)
         return p
 
+    by_name: dict[str, int | None] = {}
+    for path, name in names.items():  # a link name only this note answers to
+        by_name[name.lower()] = None if name.lower() in by_name else by_path[path][0]
+
+    def resolve(value) -> int | None:
+        """A related value is a note path; `Name`, `[[Name]]` or a path without .md also work."""
+        text = str(value).strip().removeprefix("[[").removesuffix("]]").split("|")[0].strip()
+        for candidate in (text, f"{text}.md"):
+            if candidate in by_path:
+                return by_path[candidate][0]
+        bare = text[:-3] if text.lower().endswith(".md") else text
+        return by_name.get(bare.lower())
+
     def target(note_id: int) -> Link | None:
         path = path_of.get(note_id)
         if path is None or by_path[path][1] != Note.State.OK:
@@ -166,11 +179,8 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
                 continue
             value, review_id = entry["value"], entry["review_id"]
             if key == Field.RELATED:
-                others = [
-                    by_path[str(p)][0]
-                    for p in (value if isinstance(value, list) else [])
-                    if str(p) in by_path and by_path[str(p)][0] != note_id
-                ]
+                found = (resolve(p) for p in (value if isinstance(value, list) else []))
+                others = list(dict.fromkeys(i for i in found if i is not None and i != note_id))
                 # A link is one decision with two ends: if either end is selected, all of it.
                 if selected is not None and not ({note_id, *others} & selected):
                     continue

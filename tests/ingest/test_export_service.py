@@ -354,3 +354,10 @@ def test_a_concurrent_export_that_wrote_the_same_bytes_is_not_a_conflict(make_va
     summary = vault_export(vault=vault)
     assert summary.ok and summary.unchanged == 1
     assert (root / "a.md").read_text() == expected
+
+
+def test_related_values_given_as_names_or_links_are_resolved(make_vault):
+    root, vault = setup_vault(make_vault, {"a.md": A, "x/B.md": "B\n", "C.md": "C\n"})
+    approve_related(note("a.md"), ["B", "[[C]]", "x/B.md", "nowhere"])
+    vault_export(vault=vault)
+    assert meta(root, "a.md")["related"] == ["[[B]]", "[[C]]"]
