@@ -139,3 +139,15 @@ def test_decision_refused_while_another_moderator_holds_the_lock(
 def test_superuser_can_decide(make_note, make_suggestion, superuser):
     s = make_suggestion(make_note(), "description", "x")
     assert suggestion_decide(suggestion_id=s.pk, user=superuser, decision="approved").pk
+
+
+def test_supersede_scoped_to_the_notes_of_a_queryset(make_note, make_suggestion, make_job):
+    a, b = make_note(), make_note()
+    old_a = make_suggestion(a, "tags", ["x"], job=make_job())
+    old_b = make_suggestion(b, "tags", ["x"], job=make_job())
+    later = make_job()
+    make_suggestion(a, "tags", ["y"], job=later)
+    make_suggestion(b, "tags", ["y"], job=make_job())
+    assert suggestions_supersede(queryset=Suggestion.objects.filter(job=later)) == 1
+    assert Suggestion.objects.get(pk=old_a.pk).state == "superseded"
+    assert Suggestion.objects.get(pk=old_b.pk).state == "pending"
