@@ -75,7 +75,10 @@ def main() -> int:
             )
     suggestions = Suggestion.objects.bulk_create(suggestions, batch_size=500)
     Review.objects.bulk_create(
-        [Review(suggestion=s, decision=Review.Decision.APPROVED, value=s.value) for s in suggestions],
+        [
+            Review(suggestion=s, decision=Review.Decision.APPROVED, value=s.value)
+            for s in suggestions
+        ],
         batch_size=500,
     )
 
@@ -112,7 +115,8 @@ def main() -> int:
     reimport_s = time.perf_counter() - started
     second = vault_export(vault=vault)
 
-    print(f"notes: {len(before)} files, {len(ok_notes)} importable ({len(imported.skipped)} skipped)")
+    skipped = len(imported.skipped)
+    print(f"notes: {len(before)} files, {len(ok_notes)} importable ({skipped} skipped)")
     print(f"import (baseline): {import_s:.2f}s")
     print(f"export: {export_s:.2f}s ({export_s / import_s:.2f}x import), {summary.line()}")
     print(f"per written note: {1000 * export_s / max(1, len(summary.written)):.2f} ms")

@@ -31,9 +31,8 @@ def _report(modeladmin, request, vault: Vault, summary: ExportSummary) -> None:
     for kind, path, reason in problems[:SHOWN_PROBLEMS]:
         modeladmin.message_user(request, f"{kind}: {path}: {reason}", messages.WARNING)
     if len(problems) > SHOWN_PROBLEMS:
-        modeladmin.message_user(
-            request, f"... and {len(problems) - SHOWN_PROBLEMS} more (see the log).", messages.WARNING
-        )
+        more = len(problems) - SHOWN_PROBLEMS
+        modeladmin.message_user(request, f"... and {more} more (see the log).", messages.WARNING)
 
 
 def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):

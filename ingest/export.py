@@ -424,7 +424,9 @@ class _Writer:
         text = self.fm.text
         pending = {(e.start, e.end): e.text for e in self.edits}
         self.edits = [
-            e for e in self.edits if not (seq.start_mark.index <= e.start < _node_end(seq, self.fm.text) + 1)
+            e
+            for e in self.edits
+            if not (seq.start_mark.index <= e.start <= _node_end(seq, self.fm.text))
         ]
         kept = []
         for index, item in enumerate(seq.value):
@@ -458,9 +460,14 @@ class _Writer:
             )
             return
         node = entry.value
-        style = node.style if isinstance(node, yaml.ScalarNode) and node.style in ('"', "'") else None
+        quoted = isinstance(node, yaml.ScalarNode) and node.style in ('"', "'")
+        style = node.style if quoted else None
         self.edits.append(
-            _Edit(entry.colon + 1, self.fm.end_of_value(entry), " " + render_scalar(value, style=style))
+            _Edit(
+                entry.colon + 1,
+                self.fm.end_of_value(entry),
+                " " + render_scalar(value, style=style),
+            )
         )
 
     def related(self, links: list[Link]) -> list[str]:

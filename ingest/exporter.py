@@ -112,7 +112,8 @@ def vault_export(
             summary.unchanged += 1
         else:
             failed.add(note_id)
-            (summary.conflicts if kind == "conflict" else summary.errors).append((note.path, detail))
+            problems = summary.conflicts if kind == "conflict" else summary.errors
+            problems.append((note.path, detail))
         if progress is not None:
             progress(index, len(order), note.path)
 
@@ -122,9 +123,8 @@ def vault_export(
         done = [rid for rid, ids in review_notes.items() if not (ids & failed)]
         now = timezone.now()
         for start in range(0, len(done), CHUNK):
-            Review.objects.filter(id__in=done[start : start + CHUNK], exported_at__isnull=True).update(
-                exported_at=now
-            )
+            chunk = done[start : start + CHUNK]
+            Review.objects.filter(id__in=chunk, exported_at__isnull=True).update(exported_at=now)
     log.info("export vault=%s dry_run=%s %s", vault.name, dry_run, summary.line())
     return summary
 
@@ -220,7 +220,8 @@ def _export_note(
 ) -> tuple[str, str]:
     """("written" | "unchanged" | "conflict" | "error", detail) for one note file."""
     if note.state != Note.State.OK:
-        return "error", f"note is {note.get_state_display().lower()}: {note.reason or 'not imported'}"
+        state = note.get_state_display().lower()
+        return "error", f"note is {state}: {note.reason or 'not imported'}"
     try:
         path = safe_path(vault.root, note.path)
         with open(path, "rb") as fh:

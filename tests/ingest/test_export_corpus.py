@@ -169,7 +169,8 @@ def test_target_note_gets_every_reverse_link(exported):
 def test_written_as_documented(exported):
     after = {k: v.decode("utf-8", "replace") for k, v in exported["after"].items()}
     # A flow list stays flow, in the user's order, with the new tags at the end.
-    assert 'tags: [project, "quoted tag", \'single\', ai/agents, new-tag]\n' in after["flow list.md"]
+    flow = after["flow list.md"]
+    assert 'tags: [project, "quoted tag", \'single\', ai/agents, new-tag]\n' in flow
     # Items copy the list's quoting when every item is quoted the same way.
     assert 'tags: ["#inbox", "#Project", "ai/agents", "new-tag"]\n' in after["hash tags.md"]
     # A block list keeps its indent; its inline comment stays on its line.
