@@ -558,10 +558,11 @@ class Emulator:
         for i, block in enumerate(blocks):
             if isinstance(block, dict) and block.get("cache_control"):
                 cached_upto = i
-        prefix_parts = [tools_text] + [text_of([b]) for b in blocks[: (cached_upto or -1) + 1]]
-        prefix_text = "\n".join(prefix_parts)
+        # The prefix is tools, then system blocks up to the last one marked for caching.
+        cut = cached_upto + 1 if cached_upto is not None else 0
+        prefix_text = "\n".join([tools_text] + [text_of([b]) for b in blocks[:cut]])
         rest = "\n".join(
-            [text_of([b]) for b in blocks[(cached_upto if cached_upto is not None else -1) + 1:]]
+            [text_of([b]) for b in blocks[cut:]]
             + [text_of(m.get("content")) for m in params.get("messages", [])]
         )
         usage = {"input_tokens": 0, "output_tokens": count_tokens(output) + 8,

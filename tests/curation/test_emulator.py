@@ -539,3 +539,10 @@ def test_results_order_is_seeded(sdk, emulator):
 def test_streaming_is_refused_in_the_api_shape(sdk):
     with pytest.raises(anthropic.BadRequestError, match="streaming is not supported"):
         sdk.post("/v1/messages", body={**params(), "stream": True}, cast_to=anthropic.types.Message)
+
+
+def test_the_cached_prefix_covers_tools_and_the_marked_system_block(sdk):
+    long_system = [{**SYSTEM[0], "text": "x" * 4000}]
+    usage = sdk.messages.create(**params(system=long_system)).usage
+    assert usage.cache_creation_input_tokens >= 1000  # the 4,000-character system block
+    assert usage.input_tokens < 200  # only the user message is plain input
