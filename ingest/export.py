@@ -16,7 +16,8 @@ Style decisions (kept in one place so import and export agree):
   (`tags: a, b`) that must gain or lose a tag. An untouched single string stays as it is.
 - The user's own tags are kept in their spelling; a tag is removed or renamed only by a
   moderator's rename. A tag is never added twice (compared without `#`, case-insensitively).
-- The note's tags key is `tags`, or `tag` when only that (older Obsidian spelling) exists.
+- Tags are written to `tags`. An older `tag:` key is another key like any other: left as it
+  is, but a tag it already holds is not added again under `tags`.
 - `related` items are double-quoted wikilinks `"[[Name]]"`.
 """
 
@@ -30,7 +31,7 @@ import yaml
 
 from ingest import notes
 
-CURATED_KEYS = ("tags", "tag", "description", "related")
+CURATED_KEYS = ("tags", "description", "related")
 
 # A note whose name holds one of these cannot be the target of a wikilink.
 LINK_BREAKING = set("#^[]|")
@@ -329,10 +330,13 @@ class _Writer:
 
     def tags(self, add: list[str], renames: list[tuple[str, str]]) -> list[str] | None:
         """Edit the tags key; returns the tags the note should end with (None: unchanged)."""
-        key = "tags" if "tags" in self.fm.entries or "tag" not in self.fm.entries else "tag"
+        key = "tags"
         entry = self.fm.entries.get(key)
         value = entry.value if entry else None
         add = [t for t in (clean_tag(a) for a in add) if t]
+        if "tag" in self.fm.entries:  # tags held by the older key are not added again
+            legacy = notes.tags_from({"tags": notes.load_yaml(self.fm.text).get("tag")})
+            add = [t for t in add if _rename(t, renames).lower() not in {x.lower() for x in legacy}]
         if isinstance(value, yaml.SequenceNode):
             return self._tags_in_sequence(key, entry, value, add, renames)
         # Absent, empty, a single string or something else: read its tags like the importer.
@@ -346,14 +350,14 @@ class _Writer:
         kept = {tag.lower() for tag in own if _rename(tag, renames) == tag}
         for tag in own:
             renamed = _rename(tag, renames)
-            changed |= renamed != tag
-            if renamed and renamed.lower() not in seen and (
-                renamed == tag or renamed.lower() not in kept
-            ):
+            if renamed == tag:  # the user's own tag stays
+                seen.add(tag.lower())
+                final.append(tag)
+                continue
+            changed = True
+            if renamed and renamed.lower() not in seen and renamed.lower() not in kept:
                 seen.add(renamed.lower())
                 final.append(renamed)
-            elif renamed:
-                changed = True
         for tag in add:
             tag = _rename(tag, renames)
             if tag and tag.lower() not in seen:

@@ -29,13 +29,13 @@ CORPUS_NOTES = sorted(p.name for p in CORPUS.glob("*.md") if p.name != "Target n
 ADD_TAGS = ["ai/agents", "PROJECT", "#new-tag"]
 DESCRIPTION = "A one-line summary: with a colon, and “quotes”"
 
-CURATED_START = re.compile(r"(tags|tag|description|related)[ \t]*:")
+CURATED_START = re.compile(r"(tags|description|related)[ \t]*:")
 FENCE_OPEN = re.compile(r"---[ \t]*\r?\n")
 FENCE_CLOSE = re.compile(r"(---|\.\.\.)[ \t]*(\r?\n)?")
 
 
 def without_curated(text: str) -> str:
-    """The text with the lines of top-level tags/tag/description/related entries removed.
+    """The text with the lines of top-level tags/description/related entries removed.
 
     An entry is its key line plus every following line that is blank, indented, or a `- `
     item at column 0; a comment or key at column 0 ends it. Only the first block is touched.
@@ -72,8 +72,8 @@ def codec_of(data: bytes) -> tuple[bytes, str]:
     return b"", "utf-8"
 
 
-def expected_tags(own: list[str]) -> list[str]:
-    result, seen = list(own), {t.lower() for t in own}
+def expected_tags(own: list[str], legacy: list[str] = ()) -> list[str]:
+    result, seen = list(own), {t.lower() for t in [*own, *legacy]}
     for tag in ADD_TAGS:
         tag = tag.lstrip("#")
         if tag.lower() not in seen:
@@ -147,13 +147,17 @@ def test_corpus_note_changes_only_curated_keys(exported, name):
     # It parses, and the curated keys hold what was approved, merged with the user's own.
     parsed = notes.parse(new_data, path=name)
     old_meta = notes.parse(old_data, path=name).metadata
-    assert parsed.tags == expected_tags(notes.tags_from(old_meta))
+    if "tags" in old_meta or "tag" not in old_meta:
+        assert parsed.tags == expected_tags(notes.tags_from(old_meta))
+    else:  # only the older `tag` key: it stays, and `tags` gets what it does not hold
+        assert parsed.metadata["tag"] == old_meta["tag"]
+        assert parsed.tags == expected_tags([], notes.tags_from(old_meta))
     assert parsed.metadata["description"] == DESCRIPTION
     related = parsed.metadata["related"]
     assert isinstance(related, list)
     assert "[[Target note]]" in related or "[[Target note]]" in (old_meta.get("related") or [])
     for key, value in old_meta.items():
-        if key not in ("tags", "tag", "description", "related"):
+        if key not in ("tags", "description", "related"):
             assert parsed.metadata[key] == value
 
 
@@ -188,9 +192,8 @@ def test_written_as_documented(exported):
     # A single string becomes a block list only because tags were added.
     assert "tags:\n  - journal\n  - ai/agents\n" in after["single string tag.md"]
     assert "tags:\n  - reading\n  - to-do\n" in after["comma string tags.md"]
-    # The older `tag` key is the one edited when it is the note's tags key.
-    assert "tag:\n  - old-style\n  - ai/agents\n" in after["tag key.md"]
-    assert "\ntags:" not in after["tag key.md"]
+    # The older `tag` key stays as it was; new tags go to `tags`.
+    assert after["tag key.md"].startswith("---\ntag: old-style\ntitle: Tag key\ntags:\n  - ai/agents\n")
     # An existing description is replaced in place; no duplicate key.
     assert after["existing description and related.md"].count("description:") == 1
     # Existing links are recognised in any spelling: no duplicate [[Target note]].

@@ -149,3 +149,14 @@ def test_rendered_scalars_read_back_as_the_same_string(value):
 def test_curated_key_that_is_an_alias_is_refused():
     with pytest.raises(ExportError, match="alias"):
         rewrite(b"---\nmine: &t [a]\ntags: *t\n---\nb\n", Changes(add_tags=["c"]))
+
+
+def test_older_tag_key_is_left_alone_and_not_duplicated():
+    text = "---\ntag: [Old, other]\n---\nb\n"
+    assert new(text, add_tags=["old"]) == text
+    assert new(text, add_tags=["old", "x"]) == "---\ntag: [Old, other]\ntags:\n  - x\n---\nb\n"
+
+
+def test_user_duplicates_in_a_tag_string_are_kept_when_it_becomes_a_list():
+    out = new("---\ntags: AI ai\n---\nb\n", add_tags=["x"])
+    assert out == "---\ntags:\n  - AI\n  - ai\n  - x\n---\nb\n"
