@@ -231,3 +231,30 @@ def test_run_job_task_hands_over_when_its_budget_is_spent(
     monkeypatch.setattr(jobs, "job_enqueue", lambda job_id: enqueued.append(job_id))
     assert tasks.run_job(job.id) == "continued" and enqueued == [job.id]
     assert tasks.run_job(999999) == "missing"
+
+
+def test_polls_back_off_from_the_first_wait_up_to_the_longest(emulator, make_notes, settings):
+    settings.CURATION_POLL_MIN_SECONDS = 2
+    settings.CURATION_POLL_SECONDS = 5
+    emulator.configure(batch_seconds=60)
+    job = create(make_notes, 2)
+    wait = jobs.job_step(job_id=job.id)  # prepares and submits
+    batch = Batch.objects.get(job=job)
+    assert batch.state == Batch.State.IN_PROGRESS and batch.poll_interval == 2
+    assert 0 < wait <= 2
+    intervals = []
+    for _ in range(4):
+        jobs.batch_poll(batch_id=batch.id)
+        batch.refresh_from_db()
+        intervals.append(batch.poll_interval)
+    assert intervals == [3.0, 4.5, 5.0, 5.0]
+    assert batch.request_counts["processing"] == 2
+    assert 4 < jobs.job_step(job_id=job.id) <= 5  # not due yet: nothing polled, wait returned
+    assert emulator.stats()["requests"] == 5  # one submit + four polls
+
+
+def test_results_stream_in_chunks(emulator, make_notes, fast_polls, monkeypatch):
+    monkeypatch.setattr(jobs, "APPLY_CHUNK", 7)
+    job = finish(create(make_notes, 30))
+    assert job.state == Job.State.SUCCEEDED
+    assert Suggestion.objects.filter(job=job).count() == 60
