@@ -288,6 +288,8 @@ class ParallelRun:
 
     def claim(self, item_id: int) -> tuple[Item, dict, list[str]] | None:
         """PENDING -> SUBMITTED (an attempt counted) while the job still runs; then the request."""
+        if self.stopped:
+            return None  # stopping (a crash elsewhere, the deadline): claim nothing more
         n = Item.objects.filter(
             id=item_id, state=Item.State.PENDING, batch=None, job__state=Job.State.RUNNING
         ).update(state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now())
