@@ -193,7 +193,8 @@ def test_written_as_documented(exported):
     assert "tags:\n  - journal\n  - ai/agents\n" in after["single string tag.md"]
     assert "tags:\n  - reading\n  - to-do\n" in after["comma string tags.md"]
     # The older `tag` key stays as it was; new tags go to `tags`.
-    assert after["tag key.md"].startswith("---\ntag: old-style\ntitle: Tag key\ntags:\n  - ai/agents\n")
+    tag_key = after["tag key.md"]
+    assert tag_key.startswith("---\ntag: old-style\ntitle: Tag key\ntags:\n  - ai/agents\n")
     # An existing description is replaced in place; no duplicate key.
     assert after["existing description and related.md"].count("description:") == 1
     # Existing links are recognised in any spelling: no duplicate [[Target note]].
