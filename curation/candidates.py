@@ -10,7 +10,8 @@ A note shares "terms" with another when they have a title word (lower-case, stop
 dropped, plural `s` folded) or a tag (whole tag and each `/` segment) in common. Only the
 note's MAX_TERMS rarest terms are used (rare terms say more), and per term at most
 MAX_POSTINGS notes, the nearest in path order (same folder first), so the work per note is
-bounded and a 100,000-note vault stays fast. Candidates are ranked by shared terms.
+bounded and a 100,000-note vault stays fast. Candidates are ranked by shared terms; when
+fewer than the limit share any, the nearest notes of the same folder fill the list.
 Notes whose link name breaks a wikilink (`# ^ [ ] |`) or is shared by two notes are never
 candidates, since export could not link to them unambiguously.
 """
@@ -163,7 +164,27 @@ class CandidateIndex:
         # Most shared terms first; a stable sort leaves ties in the order found (rarest term
         # first, then path order), so answers are reproducible.
         best = sorted(scores.items(), key=itemgetter(1), reverse=True)[:limit]
-        return [self.paths[other] for other, _ in best]
+        found = [self.paths[other] for other, _ in best]
+        if len(found) < limit:
+            found += self._folder_neighbours(me, path, limit - len(found), exclude=set(found))
+        return found
+
+    def _folder_neighbours(self, me: int, path: str, n: int, *, exclude: set) -> list[str]:
+        """Notes next to this one in its own folder: a weak but cheap relation, used last."""
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        paths, linkable = self.paths, self.linkable
+        present = me < len(paths) and paths[me] == path
+        lo, hi = me - 1, me + 1 if present else me
+        found: list[str] = []
+        for _ in range(2 * MAX_CANDIDATES):
+            for other in (lo, hi):
+                if len(found) < n and 0 <= other < len(paths) and linkable[other]:
+                    candidate = paths[other]
+                    if (candidate.startswith(folder) and "/" not in candidate[len(folder):]
+                            and candidate not in exclude):
+                        found.append(candidate)
+            lo, hi = lo - 1, hi + 1
+        return found
 
 
 def build_index(notes: Iterable) -> CandidateIndex:

@@ -45,7 +45,7 @@ TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
 BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
 CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
 TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
-WORD = re.compile(r"[^\W\d_]\w*(?:['-]\w+)*", re.U)
+WORD = re.compile(r"[^\W\d_]\w*(?:-\w+)*", re.U)
 BODY_WINDOW = 3000  # the emulator reads this much of a note: enough for plausible answers
 
 STOPWORDS = frozenset(
@@ -58,7 +58,7 @@ STOPWORDS = frozenset(
     what when where which while who whom why will with would you your yours yourself yourselves
     note notes page pages also etc using used use via one two new like get make see may might
     must shall within without into onto upon much many every thing things way ways something
-    http https www com md""".split()
+    http https www com md don doesn didn isn aren wasn won can't""".split()
 )
 
 
@@ -266,7 +266,7 @@ def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
 CODE_BLOCK = re.compile(r"```.*?```", re.S)
 WIKILINK = re.compile(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]")
 MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-EMPHASIS = re.compile(r"[*_`~]+")
+EMPHASIS = re.compile(r"[*`~]+|(?<!\w)_+|_+(?!\w)")  # keeps snake_case words whole
 SPACES = re.compile(r"\s+")
 SENTENCE = re.compile(r"(.+?[.!?])(\s|$)")
 

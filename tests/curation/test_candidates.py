@@ -71,3 +71,17 @@ def test_taxonomy_most_used_first():
 def test_empty_vault():
     index = build_index([])
     assert candidates_for("a.md", index) == [] and index.taxonomy() == []
+
+
+def test_same_folder_neighbours_fill_a_short_list():
+    rows = [
+        ("travel/Lisbon.md", "Lisbon", []),
+        ("travel/Packing.md", "Packing", []),
+        ("travel/sub/Visa.md", "Visa", []),  # another folder, even if nested
+        ("work/Standup.md", "Standup", []),
+    ]
+    index = build_index(rows)
+    assert candidates_for("travel/Lisbon.md", index) == ["travel/Packing.md"]
+    assert candidates_for("work/Standup.md", index) == []
+    assert index.candidates("travel/Madrid.md", title="Madrid") == [
+        "travel/Lisbon.md", "travel/Packing.md"]
