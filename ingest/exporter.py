@@ -224,6 +224,7 @@ def _export_note(
         return "error", f"note is {state}: {note.reason or 'not imported'}"
     try:
         path = safe_path(vault.root, note.path)
+        refuse_unsafe_file(path)
         with open(path, "rb") as fh:
             data = fh.read()
     except UnsafePath as exc:
@@ -317,6 +318,18 @@ def safe_path(root: str, rel: str) -> str:
     return real
 
 
+def refuse_unsafe_file(path: str) -> None:
+    """UnsafePath when replacing the file would undo something its owner set up."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePath("not a regular file")
+    if st.st_nlink > 1:
+        raise UnsafePath("the file has other hard links; replacing it would separate them")
+    # No write bit at all is the owner's "do not change" (root could write it anyway).
+    if not os.access(path, os.W_OK) or not st.st_mode & 0o222:
+        raise UnsafePath("the file is read-only; export does not override that")
+
+
 class _Changed(Exception):
     """The file changed between reading it and replacing it."""
 
@@ -338,6 +351,11 @@ def write_atomic(
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            try:  # keep the owner too, where this process may (root, or its own group)
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except OSError:
+                pass
         if expect_hash is not None:
             with open(path, "rb") as fh:
                 if notes.content_hash(fh.read()) != expect_hash:

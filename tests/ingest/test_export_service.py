@@ -361,3 +361,16 @@ def test_related_values_given_as_names_or_links_are_resolved(make_vault):
     approve_related(note("a.md"), ["B", "[[C]]", "x/B.md", "nowhere"])
     vault_export(vault=vault)
     assert meta(root, "a.md")["related"] == ["[[B]]", "[[C]]"]
+
+
+def test_read_only_and_hard_linked_files_are_not_replaced(make_vault):
+    root, vault = setup_vault(make_vault, {"ro.md": A, "hl.md": A})
+    os.link(root / "hl.md", root.parent / "elsewhere-link.md")
+    os.chmod(root / "ro.md", 0o444)
+    approve_tags(note("ro.md"), ["x"])
+    approve_tags(note("hl.md"), ["x"])
+    summary = vault_export(vault=vault)
+    errors = dict(summary.errors)
+    assert "read-only" in errors["ro.md"] and (root / "ro.md").read_text() == A
+    assert "hard links" in errors["hl.md"]
+    assert (root.parent / "elsewhere-link.md").read_text() == A
