@@ -51,3 +51,45 @@ def test_a_failure_never_stops_the_worker(monkeypatch, queued, caplog):
     monkeypatch.setattr(recovery, "jobs_resume", broken)
     recovery.on_worker_spawn(sender="django_q", proc_name="Process-1")  # does not raise
     assert "resuming unfinished jobs at worker start failed" in caplog.text
+
+
+@pytest.fixture
+def later(monkeypatch):
+    calls = []
+    import django_q.tasks
+
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kw: calls.append(args))
+    yield calls
+
+
+def failed_task(job_id, result="Traceback ...\npsycopg.errors.AdminShutdown: terminating"):
+    return {"func": recovery.RUN_JOB, "args": (job_id,), "success": False, "result": result}
+
+
+def test_a_failed_job_task_is_queued_again_with_a_growing_pause(later):
+    job_id = make(Job.State.RUNNING)
+    cache.delete(recovery.FAILURES_KEY.format(job_id=job_id))
+    for _ in range(3):
+        recovery.on_task_done(sender="django_q", task=failed_task(job_id))
+    assert later == [("curation.recovery.run_job_after", job_id, d) for d in (1.0, 2.0, 4.0)]
+    # A success resets the count.
+    recovery.on_task_done(sender="django_q", task={**failed_task(job_id), "success": True})
+    recovery.on_task_done(sender="django_q", task=failed_task(job_id))
+    assert later[-1][2] == 1.0
+
+
+def test_after_the_limit_the_job_says_why(later):
+    job_id = make(Job.State.RUNNING)
+    cache.delete(recovery.FAILURES_KEY.format(job_id=job_id))
+    for _ in range(recovery.RETRY_LIMIT + 1):
+        recovery.on_task_done(sender="django_q", task=failed_task(job_id))
+    assert len(later) == recovery.RETRY_LIMIT
+    error = Job.objects.get(id=job_id).error
+    assert "failed 8 times in a row" in error and "AdminShutdown" in error
+
+
+def test_finished_jobs_and_other_tasks_are_left_alone(later):
+    done = make(Job.State.SUCCEEDED)
+    recovery.on_task_done(sender="django_q", task=failed_task(done))
+    recovery.on_task_done(sender="django_q", task={"func": "x.y", "args": (1,), "success": False})
+    assert later == []
