@@ -15,6 +15,7 @@ peak RSS <= 300 MB.
 
 import argparse
 import contextlib
+import gc
 import os
 import random
 import resource
@@ -112,7 +113,8 @@ def main() -> int:
         )  # fmt: skip
         client.request_size(params)
     base_prepare_rate = len(sample) / (time.perf_counter() - started)
-    del sample
+    del sample, builder  # one candidate index at a time, as in a worker
+    gc.collect()
 
     # --- prepare: plan batches (each request built and sized) + build them again to submit ----
     submitted = {}
@@ -136,6 +138,8 @@ def main() -> int:
         batch_ids = jobs.batches_prepare(job=job, builder=builder, submit=True)
     prepare_s = time.perf_counter() - started
     prepare_cpu = time.process_time() - cpu
+    del builder
+    gc.collect()
     assert sum(submitted.values()) == n, "every item must be submitted exactly once"
     assert max(submitted.values()) <= min(args.batch_size, 100_000)
 

@@ -495,16 +495,40 @@ class RequestBuilder:
         return lookup
 
 
-def _item_pages(qs: QuerySet, size: int = PAGE) -> Iterator[list[Item]]:
+class NoteRow(NamedTuple):
+    """The note columns a request is built from (model instances cost more than the request)."""
+
+    id: int
+    vault_id: int
+    path: str
+    title: str
+    body: str
+    tags: list
+
+    @property
+    def name(self) -> str:
+        return _stem(self.path)
+
+
+class ItemRow(NamedTuple):
+    id: int
+    custom_id: str
+    note: NoteRow
+
+
+def _item_pages(qs: QuerySet, size: int = PAGE) -> Iterator[list[ItemRow]]:
     """Items with their notes, by id, one page per query (keyset: no OFFSET, no open cursor)."""
     last = 0
-    qs = qs.select_related("note").order_by("id")
+    qs = qs.order_by("id").values_list(
+        "id", "custom_id", "note_id", "note__vault_id", "note__path", "note__title",
+        "note__body", "note__tags",
+    )  # fmt: skip
     while True:
-        page = list(qs.filter(id__gt=last)[:size])
-        if not page:
+        rows = list(qs.filter(id__gt=last)[:size])
+        if not rows:
             return
-        yield page
-        last = page[-1].id
+        yield [ItemRow(r[0], r[1], NoteRow(*r[2:])) for r in rows]
+        last = rows[-1][0]
 
 
 def _fail_uncuratable(*, job: Job) -> None:
@@ -555,8 +579,8 @@ def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[
     return Item.State.ERRORED, reason, cost
 
 
-def _item_update_sql() -> str:
-    qn = connection.ops.quote_name
+def _item_update_sql(conn) -> str:
+    qn = conn.ops.quote_name
     col = {name: qn(Item._meta.get_field(name).column) for name in _ITEM_COLUMNS}
     sets = ", ".join(
         f"{col[name]} = {col[name]} + %s" if name == "cost" else f"{col[name]} = %s"
@@ -591,34 +615,36 @@ def _insert_suggestions(values: list[dict]) -> None:
     """
     if not values:
         return
-    qn = connection.ops.quote_name
+    conn = transaction.get_connection()
+    qn = conn.ops.quote_name
     fields = [f for f in Suggestion._meta.concrete_fields if not f.primary_key]
     now = timezone.now()
-    defaults = {}
-    for f in fields:
-        if f.attname not in values[0]:
-            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
-            default = now if stamped else f.get_default()
-            defaults[f.attname] = f.get_db_prep_save(default, connection)
     plain = (models.CharField, models.ForeignKey, models.IntegerField)
-    columns = ", ".join(qn(f.column) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
+    given = values[0]
+    # Per column: a fixed value (a default), the raw value, or the backend's form of it.
+    columns = []
+    for f in fields:
+        if f.attname not in given:
+            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+            fixed = f.get_db_prep_save(now if stamped else f.get_default(), conn)
+            columns.append((0, f.attname, fixed))
+        elif isinstance(f, plain):
+            columns.append((1, f.attname, None))
+        else:
+            columns.append((2, f.attname, f.get_db_prep_save))
     sql = (
-        f"INSERT INTO {qn(Suggestion._meta.db_table)} ({columns}) VALUES ({marks}) "
-        "ON CONFLICT DO NOTHING"
+        f"INSERT INTO {qn(Suggestion._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
     )
-    rows = []
-    for value in values:
-        row = []
-        for f in fields:
-            if f.attname in defaults:
-                row.append(defaults[f.attname])
-            elif isinstance(f, plain):
-                row.append(value[f.attname])
-            else:
-                row.append(f.get_db_prep_save(value[f.attname], connection))
-        rows.append(row)
-    with connection.cursor() as cursor:
+    rows = [
+        [
+            extra if how == 0 else value[name] if how == 1 else extra(value[name], conn)
+            for how, name, extra in columns
+        ]
+        for value in values
+    ]
+    with conn.cursor() as cursor:
         cursor.executemany(sql, rows)
 
 
@@ -635,8 +661,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     if not pairs:
         return 0
     now = timezone.now()
-    prep = {name: Item._meta.get_field(name) for name in _ITEM_COLUMNS}
-    now_db = prep["updated_at"].get_db_prep_save(now, connection)
+    conn = transaction.get_connection()
+    prep = {name: Item._meta.get_field(name).get_db_prep_save for name in _ITEM_COLUMNS}
+    now_db = prep["updated_at"](now, conn)
     prompt_version = getattr(client, "PROMPT_VERSION", "")
     with transaction.atomic():
         claimed = set(
@@ -671,9 +698,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             }
             rows.append(
                 [
-                    prep[name].get_db_prep_save(values[name], connection)
-                    if name in _ITEM_ADAPTED
-                    else values[name]
+                    prep[name](values[name], conn) if name in _ITEM_ADAPTED else values[name]
                     for name in _ITEM_COLUMNS
                 ]
                 + [Item.State.SUBMITTED]
@@ -696,8 +721,8 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                 log.info("job=%s item=%s %s attempt=%s: %s",
                          job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
         if rows:
-            with connection.cursor() as cursor:
-                cursor.executemany(_item_update_sql(), rows)
+            with conn.cursor() as cursor:
+                cursor.executemany(_item_update_sql(conn), rows)
         _insert_suggestions(suggestions)
     return len(rows)
 
