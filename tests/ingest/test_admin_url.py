@@ -107,3 +107,10 @@ def test_viewer_sees_no_link(client, vault):
     client.force_login(user)
     page = client.get(reverse("admin:ingest_note_changelist"))
     assert page.status_code == 200 and URL not in page.content.decode()
+
+
+def test_vault_page_links_to_the_form_with_the_vault_chosen(admin_client, vault):
+    page = admin_client.get(reverse("admin:ingest_vault_change", args=[vault.pk]))
+    assert f'href="{URL}?vault={vault.pk}"' in page.content.decode()
+    form = admin_client.get(f"{URL}?vault={vault.pk}").content.decode()
+    assert f'<option value="{vault.pk}" selected>web</option>' in form
