@@ -1,32 +1,96 @@
 """Puts unfinished jobs back in the queue when their task is lost, so a fault loses nothing.
 
-A job's task can vanish: kill -9 or an out-of-memory kill of the qcluster that ran it, or
-a Redis broker (which hands a task out once and forgets it). Every worker process that
-starts (a restarted qcluster, or the sentinel replacing a dead worker) therefore queues
-each unfinished job once more. A task can also end in an exception (the database
-connection dropped under it): the cluster's monitor then queues the job again after a
-growing pause, and after RETRY_LIMIT failures in a row writes the reason on the job.
+A job's task can vanish. With the Redis broker a task is handed out once and forgotten, so
+kill -9 (or an out-of-memory kill) of the qcluster running it loses it; with the ORM broker
+django-q2 hands an unacknowledged task out again after Q_CLUSTER["retry"] seconds, so
+nothing is needed there. A task can also end in an exception (the database connection
+dropped under it): the cluster's monitor then queues the job again after a growing pause,
+and after RETRY_LIMIT failures in a row writes the reason on the job.
 
-A job already in a live worker's hands is safe to queue twice: the job engine claims every
-item and batch with a conditional UPDATE, so a second task only finds what nobody holds.
+With Redis, each job's task leaves marks in the cache (the same Redis): "queued" while a
+task waits in the queue, and "running on host H, pid P" while a worker runs it. A worker
+that starts (a restarted qcluster, or the sentinel replacing a dead worker) queues each
+unfinished job again unless a task is queued for it or runs in a live process. A job
+queued twice by mistake is still safe: the job engine claims every item and batch with a
+conditional UPDATE, so a second task only finds what nobody holds.
 """
 
 import logging
+import os
+import socket
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
 
-# Workers of one cluster start together: one of them resumes, the others see the mark.
-# (With the local-memory cache each process has its own mark: a duplicate is harmless.)
-SPAWN_MARK = "curation:resume-on-spawn"
-SPAWN_MARK_SECONDS = 2
+RUN_JOB = "curation.tasks.run_job"
+QUEUED_KEY = "curation:job-queued:{job_id}"
+RUNNING_KEY = "curation:job-running:{job_id}"
+QUEUED_SECONDS = 7 * 24 * 3600  # a queued task waits in Redis until a worker takes it
+HOST = socket.gethostname()
 
 
-def jobs_resume() -> list[int]:
-    """Queue every pending or running job again; returns their ids."""
+def _job_of(task: dict) -> int | None:
+    func = task.get("func")
+    if func in (RUN_JOB, f"{__name__}.run_job_after") and task.get("args"):
+        return task["args"][0]
+    return None
+
+
+def _running_seconds() -> int:
+    return int(settings.Q_CLUSTER.get("timeout", 600)) + 60
+
+
+def on_enqueue(sender, task=None, **kwargs) -> None:
+    """django-q2's pre_enqueue: mark the job as having a task in the queue."""
+    job_id = _job_of(task or {})
+    if job_id is not None:
+        try:
+            cache.set(QUEUED_KEY.format(job_id=job_id), 1, timeout=QUEUED_SECONDS)
+        except Exception:  # the broker is the same Redis: enqueue fails and says so itself
+            log.warning("job=%s could not mark its task queued", job_id)
+
+
+def on_execute(sender, func=None, task=None, **kwargs) -> None:
+    """django-q2's pre_execute (in the worker): the job's task now runs in this process."""
+    job_id = _job_of(task or {})
+    if job_id is not None:
+        try:
+            cache.delete(QUEUED_KEY.format(job_id=job_id))
+            cache.set(RUNNING_KEY.format(job_id=job_id), f"{HOST} {os.getpid()}",
+                      timeout=_running_seconds())
+        except Exception:
+            log.warning("job=%s could not mark its task running", job_id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def job_has_live_task(job_id: int) -> bool:
+    """A task for the job waits in the queue, or runs in a process that still exists."""
+    if cache.get(QUEUED_KEY.format(job_id=job_id)):
+        return True
+    running = cache.get(RUNNING_KEY.format(job_id=job_id))
+    if not running:
+        return False
+    host, _, pid = str(running).partition(" ")
+    if host != HOST or not pid.isdigit():
+        return True  # another machine's worker: trust the mark until it expires
+    return _pid_alive(int(pid))
+
+
+def jobs_resume(*, only_orphans: bool = True) -> list[int]:
+    """Queue again each pending or running job no live task carries; returns their ids."""
     from curation import jobs
     from curation.models import Job
 
@@ -35,23 +99,26 @@ def jobs_resume() -> list[int]:
         .order_by("id")
         .values_list("id", flat=True)
     )
+    resumed = []
     for job_id in ids:
+        if only_orphans and job_has_live_task(job_id):
+            continue
         jobs.job_enqueue(job_id=job_id)
-        log.info("job=%s queued again after a worker start", job_id)
-    return ids
+        resumed.append(job_id)
+        log.info("job=%s had no live task: queued again", job_id)
+    return resumed
 
 
 def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
     """django-q2's post_spawn: runs in each new worker process before it takes a task."""
+    if not settings.Q_CLUSTER.get("redis"):
+        return  # the ORM broker hands a dead worker's task out again by itself
     try:
-        if not cache.add(SPAWN_MARK, proc_name or "worker", timeout=SPAWN_MARK_SECONDS):
-            return
         jobs_resume()
     except Exception:  # a worker must start even when the database is down at that moment
         log.exception("resuming unfinished jobs at worker start failed")
 
 
-RUN_JOB = "curation.tasks.run_job"
 RETRY_LIMIT = 8
 FAILURES_KEY = "curation:run-job-failures:{job_id}"
 
@@ -72,9 +139,9 @@ def _reason(task: dict) -> str:
 def on_task_done(sender, task=None, **kwargs) -> None:
     """django-q2's post_execute (in the cluster's monitor): requeue a job whose task raised."""
     task = task or {}
-    if task.get("func") not in (RUN_JOB, f"{__name__}.run_job_after") or not task.get("args"):
+    job_id = _job_of(task)
+    if job_id is None:
         return
-    job_id = task["args"][0]
     key = FAILURES_KEY.format(job_id=job_id)
     try:
         if task.get("success"):

@@ -11,11 +11,23 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def queued(monkeypatch):
+    """job_enqueue recorded, with the mark django-q2's pre_enqueue signal leaves."""
     calls = []
-    monkeypatch.setattr(jobs, "job_enqueue", lambda *, job_id: calls.append(job_id))
-    cache.delete(recovery.SPAWN_MARK)
+
+    def enqueue(*, job_id):
+        calls.append(job_id)
+        recovery.on_enqueue(sender="django_q", task={"func": recovery.RUN_JOB, "args": (job_id,)})
+
+    monkeypatch.setattr(jobs, "job_enqueue", enqueue)
     yield calls
-    cache.delete(recovery.SPAWN_MARK)
+    for job_id in Job.objects.values_list("id", flat=True):
+        cache.delete(recovery.QUEUED_KEY.format(job_id=job_id))
+        cache.delete(recovery.RUNNING_KEY.format(job_id=job_id))
+
+
+@pytest.fixture
+def redis_broker(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": "redis://unused"}
 
 
 def make(state):
@@ -30,11 +42,26 @@ def test_resume_queues_only_unfinished_jobs(queued):
     assert queued == [pending, running]
 
 
-def test_worker_spawn_resumes_once_per_cluster_start(queued):
+def test_a_queued_task_or_a_live_worker_means_no_second_task(queued):
+    waiting, live, dead, elsewhere = (make(Job.State.RUNNING) for _ in range(4))
+    recovery.on_enqueue(sender="django_q", task={"func": recovery.RUN_JOB, "args": (waiting,)})
+    recovery.on_execute(sender="django_q", task={"func": recovery.RUN_JOB, "args": (live,)})
+    cache.set(recovery.RUNNING_KEY.format(job_id=dead), f"{recovery.HOST} 999999999")
+    cache.set(recovery.RUNNING_KEY.format(job_id=elsewhere), "another-host 1")
+    assert recovery.jobs_resume() == [dead]
+
+
+def test_worker_spawn_resumes_once_per_cluster_start(queued, redis_broker):
     job_id = make(Job.State.RUNNING)
     recovery.on_worker_spawn(sender="django_q", proc_name="Process-1")
-    recovery.on_worker_spawn(sender="django_q", proc_name="Process-2")  # its sibling
+    recovery.on_worker_spawn(sender="django_q", proc_name="Process-2")  # sees the queued mark
     assert queued == [job_id]
+
+
+def test_orm_broker_needs_no_resume(queued):
+    make(Job.State.RUNNING)
+    recovery.on_worker_spawn(sender="django_q", proc_name="Process-1")
+    assert queued == []
 
 
 def test_signal_is_connected():
@@ -44,7 +71,7 @@ def test_signal_is_connected():
     assert any("curation-resume-on-spawn" in str(key) for key, *_ in post_spawn.receivers)
 
 
-def test_a_failure_never_stops_the_worker(monkeypatch, queued, caplog):
+def test_a_failure_never_stops_the_worker(monkeypatch, queued, caplog, redis_broker):
     def broken():
         raise RuntimeError("database is down")
 
