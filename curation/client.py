@@ -27,7 +27,10 @@ INTERFACE CONTRACT (the job engine codes against exactly these names; keep them 
 Added here: `InvalidAnswer`, `sync_client()`, `reset_clients()`, `normalize_tag(tag)`,
 `link_name(path)`, `ApiError.status / .kind / .retryable`, `BatchStatus.results_url`,
 `Outcome.ok`; for parallel mode `async_client(max_retries=)`, `send_one_async_with_headers`,
-`limit_headers(headers)` and `ApiError.headers`. Candidates are chosen by
+`limit_headers(headers)` and `ApiError.headers`; `list_batches(since=)` to reconcile an
+unconfirmed submit; `estimate(..., avg_output_tokens=, cached_prefix_tokens=)`. SDK retries
+and timeout: settings.CURATION_SDK_MAX_RETRIES (2), CURATION_TIMEOUT_SECONDS (120), when set.
+Candidates are chosen by
 `curation.candidates`; prices live in `curation.pricing`.
 
 Configuration: ANTHROPIC_BASE_URL (unset: the SDK's default, api.anthropic.com) and
