@@ -10,7 +10,9 @@ own work (building requests, claiming rows, matching results by custom_id, savin
 suggestions). The baseline is a bare loop over the same notes in memory that builds the same
 request dicts (prepare) or the same Outcome objects and suggestion dicts (apply): the ratio
 says what the database round trips cost on top. Targets: >= 5,000 items/s each way and a
-peak RSS <= 300 MB.
+peak RSS <= 300 MB. Wall-clock rates depend on what else the machine runs, so the CPU time
+of this process is reported beside them (with the load average at the end of the run).
+`--profile prepare|apply` prints where the time goes.
 """
 
 import argparse
