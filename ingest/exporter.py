@@ -114,6 +114,7 @@ def vault_export(
             failed.add(note_id)
             problems = summary.conflicts if kind == "conflict" else summary.errors
             problems.append((note.path, detail))
+            log.warning("export %s %s: %s", kind, note.path, detail)
         if progress is not None:
             progress(index, len(order), note.path)
 
