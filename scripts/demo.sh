@@ -13,11 +13,25 @@ DEMO_VAULT="var/demo-vault"
 mkdir -p var
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # qcluster's main process can linger after TERM: give everything 10 s, then stop it hard.
+    for _ in $(seq 1 20); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.5
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 # settings.py reads .env too, so ask Django whether a key is configured.
-has_key=$($PY manage.py shell -c "import os; print('yes' if os.environ.get('ANTHROPIC_API_KEY') else 'no')")
+# -v 0 and tail: Django 5.2's shell also prints how many objects it auto-imported.
+has_key=$($PY manage.py shell -v 0 -c \
+    "import os; print('yes' if os.environ.get('ANTHROPIC_API_KEY') else 'no')" | tail -n 1)
 if [ "$has_key" = "no" ]; then
     export ANTHROPIC_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}"
     echo "No ANTHROPIC_API_KEY: starting the built-in API emulator on ${ANTHROPIC_BASE_URL}"
