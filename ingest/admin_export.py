@@ -8,6 +8,7 @@ from ingest.exporter import ExportSummary, vault_export
 from ingest.models import ExportRecord, Vault
 
 SHOWN_PROBLEMS = 20
+SHOWN_DIFFS = 200  # a preview page stays readable; the command's --dry-run shows every diff
 
 
 def has_export_permission(modeladmin, request) -> bool:
@@ -40,10 +41,11 @@ def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
     for vault, note_ids in runs:
         summary = vault_export(vault=vault, note_ids=note_ids, dry_run=True)
         files = [
-            {"path": path, "lines": [(_line_class(line), line) for line in diff.splitlines()]}
-            for path, diff in summary.diffs
+            {"path": path, "lines": [(_line_class(i, line), line) for i, line in enumerate(lines)]}
+            for path, lines in ((p, d.splitlines()) for p, d in summary.diffs[:SHOWN_DIFFS])
         ]
-        results.append({"vault": vault, "summary": summary, "files": files})
+        hidden = max(0, len(summary.diffs) - SHOWN_DIFFS)
+        results.append({"vault": vault, "summary": summary, "files": files, "hidden": hidden})
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Preview export (nothing is written)",
@@ -53,8 +55,8 @@ def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
     return TemplateResponse(request, "admin/ingest/export_preview.html", context)
 
 
-def _line_class(line: str) -> str:
-    if line.startswith(("+++", "---")):
+def _line_class(index: int, line: str) -> str:
+    if index < 2:  # the `--- a/...` and `+++ b/...` header
         return "file"
     if line.startswith("@@"):
         return "hunk"

@@ -137,3 +137,15 @@ def test_export_records_are_listed(admin_client, vault):
     )
     page = admin_client.get(reverse("admin:ingest_exportrecord_changelist"))
     assert page.status_code == 200 and "🚀 b.md" in page.content.decode()
+
+
+def test_preview_caps_the_number_of_diffs_shown(admin_client, vault, monkeypatch):
+    from ingest import admin_export
+
+    monkeypatch.setattr(admin_export, "SHOWN_DIFFS", 1)
+    response = admin_client.post(
+        reverse("admin:ingest_vault_changelist"),
+        {"action": "preview_export_vaults", "_selected_action": [vault.pk]},
+    )
+    html = response.content.decode()
+    assert "and 1 more file" in html and html.count('class="export-diff"') == 1
