@@ -364,6 +364,7 @@ class Emulator:
         self.host = host
         self.port = port
         self._lock = threading.RLock()
+        self.log = None  # a callable taking one line per request (the command's --verbosity 2)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -928,7 +929,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 with emu._lock:
                     emu.counters["rate_limited"] += 1
                 if is_message:  # a rate-limited call still counts as a message sent for its note
-                    body = self._json()
+                    try:
+                        body = self._json()
+                    except ApiProblem:
+                        body = None
                     if isinstance(body, dict):
                         emu._attempt(read_prompt(body).note_key)
                 raise ApiProblem(429, "rate_limit_error",
@@ -1021,12 +1025,26 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         except ApiProblem as problem:
             self._error(problem)
 
+    def send_response(self, code, message=None):
+        self._status = code
+        super().send_response(code, message)
+
+    def _handle(self, method: str) -> None:
+        start, self._status = time.perf_counter(), 0
+        try:
+            self._route(method)
+        finally:
+            log = self.emulator.log
+            if log is not None:
+                ms = (time.perf_counter() - start) * 1000
+                log(f"{method} {self.path} {self._status} {ms:.0f} ms")
+
     def do_GET(self):  # noqa: N802 - the stdlib's names
-        self._route("GET")
+        self._handle("GET")
 
     def do_POST(self):  # noqa: N802
-        self._route("POST")
+        self._handle("POST")
 
     def do_DELETE(self):  # noqa: N802
-        self._route("DELETE")
+        self._handle("DELETE")
 

@@ -546,3 +546,13 @@ def test_the_cached_prefix_covers_tools_and_the_marked_system_block(sdk):
     usage = sdk.messages.create(**params(system=long_system)).usage
     assert usage.cache_creation_input_tokens >= 1000  # the 4,000-character system block
     assert usage.input_tokens < 200  # only the user message is plain input
+
+
+def test_request_log_line_per_request(sdk, emulator):
+    lines = []
+    emulator.log = lines.append
+    sdk.messages.create(**params())
+    with pytest.raises(anthropic.NotFoundError):
+        sdk.messages.batches.retrieve("msgbatch_nope")
+    assert lines[0].startswith("POST /v1/messages 200 ")
+    assert lines[1].startswith("GET /v1/messages/batches/msgbatch_nope 404 ")

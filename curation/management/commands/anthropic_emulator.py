@@ -9,7 +9,8 @@ class Command(BaseCommand):
     help = (
         "Serve the built-in Anthropic API emulator (Messages and Message Batches) so the app "
         "runs without an API key: point ANTHROPIC_BASE_URL at http://HOST:PORT. "
-        "Runtime control: GET /_emulator/stats, GET|POST /_emulator/config, POST /_emulator/reset."
+        "Runtime control: GET /_emulator/stats, GET|POST /_emulator/config, POST /_emulator/reset. "
+        "With --verbosity 2, one line per request."
     )
 
     def add_arguments(self, parser):
@@ -60,6 +61,12 @@ class Command(BaseCommand):
             emulator.bind()
         except OSError as exc:
             raise CommandError(f"cannot listen on {opts['host']}:{opts['port']}: {exc.strerror}")
+        if opts["verbosity"] >= 2:  # one line per request, for the demo's log
+            def log(line: str) -> None:
+                self.stdout.write(line)
+                self.stdout.flush()
+
+            emulator.log = log
         self.stdout.write(f"Anthropic API emulator listening on {emulator.url}", ending="\n")
         self.stdout.flush()
         try:
