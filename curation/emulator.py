@@ -78,6 +78,7 @@ class EmulatorConfig:
     fault_attempts: int = 1  # faults hit a note's first N attempts; 0: every attempt
     retry_after: float = 1.0  # seconds sent in retry-after with injected 429/529/500
     rpm: int = 0  # requests per window allowed (0: no limit)
+    itpm: int = 0  # input tokens per window (uncached input + cache writes; 0: no limit)
     rate_window: float = 60.0  # the rpm window in seconds (tests shorten it)
     seed: int = 0
 
@@ -434,6 +435,7 @@ class Emulator:
             self.statuses: Counter = Counter()
             self._cache: set[str] = set()
             self._window: deque = deque()
+            self._token_window: deque = deque()
             self._seq = 0
             self._batch_seq = 0
             self.counters: Counter = Counter()
@@ -623,7 +625,32 @@ class Emulator:
 
     # -- endpoints (called by the handler; raise ApiProblem for errors)
 
-    def create_message(self, params) -> dict:
+    def token_budget(self, need: int, now: float) -> tuple[dict, float | None]:
+        """Input-token headers, and how long to wait when `need` would pass the itpm limit."""
+        cfg = self.config
+        if cfg.itpm <= 0:
+            return {}, None
+        with self._lock:
+            window = self._token_window
+            while window and window[0][0] <= now - cfg.rate_window:
+                window.popleft()
+            used = sum(n for _, n in window)
+            if window and used + need > cfg.itpm:
+                wait = window[0][0] + cfg.rate_window - now
+                reset = now + wait
+            else:  # a lone request bigger than the limit still passes, as a fresh bucket would
+                window.append((now, need))
+                used += need
+                wait = None
+                reset = window[0][0] + cfg.rate_window
+        return {
+            "anthropic-ratelimit-input-tokens-limit": str(cfg.itpm),
+            "anthropic-ratelimit-input-tokens-remaining": str(max(0, cfg.itpm - used)),
+            "anthropic-ratelimit-input-tokens-reset": rfc3339(reset),
+        }, wait
+
+    def create_message(self, params, headers: dict | None = None) -> dict:
+        """Answer one Messages call; `headers` receives the input-token limit headers, if any."""
         validate_params(params)
         prompt = read_prompt(params)
         attempt = self._attempt(prompt.note_key)
@@ -632,6 +659,19 @@ class Emulator:
             raise fault
         malformed = self._faulty("malformed", prompt.note_key, attempt)
         message = self.message_for(params, prompt, malformed=malformed, batch=False)
+        usage = message["usage"]
+        need = usage["input_tokens"] + usage["cache_creation_input_tokens"]
+        limit_headers, wait = self.token_budget(need, time.time())
+        if headers is not None:
+            headers.update(limit_headers)
+        if wait is not None:  # (its prompt-cache write above stays: harmless here)
+            with self._lock:
+                self.counters["rate_limited"] += 1
+            raise ApiProblem(429, "rate_limit_error",
+                             f"This request would exceed the rate limit of {self.config.itpm} "
+                             f"input tokens per {self.config.rate_window:g} s.",
+                             {"retry-after": str(max(1, math.ceil(wait))),
+                              "retry-after-ms": str(int(wait * 1000) + 1)})
         with self._lock:
             self.counters["messages_ok"] += 1
             self.notes_ok[prompt.note_key] += 1
@@ -957,7 +997,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         emu = self.emulator
         m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results|/cancel)?", path)
         if method == "POST" and path == "/v1/messages":
-            return self._ok(emu.create_message(self._json()), headers)
+            return self._ok(emu.create_message(self._json(), headers), headers)
         if method == "POST" and path == "/v1/messages/batches":
             return self._ok(emu.create_batch(self._json(), len(self._raw)), headers)
         if method == "GET" and path == "/v1/messages/batches":

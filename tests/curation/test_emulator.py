@@ -556,3 +556,20 @@ def test_request_log_line_per_request(sdk, emulator):
         sdk.messages.batches.retrieve("msgbatch_nope")
     assert lines[0].startswith("POST /v1/messages 200 ")
     assert lines[1].startswith("GET /v1/messages/batches/msgbatch_nope 404 ")
+
+
+def test_input_token_limit_answers_429_with_token_headers(sdk, emulator):
+    first = sdk.messages.with_raw_response.create(**params("a.md"))
+    assert "anthropic-ratelimit-input-tokens-limit" not in first.headers  # off by default
+    used = first.parse().usage
+    emulator.reset()
+    per_call = used.input_tokens + used.cache_creation_input_tokens
+    emulator.configure(itpm=per_call + 10)
+    raw = sdk.messages.with_raw_response.create(**params("a.md"))
+    assert raw.headers["anthropic-ratelimit-input-tokens-limit"] == str(per_call + 10)
+    assert int(raw.headers["anthropic-ratelimit-input-tokens-remaining"]) <= 10
+    with pytest.raises(anthropic.RateLimitError, match="input tokens") as info:
+        sdk.messages.create(**params("b.md"))
+    assert info.value.response.headers["anthropic-ratelimit-input-tokens-remaining"] != ""
+    assert int(info.value.response.headers["retry-after"]) >= 1
+    assert emulator.stats()["rate_limited"] == 1

@@ -38,8 +38,10 @@ class Command(BaseCommand):
                             help="Seconds sent as retry-after with injected faults.")
         parser.add_argument("--rpm", type=int, default=0,
                             help="Requests allowed per minute; more get 429 (0: no limit).")
+        parser.add_argument("--itpm", type=int, default=0,
+                            help="Input tokens allowed per minute; more get 429 (0: no limit).")
         parser.add_argument("--rate-window", type=float, default=60.0,
-                            help="Length of the --rpm window in seconds.")
+                            help="Length of the --rpm/--itpm window in seconds.")
         parser.add_argument("--seed", type=int, default=0, help="Seed for faults and result order.")
 
     def handle(self, *args, **opts):
@@ -56,7 +58,7 @@ class Command(BaseCommand):
                 host=opts["host"], port=opts["port"], latency=opts["latency"],
                 batch_seconds=opts["batch_seconds"], cancel_seconds=opts["cancel_seconds"],
                 fault_attempts=opts["fault_attempts"], retry_after=opts["retry_after"],
-                rpm=opts["rpm"], rate_window=opts["rate_window"], seed=opts["seed"], **shares,
+                rpm=opts["rpm"], itpm=opts["itpm"], rate_window=opts["rate_window"], seed=opts["seed"], **shares,
             )
             emulator.bind()
         except OSError as exc:
