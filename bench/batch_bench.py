@@ -78,11 +78,8 @@ def main() -> int:
         rows = []
         for i in range(start, min(start + 5000, n)):
             words = rng.sample(WORDS, 6)
-            body = (
-                f"# {words[0].title()} {i}\n\n"
-                + " ".join(f"The {w} note {i} talks about {words[1]} and {words[2]}." for w in words)
-                * 4
-            )
+            sentences = [f"The {w} note {i} talks about {words[1]} and {words[2]}." for w in words]
+            body = f"# {words[0].title()} {i}\n\n" + " ".join(sentences) * 4
             rows.append(
                 Note(
                     vault=vault, path=f"folder{i % 50}/{words[0]} {words[1]} {i}.md",
@@ -152,7 +149,9 @@ def main() -> int:
     def outcome_for(custom_id):
         answer = client.Answer(
             tags=["ai/agents", f"bench/{custom_id[-4:]}"] if "tags" in fields else None,
-            description=f"What {custom_id} is about, in one sentence." if "description" in fields else None,
+            description=(
+                f"What {custom_id} is about, in one sentence." if "description" in fields else None
+            ),
             related=[] if "related" in fields else None,
         )  # fmt: skip
         raw = {"id": "msg_" + custom_id, "type": "message", "role": "assistant",

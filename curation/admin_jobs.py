@@ -37,7 +37,9 @@ def curate_selected_notes(modeladmin, request, queryset):
     made from it in bulk, never row by row.
     """
     if not request.user.has_perm("curation.add_job"):
-        modeladmin.message_user(request, "You are not allowed to start curation jobs.", messages.ERROR)
+        modeladmin.message_user(
+            request, "You are not allowed to start curation jobs.", messages.ERROR
+        )
         return None
     form = CurateForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
@@ -135,7 +137,8 @@ def retry_failed_items(modeladmin, request, queryset):
 
 @admin.action(description="Cancel", permissions=["change"])
 def cancel_jobs(modeladmin, request, queryset):
-    canceled = [job_id for job_id in queryset.values_list("id", flat=True) if not Job.objects.get(id=job_id).is_final]
+    running = queryset.filter(state__in=[Job.State.PENDING, Job.State.RUNNING])
+    canceled = list(running.values_list("id", flat=True))
     items = sum(jobs.job_cancel(job_id=job_id) for job_id in canceled)
     modeladmin.message_user(
         request, f"Canceled {len(canceled)} jobs ({items} items not yet done).", messages.SUCCESS

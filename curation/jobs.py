@@ -119,14 +119,18 @@ def fields_clean(fields: Iterable[str] | None) -> list[str]:
     wanted = {f.strip() for f in fields if f and f.strip()}
     unknown = sorted(wanted - set(ALL_FIELDS))
     if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(unknown)} (choose from {', '.join(ALL_FIELDS)})")
+        raise ValueError(
+            f"unknown field(s): {', '.join(unknown)} (choose from {', '.join(ALL_FIELDS)})"
+        )
     return [f for f in ALL_FIELDS if f in wanted]
 
 
 def _note_ids(notes: QuerySet | Iterable[int]) -> list[int]:
     """Ids of the curatable notes in a queryset or an id list (skipped/missing ones dropped)."""
     if isinstance(notes, QuerySet):
-        qs = notes.model.objects.filter(pk__in=notes.values("pk")) if notes.query.is_sliced else notes
+        qs = notes
+        if notes.query.is_sliced:  # a sliced queryset cannot be filtered further
+            qs = notes.model.objects.filter(pk__in=notes.values("pk"))
         return list(
             qs.filter(state=Note.State.OK).order_by("id").values_list("id", flat=True).distinct()
         )
@@ -405,7 +409,8 @@ def _provider_cancel(batch: Batch) -> None:
     Batch.objects.filter(id=batch.id, state=Batch.State.IN_PROGRESS).update(
         state=Batch.State.CANCELING
     )
-    log.info("job=%s batch=%s provider=%s cancel requested", batch.job_id, batch.id, batch.provider_id)
+    log.info("job=%s batch=%s provider=%s cancel requested",
+             batch.job_id, batch.id, batch.provider_id)  # fmt: skip
 
 
 def job_retry_failed(*, job_id: int) -> int:
@@ -1042,7 +1047,8 @@ def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
                 poll_interval=interval,
                 next_poll_at=now + timedelta(seconds=interval),
             )
-            log.debug("job=%s batch=%s polled %s next in %.1fs", batch.job_id, batch_id, counts, interval)
+            log.debug("job=%s batch=%s polled %s next in %.1fs",
+                      batch.job_id, batch_id, counts, interval)  # fmt: skip
             return batch.state
         Batch.objects.filter(id=batch_id, state=batch.state).update(
             state=Batch.State.ENDED, request_counts=counts, ended_at=now

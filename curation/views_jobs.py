@@ -23,7 +23,9 @@ def job_page(request, job_id: int):
         "title": f"Job {job.id}",
         "job": job,
         "progress": progress,
-        "states": [(value, label, progress["counts"][value]) for value, label in Item.State.choices],
+        "states": [
+            (value, label, progress["counts"][value]) for value, label in Item.State.choices
+        ],
         "can_change": request.user.has_perm("curation.change_job"),
         "items_url": reverse("admin:curation_item_changelist") + f"?job__id__exact={job.id}",
     }

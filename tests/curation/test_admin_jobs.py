@@ -69,7 +69,8 @@ def test_curate_action_form_errors_and_skipped_notes(admin_client, make_notes):
     post = {"action": "curate_selected_notes", ACTION_CHECKBOX_NAME: [str(notes[0].id)]}
     page = admin_client.post(NOTES, {**post, "apply": "1", "mode": "auto"})  # no fields ticked
     assert page.status_code == 200 and "This field is required" in page.content.decode()
-    done = admin_client.post(NOTES, {**post, "apply": "1", "mode": "auto", "curate_fields": ["tags"]}, follow=True)
+    ticked = {**post, "apply": "1", "mode": "auto", "curate_fields": ["tags"]}
+    done = admin_client.post(NOTES, ticked, follow=True)
     assert "None of the selected notes can be curated" in done.content.decode()
     assert not Job.objects.exists()
 
@@ -109,7 +110,9 @@ def test_job_changelist_counts_with_one_query_for_the_page(
     assert "Succeeded 2" in body and "Failed 1" in body and "live progress" in body
 
 
-def test_job_admin_actions_retry_and_cancel(admin_client, make_notes, django_capture_on_commit_callbacks):
+def test_job_admin_actions_retry_and_cancel(
+    admin_client, make_notes, django_capture_on_commit_callbacks
+):
     url = reverse("admin:curation_job_changelist")
     done = make_job(make_notes, 2, succeeded=1, failed=1)
     Job.objects.filter(id=done.id).update(state=Job.State.FAILED)
@@ -162,7 +165,9 @@ def test_job_page_and_progress_json(admin_client, client, make_notes):
     assert admin_client.get(reverse("curation:job-progress", args=[999])).status_code == 404
 
 
-def test_job_page_cancel_and_retry_buttons(admin_client, make_notes, django_capture_on_commit_callbacks):
+def test_job_page_cancel_and_retry_buttons(
+    admin_client, make_notes, django_capture_on_commit_callbacks
+):
     job = make_job(make_notes, 2, failed=1)
     assert admin_client.get(reverse("curation:job-cancel", args=[job.id])).status_code == 405
     admin_client.post(reverse("curation:job-cancel", args=[job.id]))

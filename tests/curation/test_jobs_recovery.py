@@ -26,7 +26,8 @@ def finish(job):
 
 def test_custom_ids_are_safe_unique_and_name_their_row():
     ids = {
-        jobs.custom_id_for(item_id=42, name="Building RAG Systems"): "item_00000042_Building_RAG_Systems",
+        jobs.custom_id_for(item_id=42, name="Building RAG Systems"):
+            "item_00000042_Building_RAG_Systems",
         jobs.custom_id_for(item_id=7, name="🚀 Launch: plan/ü"): "item_00000007_Launch_plan",
         jobs.custom_id_for(item_id=8, name="🚀"): "item_00000008",
     }  # fmt: skip
