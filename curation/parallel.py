@@ -265,6 +265,7 @@ class ParallelRun:
         self.claimed: set[int] = set()  # claimed by this run and not yet applied
         self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
         self.failure: BaseException | None = None
+        self.setup_error: client.ApiError | None = None
         self.builder: jobs.RequestBuilder | None = None
         self.page: dict[int, Item] = {}  # items read by next_items, with their notes
         self.calls = 0
@@ -274,12 +275,12 @@ class ParallelRun:
     def setup(self) -> None:
         self.builder = jobs.RequestBuilder(self.job)
 
-    def next_items(self, limit: int) -> list[int]:
+    def next_items(self, limit: int, in_flight: list[int]) -> list[int]:
         """Ids of items to send (unfinished, or errored with attempts left), read with notes."""
         jobs.items_requeue(job=self.job)
         page = list(
             Item.objects.filter(job_id=self.job.id, state=Item.State.PENDING, batch=None)
-            .exclude(id__in=list(self.calls_in_flight))
+            .exclude(id__in=in_flight)
             .select_related("note")
             .order_by("id")[:limit]
         )
@@ -305,8 +306,8 @@ class ParallelRun:
         return item, client.build_request(note_input, model=self.job.model), note_input.candidates
 
     def finish(self, item: Item, outcome: client.Outcome) -> bool:
-        with transaction.atomic():
-            applied = jobs.apply_outcome(item=item, outcome=outcome, job=self.job, batch_id=None)
+        """Save an outcome: item state and suggestions in one transaction (apply_outcome)."""
+        applied = jobs.apply_outcome(item=item, outcome=outcome, job=self.job, batch_id=None)
         self.claimed.discard(item.id)
         return applied
 
@@ -317,10 +318,9 @@ class ParallelRun:
         self.finish(item, outcome)
         return self.claim(item_id)
 
-    def check(self) -> tuple[bool, set[int]]:
-        """(job canceled?, ids of items in flight that were canceled)."""
+    def check(self, in_flight: list[int]) -> tuple[bool, set[int]]:
+        """(job canceled?, ids of the items in flight that were canceled)."""
         canceled = Job.objects.filter(id=self.job.id, state=Job.State.CANCELED).exists()
-        in_flight = list(self.calls_in_flight)
         gone = set(
             Item.objects.filter(id__in=in_flight, state=Item.State.CANCELED).values_list(
                 "id", flat=True
@@ -347,7 +347,10 @@ class ParallelRun:
 
     async def main(self) -> None:
         await db(self.setup)()
-        api = client.async_client(max_retries=0)
+        try:
+            api = client.async_client(max_retries=0)
+        except client.ApiError as exc:  # no key configured: every attempt fails with the reason
+            api, self.setup_error = None, exc
         watcher = asyncio.create_task(self.watch())
         workers = [asyncio.create_task(self.worker(api)) for _ in range(self.limit)]
         try:
@@ -363,7 +366,8 @@ class ParallelRun:
             for task in workers:
                 task.cancel()
             await asyncio.gather(watcher, *workers, return_exceptions=True)
-            await api.close()
+            if api is not None:
+                await api.close()
             if self.claimed:
                 why = self.stopped or "error"
                 await db(self.release_claimed)(f"the run stopped during the call ({why})")
@@ -387,7 +391,9 @@ class ParallelRun:
             async with self.refill:
                 if self.queue:
                     continue
-                ids = await db(self.next_items)(self.limit * PAGE_PER_SLOT)
+                ids = await db(self.next_items)(
+                    self.limit * PAGE_PER_SLOT, list(self.calls_in_flight)
+                )
                 if ids:
                     self.queue.extend(ids)
                     continue
@@ -456,7 +462,7 @@ class ParallelRun:
         last_cost = time.monotonic()
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            canceled, gone = await db(self.check)()
+            canceled, gone = await db(self.check)(list(self.calls_in_flight))
             if canceled:
                 self.stopped = "canceled"
                 for call in list(self.calls_in_flight.values()):
@@ -475,6 +481,9 @@ class ParallelRun:
         self, api, params: dict, candidates: list[str], *, token: int | None
     ) -> client.Outcome:
         """One attempt: the API call, retried on 429/529/5xx/timeouts (a bounded number)."""
+        if self.setup_error is not None:
+            self.limiter.release(token=token)
+            return jobs._error_outcome("errored", str(self.setup_error))
         fields = list(self.job.fields)
         retries = transient_retries()
         for retry in range(retries + 1):

@@ -201,3 +201,16 @@ def test_a_killed_worker_s_calls_are_retried_after_the_stale_delay(
     assert job.state == Job.State.SUCCEEDED
     assert set(Item.objects.filter(id__in=lost).values_list("attempts", flat=True)) == {2}
     assert set(emulator.stats()["notes"].values()) == {1}
+
+
+def test_without_an_api_key_every_item_fails_with_the_reason(make_notes, fast, monkeypatch):
+    from curation import client
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    client.reset_clients()
+    job = run(create(make_notes(3)))
+    assert job.state == Job.State.FAILED
+    for item in Item.objects.filter(job=job):
+        assert item.state == Item.State.FAILED and "ANTHROPIC_API_KEY is not set" in item.error
+        assert item.attempts == fast.CURATION_MAX_ATTEMPTS
