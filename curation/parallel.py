@@ -7,9 +7,10 @@
 
 The network runs on an asyncio loop: one AsyncAnthropic client (the SDK's own retries off)
 and CURATION_CONCURRENCY workers, each with at most one call in flight, paced by a
-RateLimiter that reads the answers' rate-limit headers. Every database access is a short synchronous function run through
-`sync_to_async`, which `async_to_sync` executes back on the calling thread, so Django's
-one-connection-per-thread rule holds and a test's transaction sees it all.
+RateLimiter that reads the answers' rate-limit headers. Every database access is a short
+synchronous function run through `sync_to_async`, which `async_to_sync` executes back on the
+calling thread, so Django's one-connection-per-thread rule holds and a test's transaction
+sees it all. Saving one item and claiming a worker's next one share one such trip.
 
 An item is claimed (PENDING -> SUBMITTED, one attempt counted) just before its call and its
 outcome is applied through `jobs.apply_outcome` the moment it comes back, so a crash loses at
