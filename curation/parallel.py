@@ -187,9 +187,12 @@ class RateLimiter:
             seen = True
             epoch = _epoch(headers.get(f"anthropic-ratelimit-{kind}-reset", ""))
             reset = now + max(0.0, epoch - wall) if epoch is not None else now
-            # Answers can arrive out of order: within one reset period keep the lowest count.
-            if kind in self.left and abs(self.reset.get(kind, 0) - reset) < 0.001:
+            # Answers can arrive out of order: an answer for the same or an earlier reset than
+            # the one known is not newer news, so it may only lower the count.
+            known = self.reset.get(kind)
+            if kind in self.left and known is not None and reset < known + 0.001:
                 remaining = min(remaining, self.left[kind])
+                reset = max(reset, known)
             self.left[kind] = remaining
             self.reset[kind] = reset
         if seen:

@@ -69,6 +69,10 @@ def test_an_answer_arriving_late_does_not_raise_the_count():
     rl.observe(headers(remaining=3, reset_in=10))
     rl.observe(headers(remaining=7, reset_in=10))  # processed earlier, arrived later
     assert rl.left["requests"] == 3
+    rl.observe(headers(remaining=9, reset_in=8))  # older still (its window ended sooner)
+    assert rl.left["requests"] == 3 and rl.reset["requests"] == pytest.approx(1010)
+    rl.observe(headers(remaining=6, reset_in=12))  # the window moved on: newer news
+    assert rl.left["requests"] == 6
 
 
 def test_token_limits_count_by_the_tokens_one_call_uses():
