@@ -261,6 +261,7 @@ def vault_import(
             state=Note.State.MISSING, reason="file no longer in the vault", updated_at=now
         )
     summary.missing = len(gone)
+    summary.skipped.sort()  # stat-time and read-time skips were found in two passes
     vault.imported_at = now
     vault.save(update_fields=["imported_at"])
     log.info("import vault=%s %s", vault.name, summary.line())
