@@ -585,7 +585,10 @@ def submit_batch(requests: Iterable[tuple[str, dict]]) -> BatchStatus:
     """Create one batch from (custom_id, params) pairs; the caller keeps it under the limits."""
     body = [{"custom_id": custom_id, "params": params} for custom_id, params in requests]
     try:
-        return _status(sync_client().messages.batches.create(requests=body))
+        # No SDK retry here: a create that failed late may still have made the batch, and a
+        # blind retry would pay for it twice. The job engine reconciles instead (adopt or retry).
+        once = sync_client().with_options(max_retries=0)
+        return _status(once.messages.batches.create(requests=body))
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
 
