@@ -181,6 +181,15 @@ class Site:
         self.workers.append((process, log))
         return process
 
+    def wait_workers_running(self, *, timeout: float = 90) -> None:
+        """Until every started qcluster logs that it runs (they boot slowly on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.worker_logs().count("] running.") >= len(self.workers):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"workers did not start\n{self.worker_logs()[-3000:]}")
+
     def kill9(self, process: subprocess.Popen) -> None:
         """SIGKILL the worker's whole process group (sentinel, workers, monitor, pusher)."""
         try:

@@ -1,4 +1,8 @@
-"""Two and three qcluster processes on one job (its task delivered to each): no item twice."""
+"""Two and three qcluster processes on one job, its task delivered that many times: no item twice.
+
+Each qcluster has as many worker processes as there are copies of the task, so the copies
+run at the same time whichever cluster's pusher takes them.
+"""
 
 import pytest
 
@@ -10,11 +14,12 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("clusters", [2, 3])
 def test_realtime_job_shared_by_clusters(site, clusters):
     n = 9
-    s = site(VAULTCMS_WORKERS=1)
+    s = site(VAULTCMS_WORKERS=clusters)
     s.emulator.configure(latency=0.5)
-    job_id = s.make_job(n, fields=FIELDS, mode="sync", copies=clusters)
-    for _ in range(clusters):
+    for _ in range(clusters):  # all up before the job exists, so they share it
         s.start_worker()
+    s.wait_workers_running()
+    job_id = s.make_job(n, fields=FIELDS, mode="sync", copies=clusters)
     finish(s, job_id, n=n)
     stats = s.check_sent_once()
     assert stats["messages"] == n
@@ -26,11 +31,12 @@ def test_realtime_job_shared_by_clusters(site, clusters):
 @pytest.mark.parametrize("clusters", [2, 3])
 def test_batch_job_shared_by_clusters(site, clusters):
     n = 12
-    s = site(VAULTCMS_WORKERS=1, CURATION_BATCH_SIZE=3)
+    s = site(VAULTCMS_WORKERS=clusters, CURATION_BATCH_SIZE=3)
     s.emulator.configure(latency=0.3, batch_seconds=1)
-    job_id = s.make_job(n, fields=FIELDS, mode="batch", copies=clusters)
     for _ in range(clusters):
         s.start_worker()
+    s.wait_workers_running()
+    job_id = s.make_job(n, fields=FIELDS, mode="batch", copies=clusters)
     finish(s, job_id, n=n)
     stats = s.check_sent_once()
     assert stats["batches"] == 4 and stats["batch_requests"] == n
