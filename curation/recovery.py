@@ -59,9 +59,10 @@ def on_execute(sender, func=None, task=None, **kwargs) -> None:
     job_id = _job_of(task or {})
     if job_id is not None:
         try:
-            cache.delete(QUEUED_KEY.format(job_id=job_id))
+            # Running first, then not queued: a worker checking in between sees one of them.
             cache.set(RUNNING_KEY.format(job_id=job_id), f"{HOST} {os.getpid()}",
                       timeout=_running_seconds())
+            cache.delete(QUEUED_KEY.format(job_id=job_id))
         except Exception:
             log.warning("job=%s could not mark its task running", job_id)
 
@@ -73,7 +74,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker whose parent died too can linger as a zombie until someone reaps it.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 def job_has_live_task(job_id: int) -> bool:

@@ -127,3 +127,23 @@ def test_finished_jobs_and_other_tasks_are_left_alone(later):
     recovery.on_task_done(sender="django_q", task=failed_task(done))
     recovery.on_task_done(sender="django_q", task={"func": "x.y", "args": (1,), "success": False})
     assert later == []
+
+
+def test_a_zombie_worker_counts_as_dead():
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    # Not reaped yet: a zombie, as a killed worker is until someone waits for it.
+    for _ in range(200):
+        with open(f"/proc/{child.pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        import time
+
+        time.sleep(0.01)
+    assert recovery._pid_alive(child.pid) is False
+    assert recovery._pid_alive(os.getpid()) is True
+    child.wait()
+    assert recovery._pid_alive(child.pid) is False
