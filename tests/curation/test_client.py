@@ -336,6 +336,43 @@ def test_invalid_custom_id_is_an_api_error(emulator):
     assert info.value.status == 400 and "custom_id" in str(info.value)
 
 
+
+def test_a_failed_batch_create_is_not_retried_by_the_sdk(monkeypatch, settings):
+    """A create that failed late may have made the batch: a blind retry would pay twice."""
+    import http.server
+    import threading
+
+    posts = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            posts.append(self.path)
+            body = b'{"type":"error","error":{"type":"api_error","message":"boom"}}'
+            self.send_response(500)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.CURATION_SDK_MAX_RETRIES = 2  # what real-time calls get
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    client.reset_clients()
+    try:
+        with pytest.raises(ApiError, match="500"):
+            client.submit_batch([("a", build_request(note(), model="m"))])
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.reset_clients()
+    assert posts == ["/v1/messages/batches"]
+
 # --- Cost ------------------------------------------------------------------------------------
 
 USAGE = {"input_tokens": 1000, "output_tokens": 500, "cache_creation_input_tokens": 2000,
