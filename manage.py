@@ -11,7 +11,14 @@ def main():
     make_streams_safe()
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except BrokenPipeError:
+        # The reader went away (`export_vault --dry-run | head`): stop quietly, as Unix
+        # tools do, instead of a traceback; point stdout at devnull so the exit flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":
