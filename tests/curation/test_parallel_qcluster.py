@@ -1,13 +1,8 @@
 """A real `manage.py qcluster` runs a parallel job: asyncio inside a django-q2 worker process."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 
-from tests.curation.test_qcluster import ROOT, cluster_env, manage  # noqa: F401 (fixture)
+from tests.curation.test_qcluster import cluster_env, manage, running_qcluster  # noqa: F401
 
 
 @pytest.mark.slow
@@ -27,12 +22,7 @@ def test_a_real_qcluster_runs_a_parallel_job(
     assert queued.returncode == 0, queued.stderr
     job_id = queued.stdout.strip().splitlines()[-1].split()[1]
 
-    log = open(tmp_path / "qcluster.log", "w")
-    cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with running_qcluster(env, tmp_path / "qcluster.log"):
         waited = manage(env, "jobs", job_id, "--wait", "--timeout", "90", "--interval", "0.5")
         output = (tmp_path / "qcluster.log").read_text(errors="replace")
         assert waited.returncode == 0, waited.stdout + waited.stderr + output[-3000:]
@@ -40,11 +30,3 @@ def test_a_real_qcluster_runs_a_parallel_job(
         stats = emulator.stats()
         assert stats["messages"] == 7 and stats["batches"] == 0
         assert 1 <= stats["max_in_flight"] <= 3
-    finally:
-        os.killpg(cluster.pid, signal.SIGTERM)
-        try:
-            cluster.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait(timeout=5)
-        log.close()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,25 @@ def manage(env, *args, timeout=120):
     )  # fmt: skip
 
 
+@contextmanager
+def running_qcluster(env, log_path):
+    """A `manage.py qcluster` in its own process group, stopped (TERM, then KILL) on exit."""
+    with open(log_path, "w") as log:
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield cluster
+        finally:
+            os.killpg(cluster.pid, signal.SIGTERM)
+            try:
+                cluster.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(cluster.pid, signal.SIGKILL)
+                cluster.wait(timeout=5)
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("broker", ["orm", "redis"])
@@ -73,23 +93,10 @@ def test_a_real_qcluster_runs_a_job_to_the_end(broker, cluster_env, emulator, ma
     assert last.startswith("job ") and last.endswith(" queued")
     job_id = last.split()[1]
 
-    log = open(tmp_path / "qcluster.log", "w")
-    cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with running_qcluster(env, tmp_path / "qcluster.log"):
         waited = manage(env, "jobs", job_id, "--wait", "--timeout", "90", "--interval", "0.5")
         output = (tmp_path / "qcluster.log").read_text(errors="replace")
         assert waited.returncode == 0, waited.stdout + waited.stderr + output[-3000:]
         assert f"job {job_id}  succeeded  batch  succeeded 3" in waited.stdout
         stats = emulator.stats()
         assert stats["batches"] == 1 and stats["batch_requests"] == 3
-    finally:
-        os.killpg(cluster.pid, signal.SIGTERM)
-        try:
-            cluster.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait(timeout=5)
-        log.close()
