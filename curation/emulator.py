@@ -1069,15 +1069,28 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._status = code
         super().send_response(code, message)
 
+    _logged = True  # until _handle starts a request (send_error may answer before it)
+    _start = 0.0
+
+    def end_headers(self):
+        # Log before the headers go out, so the line exists by the time the client has its
+        # answer (a test reading the log right after a call must never find it missing).
+        self._log_request()
+        super().end_headers()
+
+    def _log_request(self) -> None:
+        log = self.emulator.log
+        if log is not None and not self._logged:
+            self._logged = True
+            ms = (time.perf_counter() - self._start) * 1000
+            log(f"{self.command} {self.path} {self._status} {ms:.0f} ms")
+
     def _handle(self, method: str) -> None:
-        start, self._status = time.perf_counter(), 0
+        self._start, self._status, self._logged = time.perf_counter(), 0, False
         try:
             self._route(method)
         finally:
-            log = self.emulator.log
-            if log is not None:
-                ms = (time.perf_counter() - start) * 1000
-                log(f"{method} {self.path} {self._status} {ms:.0f} ms")
+            self._log_request()  # a request that ended without an answer
 
     def do_GET(self):  # noqa: N802 - the stdlib's names
         self._handle("GET")
