@@ -64,7 +64,9 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
-    from curation import client, jobs
+    from curation.api import client, pricing, prompt
+    from curation.engine import batch as batch_mode
+    from curation.engine import jobs, requests
     from curation.models import Batch, Item, Suggestion
     from ingest.models import Note, Vault
 
@@ -98,19 +100,19 @@ def main() -> int:
 
     # --- baseline: the same request dicts from notes already in memory ------------------------
     sample = list(Note.objects.filter(vault=vault).order_by("id")[:10_000])
-    builder = jobs.RequestBuilder(job)
+    builder = requests.RequestBuilder(job)
     builder.index(vault.id)  # built once per job in the real path too
     started = time.perf_counter()
     for note in sample:
-        params = client.build_request(
-            client.NoteInput(
+        params = prompt.build_request(
+            prompt.NoteInput(
                 custom_id="item_00000000_x", name=note.name, path=note.path, title=note.title,
                 body=note.body, tags=note.tags, fields=fields,
                 candidates=builder.candidates(note), taxonomy=builder.taxonomy(vault.id),
             ),
             model=job.model,
         )  # fmt: skip
-        client.request_size(params)
+        prompt.request_size(params)
     base_prepare_rate = len(sample) / (time.perf_counter() - started)
     del sample, builder  # one candidate index at a time, as in a worker
     gc.collect()
@@ -131,10 +133,10 @@ def main() -> int:
 
     client.submit_batch = fake_submit
     started, cpu = time.perf_counter(), time.process_time()
-    builder = jobs.RequestBuilder(job)
+    builder = requests.RequestBuilder(job)
     builder.index(vault.id)  # the job's candidate index and taxonomy, built once
     with profiled(args.profile == "prepare"):
-        batch_ids = jobs.batches_prepare(job=job, builder=builder, submit=True)
+        batch_ids = batch_mode.batches_prepare(job=job, builder=builder, submit=True)
     prepare_s = time.perf_counter() - started
     prepare_cpu = time.process_time() - cpu
     del builder
@@ -147,7 +149,7 @@ def main() -> int:
              "cache_read_input_tokens": 700}  # fmt: skip
 
     def outcome_for(custom_id):
-        answer = client.Answer(
+        answer = prompt.Answer(
             tags=["ai/agents", f"bench/{custom_id[-4:]}"] if "tags" in fields else None,
             description=(
                 f"What {custom_id} is about, in one sentence." if "description" in fields else None
@@ -178,16 +180,16 @@ def main() -> int:
     for custom_id in sample_ids:
         o = outcome_for(custom_id)
         [{"field": f, "value": getattr(o.answer, f)} for f in fields]
-        client.cost(o.usage, model=job.model, batch=True)
+        pricing.cost(o.usage, model=job.model, batch=True)
     base_apply_rate = len(sample_ids) / (time.perf_counter() - started)
 
     started, cpu = time.perf_counter(), time.process_time()
     Batch.objects.filter(job=job).update(state=Batch.State.ENDED)
     applied = 0
-    apply_builder = jobs.RequestBuilder(job)
+    apply_builder = requests.RequestBuilder(job)
     with profiled(args.profile == "apply"):
         for batch_id in Batch.objects.filter(job=job).values_list("id", flat=True):
-            applied += jobs.batch_apply_results(batch_id=batch_id, builder=apply_builder)
+            applied += batch_mode.batch_apply_results(batch_id=batch_id, builder=apply_builder)
     apply_s = time.perf_counter() - started
     apply_cpu = time.process_time() - cpu
     assert applied == n, f"applied {applied} of {n}"

@@ -41,8 +41,9 @@ def synthetic(n: int, rng: random.Random):
 
 
 def bench_prepare(n: int) -> bool:
-    from curation import client
-    from curation.candidates import build_index, candidates_for
+    from curation.api import prompt
+    from curation.engine.candidates import build_index, candidates_for
+    from ingest import notes
 
     rows, body = synthetic(n, random.Random(1))
     fields = ["tags", "description", "related"]
@@ -59,11 +60,11 @@ def bench_prepare(n: int) -> bool:
     taxonomy = index.taxonomy()
     built = clock() - start
     for path, title, tags in rows:
-        note = client.NoteInput(custom_id="c", name=client.link_name(path), path=path,
+        note = prompt.NoteInput(custom_id="c", name=notes.link_name(path), path=path,
                                 title=title, body=body, tags=tags, fields=fields,
                                 candidates=candidates_for(path, index), taxonomy=taxonomy)
-        params = client.build_request(note, model="claude-haiku-4-5")
-        client.request_size(params)
+        params = prompt.build_request(note, model="claude-haiku-4-5")
+        prompt.request_size(params)
     total = clock() - start
     rate = n / total
     print(f"prepare: {n} notes, index {built:.2f}s, total {total:.2f}s CPU -> {rate:,.0f} req/s "
@@ -75,8 +76,9 @@ def bench_prepare(n: int) -> bool:
 def bench_emulator(calls: int, batch: int) -> None:
     import anthropic
 
-    from curation import client
+    from curation.api import client, prompt
     from curation.emulator import Emulator
+    from ingest import notes
 
     emu = Emulator(batch_seconds=0).start()
     os.environ["ANTHROPIC_BASE_URL"] = emu.url
@@ -88,10 +90,10 @@ def bench_emulator(calls: int, batch: int) -> None:
 
     def params(i):
         path, title, tags = rows[i]
-        note = client.NoteInput(custom_id=f"c{i}", name=client.link_name(path), path=path,
+        note = prompt.NoteInput(custom_id=f"c{i}", name=notes.link_name(path), path=path,
                                 title=title, body=body, tags=tags, fields=fields,
                                 candidates=[r[0] for r in rows[i + 1:i + 6]], taxonomy=[])
-        return client.build_request(note, model="claude-haiku-4-5")
+        return prompt.build_request(note, model="claude-haiku-4-5")
 
     start = time.perf_counter()
     for _ in range(calls):

@@ -38,8 +38,8 @@ def main() -> int:
     call_command("migrate", verbosity=0)
 
     from curation.models import Field, Item, Job, Review, Suggestion
+    from curation.review.export import vault_export
     from ingest import notes
-    from ingest.exporter import vault_export
     from ingest.importer import vault_import
     from ingest.models import Note
     from tests.ingest.test_export_corpus import codec_of, without_curated

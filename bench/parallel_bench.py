@@ -101,7 +101,7 @@ def main() -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        from curation import jobs
+        from curation.engine import jobs
         from curation.models import Item, Job
         from ingest.models import Note, Vault
 

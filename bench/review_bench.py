@@ -42,7 +42,7 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     from curation.models import Item, Job, Review, Suggestion
-    from curation.review import suggestion_decide, suggestions_decide
+    from curation.review.decisions import suggestion_decide, suggestions_decide
     from ingest.models import Note, Vault
 
     user = User.objects.create_user(f"bench-mod-{os.getpid()}")

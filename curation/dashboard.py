@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.urls import NoReverseMatch, reverse
 
-from curation import pricing
+from curation.api import pricing
 from curation.models import Item, Job, Review, Suggestion
 from ingest.models import Note, Vault
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from ingest.models import Note, Vault
+from ingest.notes import CURATED_FIELDS
 
 MONEY = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 
@@ -20,7 +21,9 @@ class Field(models.TextChoices):
     RELATED = "related", "Related notes"
 
 
-ALL_FIELDS = [f.value for f in Field]
+# The curated keys are the note vocabulary's (ingest.notes): one list, one order.
+ALL_FIELDS = list(CURATED_FIELDS)
+assert set(ALL_FIELDS) == set(Field.values), "Field choices and CURATED_FIELDS disagree"
 
 
 class Mode(models.TextChoices):

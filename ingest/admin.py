@@ -1,4 +1,8 @@
-"""Admin for vaults and notes: search, filters, and a sanitized preview of each note."""
+"""Admin for vaults, notes and export records: search, filters, a sanitized preview of each note.
+
+The curation app extends these (curation/admin/notes.py adds the curate and export actions),
+as Django's own UserAdmin is extended, so nothing here knows of curation.
+"""
 
 from django.contrib import admin, messages
 from django.db.models import Q
@@ -6,17 +10,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from curation.admin_jobs import curate_selected_notes
-from ingest.admin_export import (
-    export_approved_notes,
-    export_approved_vaults,
-    has_export_permission,
-    preview_export_notes,
-    preview_export_vaults,
-)
 from ingest.importer import VaultNotFound, vault_import
-from ingest.models import Note, Vault
+from ingest.models import ExportRecord, Note, Vault
 from ingest.render import render_markdown
+from vaultcms.admin import ReadOnlyAdminMixin
 
 
 @admin.action(description="Re-import selected vaults from disk", permissions=["change"])
@@ -36,8 +33,7 @@ class VaultAdmin(admin.ModelAdmin):
     list_display = ["name", "root", "note_count", "imported_at"]
     search_fields = ["name", "root"]
     readonly_fields = ["created_at", "imported_at"]
-    actions = [reimport_vaults, export_approved_vaults, preview_export_vaults]
-    has_export_permission = has_export_permission
+    actions = [reimport_vaults]
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -93,8 +89,7 @@ class NoteAdmin(admin.ModelAdmin):
     search_fields = ["title", "path", "body"]
     list_per_page = 50
     show_full_result_count = False
-    actions = [curate_selected_notes, export_approved_notes, preview_export_notes]
-    has_export_permission = has_export_permission
+    actions = []
     readonly_fields = [
         "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",
         "preview", "encoding", "has_bom", "content_hash", "size", "imported_at", "updated_at",
@@ -104,10 +99,14 @@ class NoteAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # notes come from the vault on disk, never typed in
 
+    def has_ingest_permission(self, request) -> bool:
+        """May add a note from a web address (it writes a new file into the vault)."""
+        return request.user.has_perm("ingest.add_note")
+
     def get_urls(self):
         from django.urls import path
 
-        from ingest.admin_url import url_ingest_view
+        from ingest.views import url_ingest_view
 
         view = self.admin_site.admin_view(lambda request: url_ingest_view(request, self))
         return [path("from-url/", view, name="ingest_note_from_url"), *super().get_urls()]
@@ -124,3 +123,14 @@ class NoteAdmin(admin.ModelAdmin):
     def preview(self, note):
         # render_markdown sanitizes with nh3, so the HTML is safe to mark as such.
         return mark_safe(f'<div class="note-preview">{render_markdown(note.body)}</div>')
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each export wrote: read-only history."""
+
+    list_display = ["note", "written_at", "fields", "new_hash"]
+    list_filter = ["note__vault"]
+    list_select_related = ["note"]
+    search_fields = ["note__path"]
+    readonly_fields = ["note", "written_at", "fields", "reviews", "old_hash", "new_hash"]

@@ -270,7 +270,7 @@ def vault_import(
 
 def _processes(jobs: int) -> int:
     """How many processes read and parse: one for small imports, else one per CPU (max 4)."""
-    configured = getattr(settings, "VAULTCMS_IMPORT_PROCESSES", 0)
+    configured = settings.VAULTCMS_IMPORT_PROCESSES
     if jobs < PARALLEL_MIN or configured == 1:
         return 1
     if multiprocessing.current_process().daemon:  # a daemonic worker may not have children

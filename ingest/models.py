@@ -1,8 +1,8 @@
 """A vault (a folder of markdown notes) and the notes imported from it."""
 
-from pathlib import PurePosixPath
-
 from django.db import models
+
+from ingest.notes import link_name
 
 
 class Vault(models.Model):
@@ -53,11 +53,7 @@ class Note(models.Model):
     @property
     def name(self) -> str:
         """The note's link name as Obsidian uses it: the file name without `.md`."""
-        return PurePosixPath(self.path).stem
-
-    @property
-    def is_curatable(self) -> bool:
-        return self.state == self.State.OK
+        return link_name(self.path)
 
 
 class ExportRecord(models.Model):

@@ -1,7 +1,9 @@
-"""What a note file is: decoding its bytes and splitting its frontmatter from its body.
+"""What a note is: its bytes decoded, its frontmatter split from its body, its link name, its tags.
 
-The importer and the exporter both use these functions so they agree, byte for byte, on where
-the frontmatter ends and the body begins.
+The note vocabulary every other module uses. The importer and the writer agree through these
+functions, byte for byte, on where the frontmatter ends and the body begins; the engine, the
+candidate index, review and export agree on a note's link name, which names can be linked, and
+how a tag is cleaned.
 """
 
 import codecs
@@ -10,7 +12,6 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -31,6 +32,50 @@ FRONTMATTER_RE = re.compile(
 # A YAML alias can repeat a structure exponentially ("billion laughs"); stop converting
 # frontmatter to JSON after this many values instead of exhausting memory.
 MAX_FRONTMATTER_VALUES = 50_000
+
+
+# The frontmatter keys curation writes, in the order they are asked for, shown and written.
+CURATED_FIELDS = ("tags", "description", "related")
+
+# A character in a note's name that breaks a `[[wikilink]]` to it (Obsidian's own rule).
+LINK_BREAKING = frozenset("#^[]|")
+
+_TAG_JUNK = re.compile(r"[^\w/-]+", re.U)
+_DASHES = re.compile(r"-{2,}")
+
+
+def link_name(path: str) -> str:
+    """Obsidian's link name of a note: its file name without `.md` (any case)."""
+    name = path.rsplit("/", 1)[-1]
+    return name[:-3] if name.lower().endswith(".md") else name
+
+
+def is_link_target(path: str) -> bool:
+    """Whether a `[[wikilink]]` can point at this note (its name breaks none)."""
+    name = link_name(path)
+    return bool(name) and not (LINK_BREAKING & set(name))
+
+
+def tag_clean(tag) -> str:
+    """A tag as a person wrote it, made safe to compare and write: no `#`, no empty segment."""
+    parts = [p.strip() for p in str(tag).strip().lstrip("#").split("/")]
+    return "/".join(p for p in parts if p)
+
+
+def tag_normalize(tag: str) -> str | None:
+    """A suggested tag in the vault's canonical form: `#AI/Agent Frameworks` ->
+    `ai/agent-frameworks`; None when nothing usable is left."""
+    text = tag.strip().lstrip("#").strip().lower()
+    text = _TAG_JUNK.sub("-", "-".join(text.split()))
+    segments = []
+    for segment in text.split("/"):
+        segment = _DASHES.sub("-", segment).strip("-_")
+        if segment:
+            segments.append(segment)
+    result = "/".join(segments)
+    if not result or result.replace("/", "").isdigit():
+        return None  # Obsidian ignores purely numeric tags
+    return result
 
 
 class NoteError(Exception):
@@ -175,7 +220,7 @@ def tags_from(metadata: dict) -> list[str]:
     for tag in raw:
         if tag is None:
             continue
-        cleaned = str(tag).strip().lstrip("#").strip()
+        cleaned = tag_clean(tag)
         if cleaned:
             seen.setdefault(cleaned, None)
     return list(seen)
@@ -185,7 +230,7 @@ def title_from(metadata: dict, path: str, body: str) -> str:
     title = metadata.get("title")
     if isinstance(title, str) and title.strip():
         return title.strip()
-    return PurePosixPath(path).stem
+    return link_name(path)
 
 
 def parse(data: bytes, *, path: str) -> ParsedNote:

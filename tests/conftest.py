@@ -39,7 +39,7 @@ def emulator(monkeypatch):
     rpm=, rate_window=)` at runtime, `.stats()` for counters, `.reset()`, `.url`. Starts fast:
     no latency, batches end at once, injected faults ask for a 10 ms retry-after.
     """
-    from curation import client
+    from curation.api import client
     from curation.emulator import Emulator
 
     emu = Emulator(host="127.0.0.1", port=0, latency=0, batch_seconds=0, cancel_seconds=0,

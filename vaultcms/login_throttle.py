@@ -13,15 +13,13 @@ from django.core.cache import cache
 from django.shortcuts import render
 from django.urls import reverse
 
-DEFAULT_ATTEMPTS = 5
-DEFAULT_WINDOW_SECONDS = 15 * 60
 # One address trying many usernames is throttled too, more loosely (a shared office NAT).
 ADDRESS_FACTOR = 4
 
 
 def _limits() -> tuple[int, int]:
-    attempts = getattr(settings, "VAULTCMS_LOGIN_ATTEMPTS", DEFAULT_ATTEMPTS)
-    window = getattr(settings, "VAULTCMS_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS)
+    attempts = settings.VAULTCMS_LOGIN_ATTEMPTS
+    window = settings.VAULTCMS_LOGIN_WINDOW_SECONDS
     return attempts, window
 
 

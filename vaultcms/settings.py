@@ -24,6 +24,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
 DEBUG = env_bool("VAULTCMS_DEBUG", True)
 
 _DEV_SECRET = "dev-only-insecure-key-do-not-use-in-production"
@@ -146,7 +151,22 @@ CURATION_CONCURRENCY = env_int("CURATION_CONCURRENCY", 8)
 CURATION_MAX_ATTEMPTS = env_int("CURATION_MAX_ATTEMPTS", 3)
 # A batch job not ended this many seconds after it started is switched to parallel real-time
 # calls for its unfinished items (0: never automatically; the admin's "Switch to parallel").
-CURATION_HEDGE_AFTER_SECONDS = float(os.environ.get("CURATION_HEDGE_AFTER_SECONDS") or 0)
+CURATION_HEDGE_AFTER_SECONDS = env_float("CURATION_HEDGE_AFTER_SECONDS", 0.0)
+# The first wait between two polls of a running batch (it grows to CURATION_POLL_SECONDS).
+CURATION_POLL_MIN_SECONDS = env_float("CURATION_POLL_MIN_SECONDS", 2.0)
+# Bytes of requests in one batch at most (the API's own ceiling is 256 MB).
+CURATION_BATCH_MAX_BYTES = env_int("CURATION_BATCH_MAX_BYTES", 256 * 1024 * 1024)
+# Parallel mode: tries per attempt on 429/529/5xx/timeouts before the attempt counts as errored.
+CURATION_PARALLEL_RETRIES = env_int("CURATION_PARALLEL_RETRIES", 4)
+# The SDK's own retries and timeout for real-time calls (batch creates are never retried).
+CURATION_SDK_MAX_RETRIES = env_int("CURATION_SDK_MAX_RETRIES", 2)
+CURATION_TIMEOUT_SECONDS = env_float("CURATION_TIMEOUT_SECONDS", 120.0)
+# Seconds a worker's task works on a job before handing over to a fresh task
+# (unset: half of VAULTCMS_TASK_TIMEOUT).
+CURATION_TASK_BUDGET = env_float("CURATION_TASK_BUDGET", None)
+# After this long a batch being submitted, or a real-time call, with no answer recorded is
+# taken to have lost its worker (unset: VAULTCMS_TASK_TIMEOUT + 60 s).
+CURATION_SUBMIT_STALE_SECONDS = env_float("CURATION_SUBMIT_STALE_SECONDS", None)
 # How long opening a note's review page holds it for that moderator (renewed on reload).
 REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 
@@ -158,7 +178,7 @@ VAULTCMS_IMPORT_PROCESSES = env_int("VAULTCMS_IMPORT_PROCESSES", 0)
 # --- URL ingest (ingest/url_ingest.py) --------------------------------------------
 # Private/loopback addresses are refused unless allowed (tests point it at a local server).
 VAULTCMS_URL_INGEST_ALLOW_PRIVATE = env_bool("VAULTCMS_URL_INGEST_ALLOW_PRIVATE", False)
-VAULTCMS_URL_INGEST_TIMEOUT = float(os.environ.get("VAULTCMS_URL_INGEST_TIMEOUT") or 15)
+VAULTCMS_URL_INGEST_TIMEOUT = env_float("VAULTCMS_URL_INGEST_TIMEOUT", 15.0)
 VAULTCMS_URL_INGEST_MAX_BYTES = env_int("VAULTCMS_URL_INGEST_MAX_BYTES", 5 * 1024 * 1024)
 
 # --- Auth, i18n, static ------------------------------------------------------------

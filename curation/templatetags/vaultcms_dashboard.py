@@ -3,8 +3,8 @@
 from django import template
 
 from curation.dashboard import dashboard_counts
-from curation.review import pending_count_for
-from ingest.admin_url import can_ingest_url
+from curation.review.decisions import pending_count_for
+from curation.roles import can_ingest_url
 
 register = template.Library()
 

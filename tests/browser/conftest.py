@@ -188,7 +188,7 @@ def sample_vault(transactional_db, tmp_path, request):
 @pytest.fixture
 def curated(sample_vault, emulator, settings):
     """curated(note_ids) -> the Job, run to its end against the in-process API emulator."""
-    from curation import jobs
+    from curation.engine import jobs
 
     settings.CURATION_POLL_MIN_SECONDS = 0.01
     settings.CURATION_POLL_SECONDS = 0.05

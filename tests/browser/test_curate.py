@@ -3,7 +3,7 @@ follow the job to its end against the API emulator; the dashboard then shows the
 
 import pytest
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import Batch, Item, Job, Suggestion
 from ingest.models import Note
 

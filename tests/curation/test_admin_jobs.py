@@ -7,7 +7,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import Item, Job
 from ingest.models import Note
 

@@ -1,6 +1,6 @@
 """Local candidate related notes: from title words and tags, never the note itself."""
 
-from curation.candidates import CandidateIndex, build_index, candidates_for
+from curation.engine.candidates import CandidateIndex, build_index, candidates_for
 
 ROWS = [
     ("ai/Agent Frameworks.md", "Agent Frameworks", ["ai/agents"]),

@@ -7,15 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from curation import client, pricing
-from curation.client import (
-    Answer,
-    ApiError,
-    InvalidAnswer,
-    NoteInput,
-    build_request,
-    parse_answer,
-)
+from curation.api import client, pricing, prompt
+from curation.api.client import ApiError
+from curation.api.prompt import Answer, InvalidAnswer, NoteInput, build_request, parse_answer
 
 ALL = ["tags", "description", "related"]
 CANDIDATES = ["dev/LangGraph Notes.md", "Cooking/Sourdough.md", "ai/Prompting.md"]
@@ -38,7 +32,7 @@ def note(**changes) -> NoteInput:
     return base
 
 
-def tool_message(data, name=client.TOOL_NAME, stop="tool_use") -> dict:
+def tool_message(data, name=prompt.TOOL_NAME, stop="tool_use") -> dict:
     return {"content": [{"type": "tool_use", "id": "t1", "name": name, "input": data}],
             "stop_reason": stop, "usage": {"input_tokens": 10, "output_tokens": 5}}
 
@@ -52,7 +46,7 @@ GOOD = {"tags": ["ai/agents"], "description": "A note about agent frameworks.", 
 def test_request_shape():
     params = build_request(note(), model="claude-haiku-4-5")
     assert params["model"] == "claude-haiku-4-5"
-    assert params["max_tokens"] == client.MAX_TOKENS
+    assert params["max_tokens"] == prompt.MAX_TOKENS
     [system] = params["system"]
     assert system["cache_control"] == {"type": "ephemeral"}
     assert "Existing tags in this vault: ai/agents, cooking/baking" in system["text"]
@@ -89,7 +83,7 @@ def test_long_body_is_truncated_with_head_and_tail():
     body = "start " + "x" * 50_000 + " the-end"
     text = build_request(note(body=body), model="m")["messages"][0]["content"]
     assert "start" in text and "the-end" in text and "characters omitted" in text
-    assert len(text) < client.MAX_BODY_CHARS + 2000
+    assert len(text) < prompt.MAX_BODY_CHARS + 2000
 
 
 def test_body_cannot_close_the_note_block_or_fake_a_path():
@@ -107,7 +101,7 @@ def test_no_candidates_says_so():
 def test_request_size_matches_the_encoded_request():
     params = build_request(note(body="é" * 1000), model="m")
     encoded = len(json.dumps({"custom_id": "item-1", "params": params}))
-    assert encoded <= client.request_size(params) <= encoded + 200
+    assert encoded <= prompt.request_size(params) <= encoded + 200
 
 
 # --- parse_answer ----------------------------------------------------------------------------
@@ -211,7 +205,7 @@ def test_sdk_retries_transient_faults(emulator):
     assert emulator.stats()["status_429"] == 1
 
 
-def test_final_failure_is_a_readable_api_error_without_the_key(emulator, monkeypatch):
+def test_final_failure_is_a_readable_api_error_without_the_key(emulator, monkeypatch, settings):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-very-secret-value")
     emulator.configure(fault_529=1.0, fault_attempts=0)
     with pytest.raises(ApiError) as info:
@@ -220,7 +214,7 @@ def test_final_failure_is_a_readable_api_error_without_the_key(emulator, monkeyp
     assert error.status == 529 and error.kind == "overloaded_error" and error.retryable
     assert str(error) == "HTTP 529 overloaded_error: Overloaded (emulated fault)."
     assert "very-secret" not in repr(error) and error.__cause__ is None
-    assert emulator.stats()["status_529"] == client.SDK_MAX_RETRIES + 1
+    assert emulator.stats()["status_529"] == settings.CURATION_SDK_MAX_RETRIES + 1
 
 
 def test_bad_request_is_not_retryable(emulator):
@@ -391,38 +385,38 @@ USAGE = {"input_tokens": 1000, "output_tokens": 500, "cache_creation_input_token
     ],
 )
 def test_cost_worked_examples(model, realtime, batch):
-    assert client.cost(USAGE, model=model, batch=False) == Decimal(realtime)
-    assert client.cost(USAGE, model=model, batch=True) == Decimal(batch)
+    assert pricing.cost(USAGE, model=model, batch=False) == Decimal(realtime)
+    assert pricing.cost(USAGE, model=model, batch=True) == Decimal(batch)
 
 
 def test_cost_of_a_single_cached_read_is_exact():
     usage = {"input_tokens": 7, "output_tokens": 0, "cache_read_input_tokens": 3}
     # 7 * $1 + 3 * $0.10 = $7.30 per million tokens
-    assert client.cost(usage, model="claude-haiku-4-5", batch=False) == Decimal("0.0000073")
+    assert pricing.cost(usage, model="claude-haiku-4-5", batch=False) == Decimal("0.0000073")
 
 
 def test_unknown_model_costs_as_haiku_with_a_warning(caplog):
     pricing._warned.discard("mystery-model")
-    with caplog.at_level(logging.WARNING, logger="curation.pricing"):
-        assert client.cost(USAGE, model="mystery-model", batch=False) == Decimal("0.007")
+    with caplog.at_level(logging.WARNING, logger="curation.api.pricing"):
+        assert pricing.cost(USAGE, model="mystery-model", batch=False) == Decimal("0.007")
     assert "mystery-model" in caplog.text
 
 
 def test_missing_usage_keys_count_as_zero():
-    assert client.cost({"input_tokens": 1_000_000, "cache_read_input_tokens": None},
+    assert pricing.cost({"input_tokens": 1_000_000, "cache_read_input_tokens": None},
                        model="claude-sonnet-4-5", batch=True) == Decimal("1.5")
 
 
 def test_estimate_worked_examples():
     # 100 notes x 2000 input tokens at $1 + 100 x 150 output tokens at $5 = $0.275
-    assert client.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
+    assert pricing.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
                            batch=False) == Decimal("0.275")
-    assert client.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
+    assert pricing.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
                            batch=True) == Decimal("0.1375")
     # With a 1500-token cached prefix: 100*500*$1 + 1500*$1.25 + 99*1500*$0.10 + 15000*$5
-    assert client.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
+    assert pricing.estimate(n_items=100, avg_input_tokens=2000, model="claude-haiku-4-5",
                            batch=False, cached_prefix_tokens=1500) == Decimal("0.141725")
-    assert client.estimate(n_items=0, avg_input_tokens=2000, model="m", batch=True) == 0
+    assert pricing.estimate(n_items=0, avg_input_tokens=2000, model="m", batch=True) == 0
 
 
 # --- For parallel mode and submit reconciliation ---------------------------------------------

@@ -15,8 +15,9 @@ import anthropic
 import pytest
 from django.core.management import CommandError, call_command
 
-from curation import emulator as emulator_module
-from curation.emulator import ApiProblem, Emulator
+from curation.emulator import Emulator
+from curation.emulator import protocol as emulator_module
+from curation.emulator.protocol import ApiProblem
 
 MODEL = "claude-haiku-4-5"
 TOOL = {

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from curation import jobs
+from curation.api import client
+from curation.engine import items, jobs
 from curation.models import Batch, Item, Job, Suggestion
 from ingest.models import Note
 from tests.curation.conftest import word_for
@@ -117,17 +118,17 @@ def test_a_single_retry_goes_as_one_real_time_call(emulator, make_notes, fast_po
     time.sleep(0.35)
     # The provider loses one of the two results: the batch ends without it.
     batch = Batch.objects.get(job=job)
-    real_iter = jobs.client.iter_results
+    real_iter = client.iter_results
 
     def drop_one(batch_id, **kwargs):
         results = list(real_iter(batch_id, **kwargs))
         return iter(results[1:])
 
-    jobs.client.iter_results, saved = drop_one, real_iter
+    client.iter_results, saved = drop_one, real_iter
     try:
         jobs.job_step(job_id=job.id)
     finally:
-        jobs.client.iter_results = saved
+        client.iter_results = saved
     lost = Item.objects.get(job=job, attempts=1, state=Item.State.ERRORED)
     assert "no result" in lost.error
     assert jobs.job_run(job_id=job.id, sleep=lambda s: None)
@@ -151,7 +152,7 @@ def test_exhausted_retries_fail_with_the_reason_then_retry_failed_finishes_them(
         assert item.attempts == 2
         assert "api_error" in item.error and "gave up after 2 attempts" in item.error
     assert Item.objects.filter(job=job, state=Item.State.SUCCEEDED).count() == 20 - len(failed)
-    assert job.cost == jobs.job_cost(job_id=job.id) > 0
+    assert job.cost == items.job_cost(job_id=job.id) > 0
 
     emulator.configure(fault_errored=0.0)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:

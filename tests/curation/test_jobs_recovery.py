@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from curation import client, jobs, tasks
+from curation.api import client
+from curation.engine import batch as batch_mode
+from curation.engine import jobs, tasks
 from curation.models import Batch, Item, Job, Suggestion
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +58,7 @@ def test_killed_between_submit_and_save_does_not_submit_twice(
         raise SystemExit("worker killed")  # the provider has the batch; we never saved its id
 
     with monkeypatch.context() as patch, pytest.raises(SystemExit):
-        patch.setattr(jobs, "batch_mark_submitted", die)
+        patch.setattr(batch_mode, "batch_mark_submitted", die)
         jobs.job_step(job_id=job.id)
     batch = Batch.objects.get(job=job)
     assert batch.state == Batch.State.SUBMITTING and batch.provider_id is None
@@ -66,7 +68,7 @@ def test_killed_between_submit_and_save_does_not_submit_twice(
     jobs.job_step(job_id=job.id)
     assert Batch.objects.get(id=batch.id).state == Batch.State.SUBMITTING
     # ...and reconciling once it is stale adopts the provider's batch instead of resending.
-    assert jobs.batch_reconcile(batch_id=batch.id, stale_after=0) is True
+    assert batch_mode.batch_reconcile(batch_id=batch.id, stale_after=0) is True
     job = finish(job)
     assert job.state == Job.State.SUCCEEDED
     stats = emulator.stats()
@@ -134,7 +136,7 @@ def test_duplicate_task_delivery_is_harmless(emulator, make_notes, fast_polls):
     # Applying the same results again changes nothing.
     batch = Batch.objects.get(job=job)
     Batch.objects.filter(id=batch.id).update(state=Batch.State.ENDED)
-    assert jobs.batch_apply_results(batch_id=batch.id) == 0
+    assert batch_mode.batch_apply_results(batch_id=batch.id) == 0
     assert Suggestion.objects.filter(job=job).count() == 16
     assert set(Item.objects.filter(job=job).values_list("state", "attempts")) == {("succeeded", 1)}
 
@@ -153,7 +155,7 @@ def test_results_for_unknown_ids_are_logged_and_ignored(
         return iter([("item_99999999_ghost", good), (stray.custom_id, good), *answers])
 
     monkeypatch.setattr(client, "iter_results", with_strays)
-    with caplog.at_level(logging.WARNING, logger="curation.jobs"):
+    with caplog.at_level(logging.WARNING, logger="curation.engine"):
         job = finish(job)
     assert job.state == Job.State.SUCCEEDED
     assert "unknown custom_id='item_99999999_ghost'" in caplog.text
@@ -180,7 +182,7 @@ def test_cancel_stops_the_provider_batch_and_discards_late_results(
     assert jobs.job_cancel(job_id=job.id) == 0
 
     # The provider's late answers (canceled ones here) never revive a canceled item.
-    jobs.batch_poll(batch_id=batch.id)
+    batch_mode.batch_poll(batch_id=batch.id)
     assert set(Item.objects.filter(job=job).values_list("state", flat=True)) == {"canceled"}
     assert not Suggestion.objects.filter(job=job).exists()
 
@@ -207,7 +209,7 @@ def test_cancel_a_sync_job_between_items(emulator, make_notes, fast_polls, monke
 def test_every_enqueue_resolves_and_runs(
     emulator, make_notes, fast_polls, django_capture_on_commit_callbacks
 ):
-    assert pydoc.locate("curation.tasks.run_job") is tasks.run_job
+    assert pydoc.locate("curation.engine.tasks.run_job") is tasks.run_job
     job = create(make_notes, 3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         jobs.job_start(job_id=job.id)
@@ -220,7 +222,7 @@ def test_every_enqueue_resolves_and_runs(
     tasks_run = list(Task.objects.filter(group=f"job-{job.id}"))
     assert tasks_run
     for task in tasks_run:
-        assert task.func == "curation.tasks.run_job" and task.success and task.args == (job.id,)
+        assert task.func == "curation.engine.tasks.run_job" and task.success and task.args == (job.id,)
 
 
 def test_run_job_task_hands_over_when_its_budget_is_spent(
@@ -245,7 +247,7 @@ def test_polls_back_off_from_the_first_wait_up_to_the_longest(emulator, make_not
     assert 0 < wait <= 2
     intervals = []
     for _ in range(4):
-        jobs.batch_poll(batch_id=batch.id)
+        batch_mode.batch_poll(batch_id=batch.id)
         batch.refresh_from_db()
         intervals.append(batch.poll_interval)
     assert intervals == [3.0, 4.5, 5.0, 5.0]
@@ -255,7 +257,7 @@ def test_polls_back_off_from_the_first_wait_up_to_the_longest(emulator, make_not
 
 
 def test_results_stream_in_chunks(emulator, make_notes, fast_polls, monkeypatch):
-    monkeypatch.setattr(jobs, "APPLY_CHUNK", 7)
+    monkeypatch.setattr(batch_mode, "APPLY_CHUNK", 7)
     job = finish(create(make_notes, 30))
     assert job.state == Job.State.SUCCEEDED
     assert Suggestion.objects.filter(job=job).count() == 60

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from curation import jobs, parallel
+from curation.engine import items, jobs, parallel
 from curation.models import Item, Job, Suggestion
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +117,7 @@ def test_cancel_one_item_while_its_call_runs(emulator, make_notes, fast, monkeyp
     def cancel_second(run, item_id, n):
         if n == 2:
             victim.append(item_id)
-            assert parallel.items_cancel(item_ids=[item_id]) == 1
+            assert items.items_cancel(item_ids=[item_id]) == 1
 
     claim_hook(monkeypatch, cancel_second)
     job = run(job)
@@ -158,7 +158,7 @@ def test_a_crash_mid_job_resumes_without_repeating_finished_items(
     emulator.configure(latency=0.05)
     notes = make_notes(15)
     job = create(notes)
-    real_apply = jobs.apply_outcome
+    real_apply = items.apply_outcome
     calls = {"n": 0}
 
     def crashing_apply(**kwargs):
@@ -167,7 +167,7 @@ def test_a_crash_mid_job_resumes_without_repeating_finished_items(
             raise RuntimeError("worker died")
         return real_apply(**kwargs)
 
-    monkeypatch.setattr(jobs, "apply_outcome", crashing_apply)
+    monkeypatch.setattr(items, "apply_outcome", crashing_apply)
     with pytest.raises(RuntimeError, match="worker died"):
         jobs.job_run(job_id=job.id, sleep=lambda s: None)
     succeeded = Item.objects.filter(job=job, state=Item.State.SUCCEEDED)
@@ -176,7 +176,7 @@ def test_a_crash_mid_job_resumes_without_repeating_finished_items(
     assert 5 <= len(done_before) <= 7
     assert not Item.objects.filter(job=job, state=Item.State.SUBMITTED).exists()  # released
 
-    monkeypatch.setattr(jobs, "apply_outcome", real_apply)
+    monkeypatch.setattr(items, "apply_outcome", real_apply)
     job = run(job)
     assert job.state == Job.State.SUCCEEDED
     sent = emulator.stats()["notes"]
@@ -204,7 +204,7 @@ def test_a_killed_worker_s_calls_are_retried_after_the_stale_delay(
 
 
 def test_without_an_api_key_every_item_fails_with_the_reason(make_notes, fast, monkeypatch):
-    from curation import client
+    from curation.api import client
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)

@@ -5,7 +5,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import Batch, Item, Job
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_switch_to_parallel_action(admin_client, make_notes, emulator, fast_poll
 def test_job_page_shows_items_finishing_one_by_one_with_the_cost_so_far(
     admin_client, make_notes, emulator, fast_polls, settings, monkeypatch
 ):
-    from curation import parallel
+    from curation.engine import parallel
 
     settings.CURATION_CONCURRENCY = 3
     emulator.configure(latency=0.03)

@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from curation import jobs, tasks
+from curation.engine import jobs, tasks
 from curation.models import Item, Job, Suggestion
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def test_urgent_auto_job_runs_in_parallel_through_the_worker_task(
 def test_a_spent_time_budget_hands_over_and_the_next_pass_finishes(
     emulator, make_notes, fast_polls, settings, monkeypatch
 ):
-    from curation import parallel
+    from curation.engine import parallel
 
     settings.CURATION_CONCURRENCY = 2
     emulator.configure(latency=0.05)

@@ -5,7 +5,9 @@ import time
 import pytest
 from django.db import IntegrityError, transaction
 
-from curation import jobs, parallel
+from curation.api import client
+from curation.engine import batch as batch_mode
+from curation.engine import items, jobs, parallel
 from curation.models import Batch, Item, Job, Suggestion
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +58,7 @@ def test_manual_switch_ignores_the_canceled_batch_s_late_results(emulator, make_
 
     # The same late results delivered again change nothing either.
     Batch.objects.filter(id=batch.id).update(state=Batch.State.ENDED)
-    assert jobs.batch_apply_results(batch_id=batch.id) == 0
+    assert batch_mode.batch_apply_results(batch_id=batch.id) == 0
     assert suggestions_per_item(job) == [2] * 6
 
 
@@ -91,7 +93,7 @@ def test_switch_before_submission_closes_the_prepared_batch(emulator, make_notes
     notes = make_notes(4)
     job = jobs.job_create(notes=[n.id for n in notes], fields=FIELDS, mode="batch")
     Job.objects.filter(id=job.id).update(state=Job.State.RUNNING)
-    jobs.batches_prepare(job=job)
+    batch_mode.batches_prepare(job=job)
     assert parallel.job_hedge(job_id=job.id) == 4
     assert Batch.objects.get(job=job).state == Batch.State.FAILED
     assert jobs.job_run(job_id=job.id, sleep=lambda s: None) is True
@@ -112,6 +114,6 @@ def test_one_suggestion_per_item_and_field_is_enforced_by_the_database(
         )
     # An answer for an item that already succeeded is not applied a second time.
     item = s.item
-    outcome = jobs.client.Outcome(state="succeeded", answer=None, usage={}, raw={})
-    assert jobs.apply_outcome(item=item, outcome=outcome, job=job) is False
+    outcome = client.Outcome(state="succeeded", answer=None, usage={}, raw={})
+    assert items.apply_outcome(item=item, outcome=outcome, job=job) is False
     assert suggestions_per_item(job) == [2, 2]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from curation.parallel import MAX_WAIT, RateLimiter, backoff, retry_after
+from curation.engine.parallel import MAX_WAIT, RateLimiter, backoff, retry_after
 
 
 class Clock:

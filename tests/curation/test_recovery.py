@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 
-from curation import jobs, recovery
+from curation.engine import jobs, recovery
 from curation.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_a_failed_job_task_is_queued_again_with_a_growing_pause(later):
     cache.delete(recovery.FAILURES_KEY.format(job_id=job_id))
     for _ in range(3):
         recovery.on_task_done(sender="django_q", task=failed_task(job_id))
-    assert later == [("curation.recovery.run_job_after", job_id, d) for d in (1.0, 2.0, 4.0)]
+    assert later == [("curation.engine.recovery.run_job_after", job_id, d) for d in (1.0, 2.0, 4.0)]
     # A success resets the count.
     recovery.on_task_done(sender="django_q", task={**failed_task(job_id), "success": True})
     recovery.on_task_done(sender="django_q", task=failed_task(job_id))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from curation.router import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, choose_mode, plan_batches
+from curation.engine.router import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, choose_mode, plan_batches
 
 
 @pytest.mark.parametrize(

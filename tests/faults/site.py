@@ -40,7 +40,7 @@ Note.objects.bulk_create(rows)
 """
 JOB_SCRIPT = """
 from django.db import transaction
-from curation import jobs
+from curation.engine import jobs
 from ingest.models import Note
 with transaction.atomic():
     job = jobs.job_create(notes=Note.objects.values_list("id", flat=True), fields={fields!r},
@@ -52,7 +52,7 @@ with transaction.atomic():
 print("job", job.id, "queued")
 """
 RETRY_SCRIPT = """
-from curation import jobs
+from curation.engine import jobs
 print("reset", jobs.job_retry_failed(job_id={job_id}))
 """
 

@@ -140,7 +140,7 @@ def test_export_records_are_listed(admin_client, vault):
 
 
 def test_preview_caps_the_number_of_diffs_shown(admin_client, vault, monkeypatch):
-    from ingest import admin_export
+    from curation.admin import notes as admin_export
 
     monkeypatch.setattr(admin_export, "SHOWN_DIFFS", 1)
     response = admin_client.post(

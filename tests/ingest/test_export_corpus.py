@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 
 from curation.models import Job
+from curation.review.export import vault_export
 from ingest import notes
-from ingest.exporter import vault_export
 from ingest.importer import vault_import
 from ingest.models import ExportRecord, Note
 from tests.ingest.export_factory import approve_description, approve_related, approve_tags

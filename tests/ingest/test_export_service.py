@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from curation.models import Review
-from ingest import exporter, notes
-from ingest.exporter import safe_path, vault_export
+from curation.review.export import vault_export
+from ingest import files, notes
+from ingest.files import safe_path
 from ingest.importer import vault_import
 from ingest.models import ExportRecord, Note
 from tests.ingest.export_factory import (
@@ -126,13 +127,13 @@ def test_changed_file_is_a_conflict_then_reimport_reapplies(make_vault):
 def test_file_changed_between_read_and_replace_is_a_conflict(make_vault, monkeypatch):
     root, vault = setup_vault(make_vault, {"a.md": A})
     approve_tags(note("a.md"), ["x"])
-    real_mkstemp = exporter.tempfile.mkstemp
+    real_mkstemp = files.tempfile.mkstemp
 
     def racing_mkstemp(*args, **kwargs):
         (root / "a.md").write_text(A + "typed meanwhile\n")
         return real_mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(exporter.tempfile, "mkstemp", racing_mkstemp)
+    monkeypatch.setattr(files.tempfile, "mkstemp", racing_mkstemp)
     summary = vault_export(vault=vault)
     assert summary.conflicts and (root / "a.md").read_text().endswith("typed meanwhile\n")
     assert [p.name for p in root.iterdir()] == ["a.md"]  # the temp file is gone
@@ -145,7 +146,7 @@ def test_failed_write_leaves_the_file_and_no_temp_file(make_vault, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(exporter.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     summary = vault_export(vault=vault)
     assert summary.errors == [("a.md", "cannot write: No space left on device")]
     assert (root / "a.md").read_text() == A
@@ -344,13 +345,13 @@ def test_a_concurrent_export_that_wrote_the_same_bytes_is_not_a_conflict(make_va
     root, vault = setup_vault(make_vault, {"a.md": A})
     approve_tags(note("a.md"), ["x"])
     expected = A.replace("tags: [python]", "tags: [python, x]")
-    real_mkstemp = exporter.tempfile.mkstemp
+    real_mkstemp = files.tempfile.mkstemp
 
     def other_export_first(*args, **kwargs):
         (root / "a.md").write_text(expected)
         return real_mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(exporter.tempfile, "mkstemp", other_export_first)
+    monkeypatch.setattr(files.tempfile, "mkstemp", other_export_first)
     summary = vault_export(vault=vault)
     assert summary.ok and summary.unchanged == 1
     assert (root / "a.md").read_text() == expected

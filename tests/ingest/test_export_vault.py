@@ -31,7 +31,7 @@ def vault(make_vault):
 
 
 def test_help_works():
-    from ingest.management.commands.export_vault import Command
+    from curation.management.commands.export_vault import Command
 
     text = Command().create_parser("manage.py", "export_vault").format_help()
     assert "--dry-run" in text and "--vault" in text and "conflict" in text

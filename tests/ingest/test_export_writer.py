@@ -5,7 +5,7 @@ import codecs
 import pytest
 
 from ingest import notes
-from ingest.export import Changes, ExportError, Link, link_names, render_scalar, rewrite
+from ingest.writer import Changes, ExportError, Link, link_names, render_scalar, rewrite
 
 
 def new(text: str, **changes) -> str:

@@ -101,7 +101,7 @@ def test_a_good_note_that_breaks_keeps_its_last_good_content(make_vault):
     note = Note.objects.get(path="n.md")
     assert note.state == "skipped" and note.reason.startswith("invalid YAML")
     assert (note.title, note.tags, note.body) == ("Good", ["ai"], "Body.\n")
-    assert not note.is_curatable
+    assert note.state != Note.State.OK
 
 
 def test_skip_reason_follows_the_size_limit(make_vault, settings):

@@ -4,7 +4,8 @@ import pytest
 from django.urls import reverse
 
 from curation.models import Review, Suggestion
-from curation.review import note_lock_claim, suggestion_decide
+from curation.review.decisions import suggestion_decide
+from curation.review.locks import note_lock_claim
 
 QUEUE = "admin:curation_suggestion_changelist"
 

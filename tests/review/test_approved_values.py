@@ -1,7 +1,7 @@
 """approved_values: the one rule export uses to know which decided value to write."""
 
 from curation.models import Suggestion
-from curation.review import approved_values, suggestion_decide
+from curation.review.decisions import approved_values, suggestion_decide
 
 
 def test_pending_and_rejected_give_nothing(make_note, make_suggestion, moderator):

@@ -3,15 +3,15 @@
 import pytest
 
 from curation.models import Item, Review, Suggestion
-from curation.review import (
+from curation.review.decisions import (
     BulkResult,
     ReviewError,
     ReviewForbidden,
     approved_values,
-    note_lock_claim,
     suggestion_decide,
     suggestions_decide,
 )
+from curation.review.locks import note_lock_claim
 from ingest.models import Note
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from curation.models import Review, Suggestion
-from curation.review import ReviewConflict, suggestion_decide, suggestions_decide
+from curation.review.decisions import ReviewConflict, suggestion_decide, suggestions_decide
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

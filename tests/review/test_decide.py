@@ -3,16 +3,16 @@
 import pytest
 
 from curation.models import Review, Suggestion
-from curation.review import (
+from curation.review.decisions import (
     ReviewConflict,
     ReviewError,
     ReviewForbidden,
     ReviewLocked,
     approved_values,
-    note_lock_claim,
     suggestion_decide,
     suggestions_supersede,
 )
+from curation.review.locks import note_lock_claim
 
 
 def test_approve_records_review_with_before_and_after(make_note, make_suggestion, moderator):

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from curation.models import Review, ReviewLock, Suggestion
-from curation.review import suggestion_decide
+from curation.review.decisions import suggestion_decide
 
 
 def page_url(note):

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from curation.models import Review, Suggestion
-from curation.review import suggestion_decide
+from curation.review.decisions import suggestion_decide
 
 
 def run(*args):

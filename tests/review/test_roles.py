@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from curation.review import can_review, can_view, pending_count_for
+from curation.review.decisions import pending_count_for
+from curation.roles import can_review, can_view
 
 
 def test_groups_exist_with_their_permissions(db):
@@ -64,7 +65,7 @@ def test_admin_pages_by_role(client, who, status, request, make_note, make_sugge
 def test_pending_count_leaves_out_notes_locked_by_others(
     make_note, make_suggestion, moderator, moderator2
 ):
-    from curation.review import note_lock_claim
+    from curation.review.locks import note_lock_claim
 
     a, b = make_note(), make_note()
     make_suggestion(a, "tags", ["x"])

@@ -4,10 +4,8 @@ import pytest
 from django.urls import reverse
 
 from curation.models import TagRename
-from curation.review import (
-    ReviewError,
-    ReviewForbidden,
-    suggestion_decide,
+from curation.review.decisions import ReviewError, ReviewForbidden, suggestion_decide
+from curation.review.taxonomy import (
     tag_is_new,
     tag_rename,
     tag_tree,

@@ -14,8 +14,8 @@ from django.apps import apps
 from django.core.management import call_command
 from django.test import Client
 
-from curation import client as api_client
-from curation import jobs
+from curation.api import client as api_client
+from curation.engine import jobs
 from curation.models import Item, Job
 from tests.security.crawl import all_urls
 

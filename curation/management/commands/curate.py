@@ -4,7 +4,7 @@ from fnmatch import fnmatchcase
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import ALL_FIELDS, Item, Job, Mode
 from ingest.models import Note, Vault
 from vaultcms.console import printable

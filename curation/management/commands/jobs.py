@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation import jobs
+from curation.engine import jobs
 from curation.management.commands.curate import counts_line
 from curation.models import Item, Job
 

@@ -4,7 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import Job, Review, Suggestion
-from curation.review import ReviewError, can_review, suggestions_decide
+from curation.review.decisions import ReviewError, suggestions_decide
+from curation.roles import can_review
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingest.exporter import vault_export
+from curation.review.export import vault_export
 from ingest.models import Vault
 from vaultcms.console import printable
 

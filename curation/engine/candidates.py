@@ -24,23 +24,17 @@ from collections import Counter
 from collections.abc import Iterable
 from operator import itemgetter
 
+from ingest.notes import LINK_BREAKING, link_name, tag_clean
+
 MAX_CANDIDATES = 8
 MAX_POSTINGS = 32
 MAX_TERMS = 8
-BAD_LINK = re.compile(r"[#^\[\]|]")
 WORD = re.compile(r"[^\W\d_][\w]*", re.U)
 STOPWORDS = frozenset(
     """a an and are as at be but by for from has have how in into is it its of on or our that
     the their this to was were what when where which who why will with you your notes note
     about vs via part new old draft todo index readme untitled""".split()
 )
-
-
-def link_name(path: str) -> str:
-    """The file name without its extension, as PurePosixPath(path).stem (but cheaper)."""
-    name = path.rsplit("/", 1)[-1]
-    dot = name.rfind(".")
-    return name[:dot] if dot > 0 else name
 
 
 def _fold(word: str) -> str:
@@ -58,7 +52,7 @@ def tag_terms(tags: Iterable) -> set[str]:
     for tag in tags or ():
         if not isinstance(tag, str):
             continue
-        tag = tag.strip().lstrip("#").lower()
+        tag = tag_clean(tag).lower()
         if not tag:
             continue
         terms.add("#" + tag)
@@ -111,10 +105,10 @@ class CandidateIndex:
                     if found is None:
                         found = per_tag[tag] = tag_terms([tag])
                     terms |= found
-                    index.tag_counts[tag.strip().lstrip("#").lower()] += 1
+                    index.tag_counts[tag_clean(tag).lower()] += 1
             index.paths.append(path)
             index.position[path] = i
-            linkable = names[name] == 1 and not BAD_LINK.search(name)
+            linkable = names[name] == 1 and not (LINK_BREAKING & set(name))
             index.linkable.append(linkable)
             all_terms.append(terms)
             df.update(terms)

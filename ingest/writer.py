@@ -30,11 +30,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ingest import notes
-
-CURATED_KEYS = ("tags", "description", "related")
-
-# A note whose name holds one of these cannot be the target of a wikilink.
-LINK_BREAKING = set("#^[]|")
+from ingest.notes import CURATED_FIELDS, tag_clean
 
 _DUMP = {"allow_unicode": True, "width": 2**31, "sort_keys": False}
 
@@ -67,13 +63,6 @@ class Changes:
 
 
 # -- names and links -----------------------------------------------------------------------
-
-
-def is_link_target(path: str) -> bool:
-    """False when the note's name holds a character that breaks a wikilink."""
-    stem = path.rsplit("/", 1)[-1]
-    stem = stem[:-3] if stem.lower().endswith(".md") else stem
-    return bool(stem) and not (LINK_BREAKING & set(path))
 
 
 def link_names(paths: list[str]) -> dict[str, str]:
@@ -215,12 +204,12 @@ class _Frontmatter:
         for key, value in root.value:
             if not isinstance(key, yaml.ScalarNode):
                 continue
-            if key.value in self.entries and key.value in CURATED_KEYS:
+            if key.value in self.entries and key.value in CURATED_FIELDS:
                 raise ExportError(f"the key {key.value!r} appears twice in the frontmatter")
             colon = text.find(":", key.end_mark.index)
             if colon < 0 or text[key.end_mark.index : colon].strip():
                 raise ExportError(f"cannot find the ':' after the key {key.value!r}")
-            if key.value in CURATED_KEYS and value.start_mark.index < colon:
+            if key.value in CURATED_FIELDS and value.start_mark.index < colon:
                 raise ExportError(f"`{key.value}` is an alias of another value; not edited")
             self.entries.setdefault(key.value, _Entry(key, value, colon))
             if (
@@ -262,14 +251,10 @@ class _Edit:
     text: str
 
 
-def clean_tag(tag) -> str:
-    return str(tag).strip().lstrip("#").strip()
-
-
 def _rename(tag: str, renames: list[tuple[str, str]]) -> str:
     """Apply the moderators' renames in order (`old` and `old/...`); "" means removed."""
     for old, new in renames:
-        old_c, new_c = clean_tag(old), clean_tag(new)
+        old_c, new_c = tag_clean(old), tag_clean(new)
         n = len(old_c)
         if old_c and tag[:n].lower() == old_c.lower() and (len(tag) == n or tag[n] == "/"):
             if not new_c:
@@ -333,7 +318,7 @@ class _Writer:
         key = "tags"
         entry = self.fm.entries.get(key)
         value = entry.value if entry else None
-        add = [t for t in (clean_tag(a) for a in add) if t]
+        add = [t for t in (tag_clean(a) for a in add) if t]
         if "tag" in self.fm.entries:  # tags held by the older key are not added again
             legacy = notes.tags_from({"tags": notes.load_yaml(self.fm.text).get("tag")})
             add = [t for t in add if _rename(t, renames).lower() not in {x.lower() for x in legacy}]
@@ -379,7 +364,7 @@ class _Writer:
         removed: list[int] = []
         changed = False
         readable = [
-            (index, item, clean_tag(item.value))
+            (index, item, tag_clean(item.value))
             for index, item in enumerate(items)
             if isinstance(item, yaml.ScalarNode) and not item.tag.endswith(":null")
         ]  # other items (empty, nested) are left exactly as they are
@@ -638,7 +623,7 @@ def _verify(old_text, new_data, changes, final_tags, description, related_added)
     if new.yaml is None:
         raise ExportError("internal: the rewritten note has no frontmatter")
     for key in set(old_meta) | set(new_meta):
-        if key in CURATED_KEYS:
+        if key in CURATED_FIELDS:
             continue
         if old_meta.get(key) != new_meta.get(key) or (key in old_meta) != (key in new_meta):
             raise ExportError(f"internal: the key {key!r} would change")

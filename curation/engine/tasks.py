@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import Job
 
 log = logging.getLogger(__name__)
@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 def task_budget() -> float:
     """Seconds a task works before handing over to a fresh one: well below the task timeout."""
     timeout = float(settings.Q_CLUSTER.get("timeout", 600))
-    return float(getattr(settings, "CURATION_TASK_BUDGET", timeout / 2))
+    configured = settings.CURATION_TASK_BUDGET
+    return float(configured) if configured is not None else timeout / 2
 
 
 def run_job(job_id: int) -> str:

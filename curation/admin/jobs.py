@@ -1,92 +1,14 @@
-"""Admin for jobs, batches and items, and the Note admin's "Curate selected notes" action."""
+"""Admin for jobs, their batches and items: counts, live progress, retry, cancel, hedge."""
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from curation import jobs, parallel
-from curation.models import ALL_FIELDS, Batch, Field, Item, Job, Mode
-from ingest.models import Note
-
-
-class CurateForm(forms.Form):
-    curate_fields = forms.MultipleChoiceField(
-        label="Fields",
-        choices=Field.choices,
-        initial=ALL_FIELDS,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="What the model suggests for each note; every suggestion is reviewed.",
-    )
-    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.AUTO)
-    urgent = forms.BooleanField(
-        required=False,
-        help_text="Auto mode only: parallel real-time calls instead of a half-price batch.",
-    )
-
-
-@admin.action(description="Curate selected notes")
-def curate_selected_notes(modeladmin, request, queryset):
-    """Ask for fields and mode, then create one job over the selection and queue it.
-
-    `queryset` is the whole selection ("select all N" across pages included); the job is
-    made from it in bulk, never row by row.
-    """
-    if not request.user.has_perm("curation.add_job"):
-        modeladmin.message_user(
-            request, "You are not allowed to start curation jobs.", messages.ERROR
-        )
-        return None
-    form = CurateForm(request.POST if "apply" in request.POST else None)
-    if form.is_valid():
-        across = request.POST.get("select_across") == "1"
-        filters = request.GET.urlencode()
-        selection = "admin: " + ("all matching" if across else "selected") + (
-            f" ({filters})" if filters else ""
-        )
-        try:
-            job = jobs.job_create(
-                notes=queryset,
-                fields=form.cleaned_data["curate_fields"],
-                mode=form.cleaned_data["mode"],
-                urgent=form.cleaned_data["urgent"],
-                user=request.user,
-                selection=selection,
-            )
-        except jobs.NoNotesError:
-            modeladmin.message_user(
-                request, "None of the selected notes can be curated (skipped or missing).",
-                messages.WARNING,
-            )  # fmt: skip
-            return None
-        jobs.job_start(job_id=job.id)
-        modeladmin.message_user(
-            request,
-            f"Job {job.id} queued: {job.items.count()} notes, mode {job.get_mode_display()}, "
-            f"estimated cost ${job.cost_estimate}.",
-            messages.SUCCESS,
-        )
-        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Curate selected notes",
-        "opts": modeladmin.model._meta,
-        "form": form,
-        "count": queryset.count(),
-        "curatable": queryset.filter(state=Note.State.OK).count(),
-        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "select_across": request.POST.get("select_across", "0"),
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "action": "curate_selected_notes",
-    }
-    return TemplateResponse(request, "admin/curation/curate_notes.html", context)
-
-
-# --- jobs ---------------------------------------------------------------------------------------
+from curation.engine import items, jobs, parallel
+from curation.models import Batch, Item, Job
+from curation.roles import can_change_jobs
+from vaultcms.admin import ReadOnlyAdminMixin
 
 
 def items_url(job_id: int, state: str | None = None) -> str:
@@ -107,12 +29,12 @@ class JobChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         # One aggregate query for the whole page, not one per row.
-        counts = jobs.item_counts(job_ids=[job.id for job in self.result_list])
+        counts = items.item_counts(job_ids=[job.id for job in self.result_list])
         for job in self.result_list:
             job.state_counts = counts.get(job.id, {})
 
 
-class BatchInline(admin.TabularInline):
+class BatchInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Batch
     extra = 0
     can_delete = False
@@ -122,9 +44,6 @@ class BatchInline(admin.TabularInline):
         "error",
     ]  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.action(description="Retry failed items", permissions=["change"])
@@ -193,7 +112,7 @@ class JobAdmin(admin.ModelAdmin):
     def item_counts(self, job):
         counts = getattr(job, "state_counts", None)
         if counts is None:  # the change page: one job, one query
-            counts = jobs.item_counts(job_ids=[job.id]).get(job.id, {})
+            counts = items.item_counts(job_ids=[job.id]).get(job.id, {})
         return counts_html(job.id, counts)
 
     @admin.display(description="Progress")
@@ -204,12 +123,12 @@ class JobAdmin(admin.ModelAdmin):
 @admin.action(description="Cancel selected items", permissions=["cancel"])
 def cancel_selected_items(modeladmin, request, queryset):
     """Cancel single items while their job runs; an answer arriving later is discarded."""
-    n = parallel.items_cancel(item_ids=queryset.values_list("id", flat=True))
+    n = items.items_cancel(item_ids=queryset.values_list("id", flat=True))
     modeladmin.message_user(request, f"Canceled {n} items (items already ended are left alone).")
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "custom_id", "job", "note", "state", "attempts", "short_error", "cost", "updated_at",
     ]  # fmt: skip
@@ -224,14 +143,8 @@ class ItemAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_cancel_permission(self, request):
-        return request.user.has_perm("curation.change_job")
+        return can_change_jobs(request.user)
 
     @admin.display(description="Error")
     def short_error(self, item):

@@ -12,37 +12,24 @@ another export re-applies them on top of the user's edit.
 import difflib
 import logging
 import os
-import stat
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath, PureWindowsPath
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from curation.models import Field, Review, TagRename
-from curation.review import approved_values
+from curation.review.decisions import approved_values
 from ingest import notes
-from ingest.export import (
-    LINK_BREAKING,
-    Changes,
-    ExportError,
-    Link,
-    clean_tag,
-    link_names,
-    rewrite,
-)
+from ingest.files import FileChanged, UnsafePath, fsync_folder, refuse_unsafe_file, safe_path, write_atomic
 from ingest.models import ExportRecord, Note, Vault
+from ingest.notes import LINK_BREAKING, tag_clean
+from ingest.writer import Changes, ExportError, Link, link_names, rewrite
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
-
-
-class UnsafePath(ExportError):
-    """The note's path would lead a write outside the vault or through a link."""
 
 
 @dataclass
@@ -170,7 +157,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
         if path is None or by_path[path][1] != Note.State.OK:
             return None
         name = names[path]
-        if LINK_BREAKING & set(name):
+        if LINK_BREAKING & set(name):  # the name as written may carry a folder part
             return None
         return Link(name=name, target=path[:-3] if path.lower().endswith(".md") else path)
 
@@ -204,7 +191,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
 
     renames = [(r.old, r.new) for r in TagRename.objects.filter(vault=vault)]
     if renames:
-        olds = [clean_tag(old).lower() for old, _ in renames]
+        olds = [tag_clean(old).lower() for old, _ in renames]
         for note_id, tags in vault_notes.filter(state=Note.State.OK).values_list("id", "tags"):
             if selected is not None and note_id not in selected:
                 continue
@@ -250,7 +237,7 @@ def _export_note(
     try:
         write_atomic(path, result.data, expect_hash=old_hash, sync_folder=False)
         folders.add(os.path.dirname(path))
-    except _Changed:
+    except FileChanged:
         try:
             with open(path, "rb") as fh:
                 if fh.read() == result.data:  # another export got there first
@@ -295,92 +282,3 @@ def unified_diff(path: str, old: str, new: str) -> str:
         old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-# -- the file system -----------------------------------------------------------------------
-
-
-def safe_path(root: str, rel: str) -> str:
-    """The absolute path of `rel` inside `root`; UnsafePath when it would lead elsewhere."""
-    if not rel or "\x00" in rel:
-        raise UnsafePath("empty or invalid path")
-    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or rel.startswith(("/", "\\")):
-        raise UnsafePath(f"absolute path refused: {rel}")
-    if ".." in posix.parts or ".." in windows.parts:
-        raise UnsafePath(f"path leads out of the vault: {rel}")
-    root_real = os.path.realpath(root)
-    full = os.path.join(root_real, *posix.parts)
-    if os.path.islink(full):
-        raise UnsafePath("the note is a symbolic link; export never writes through links")
-    real = os.path.realpath(full)
-    if os.path.commonpath([root_real, real]) != root_real:
-        raise UnsafePath("the note's folder leads out of the vault (symbolic link)")
-    return real
-
-
-def refuse_unsafe_file(path: str) -> None:
-    """UnsafePath when replacing the file would undo something its owner set up."""
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafePath("not a regular file")
-    if st.st_nlink > 1:
-        raise UnsafePath("the file has other hard links; replacing it would separate them")
-    # No write bit at all is the owner's "do not change" (root could write it anyway).
-    if not os.access(path, os.W_OK) or not st.st_mode & 0o222:
-        raise UnsafePath("the file is read-only; export does not override that")
-
-
-class _Changed(Exception):
-    """The file changed between reading it and replacing it."""
-
-
-def write_atomic(
-    path: str, data: bytes, *, expect_hash: str | None = None, sync_folder: bool = True
-) -> None:
-    """Replace `path` with `data` all at once: temp file in the same folder, fsync, rename.
-
-    The file's permission bits are kept. The temp file's name starts with a dot so an import
-    running meanwhile never takes it for a note; it is removed if anything fails.
-    """
-    folder, name = os.path.split(path)
-    st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".export-tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-            try:  # keep the owner too, where this process may (root, or its own group)
-                os.chown(tmp, st.st_uid, st.st_gid)
-            except OSError:
-                pass
-        if expect_hash is not None:
-            with open(path, "rb") as fh:
-                if notes.content_hash(fh.read()) != expect_hash:
-                    raise _Changed()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if sync_folder:
-        fsync_folder(folder)
-
-
-def fsync_folder(folder: str) -> None:
-    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

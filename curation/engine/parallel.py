@@ -1,9 +1,8 @@
 """Parallel mode: concurrent real-time calls, bounded, rate-limit aware, saved item by item.
 
-    parallel_run(job=, deadline=)   the runner of `parallel` jobs (curation.jobs.RUNNERS)
+    parallel_run(job=, deadline=)   the runner of `parallel` jobs (jobs.RUNNERS)
     job_hedge(job_id=)              switch a running batch job to parallel for what is unfinished
     batch_run_hedged(job=, ...)     the runner of `batch` jobs: batch_run, hedged when it is late
-    items_cancel(item_ids=)         cancel single items of a running job (any mode)
 
 The network runs on an asyncio loop: one AsyncAnthropic client (the SDK's own retries off)
 and CURATION_CONCURRENCY workers, each with at most one call in flight, paced by a
@@ -13,7 +12,7 @@ calling thread, so Django's one-connection-per-thread rule holds and a test's tr
 sees it all. Saving one item and claiming a worker's next one share one such trip.
 
 An item is claimed (PENDING -> SUBMITTED, one attempt counted) just before its call and its
-outcome is applied through `jobs.apply_outcome` the moment it comes back, so a crash loses at
+outcome is applied through `items.apply_outcome` the moment it comes back, so a crash loses at
 most the calls in flight and a restart picks up only unfinished items. Every transition is a
 conditional UPDATE: the answer for an item canceled meanwhile, or moved by a hedge, changes
 nothing, and the unique (item, field) constraint keeps one suggestion per field.
@@ -26,7 +25,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -35,7 +34,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from curation import client, jobs
+from curation.api import client, prompt
+from curation.engine import items
+from curation.engine.batch import batch_poll, batch_run, batches_cancel
+from curation.engine.requests import RequestBuilder
 from curation.models import Batch, Item, Job, Mode
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,6 @@ CHECK_SECONDS = 0.2  # how often a run looks for canceled items and a canceled j
 COST_SECONDS = 1.0  # how often the job's cost so far is written to the job row
 MAX_WAIT = 60.0  # the longest single wait for a rate limit or a retry-after
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # 529/5xx/connection errors without retry-after
-DEFAULT_TRANSIENT_RETRIES = 4  # per attempt, for 429/529/5xx/timeouts before it counts as errored
 TOKEN_KINDS = ("tokens", "input-tokens", "output-tokens")
 
 
@@ -54,12 +55,12 @@ def concurrency() -> int:
 
 
 def transient_retries() -> int:
-    return max(0, int(getattr(settings, "CURATION_PARALLEL_RETRIES", DEFAULT_TRANSIENT_RETRIES)))
+    return max(0, int(settings.CURATION_PARALLEL_RETRIES))
 
 
 def hedge_after_seconds() -> float:
     """A batch job still running this long after it started goes parallel (0: only by hand)."""
-    return max(0.0, float(getattr(settings, "CURATION_HEDGE_AFTER_SECONDS", 0) or 0))
+    return max(0.0, float(settings.CURATION_HEDGE_AFTER_SECONDS or 0))
 
 
 # --- rate limits --------------------------------------------------------------------------------
@@ -270,18 +271,18 @@ class ParallelRun:
         self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
         self.failure: BaseException | None = None
         self.setup_error: client.ApiError | None = None
-        self.builder: jobs.RequestBuilder | None = None
+        self.builder: RequestBuilder | None = None
         self.page: dict[int, Item] = {}  # items read by next_items, with their notes
         self.calls = 0
 
     # database side (synchronous, each run through `db`)
 
     def setup(self) -> None:
-        self.builder = jobs.RequestBuilder(self.job)
+        self.builder = RequestBuilder(self.job)
 
     def next_items(self, limit: int, in_flight: list[int]) -> list[int]:
         """Ids of items to send (unfinished, or errored with attempts left), read with notes."""
-        jobs.items_requeue(job=self.job)
+        items.items_requeue(job=self.job)
         page = list(
             Item.objects.filter(job_id=self.job.id, state=Item.State.PENDING, batch=None)
             .exclude(id__in=in_flight)
@@ -307,11 +308,11 @@ class ParallelRun:
         else:
             item.attempts += 1
         note_input = self.builder.note_input(item, item.note)
-        return item, client.build_request(note_input, model=self.job.model), note_input.candidates
+        return item, prompt.build_request(note_input, model=self.job.model), note_input.candidates
 
     def finish(self, item: Item, outcome: client.Outcome) -> bool:
         """Save an outcome: item state and suggestions in one transaction (apply_outcome)."""
-        applied = jobs.apply_outcome(item=item, outcome=outcome, job=self.job, batch_id=None)
+        applied = items.apply_outcome(item=item, outcome=outcome, job=self.job, batch_id=None)
         self.claimed.discard(item.id)
         return applied
 
@@ -334,7 +335,7 @@ class ParallelRun:
 
     def save_cost(self) -> None:
         Job.objects.filter(id=self.job.id, state=Job.State.RUNNING).update(
-            cost=jobs.job_cost(job_id=self.job.id)
+            cost=items.job_cost(job_id=self.job.id)
         )
 
     def release_claimed(self, reason: str) -> None:
@@ -342,8 +343,8 @@ class ParallelRun:
         for item in Item.objects.filter(
             id__in=list(self.claimed), state=Item.State.SUBMITTED, batch=None
         ).only("id", "note_id", "attempts"):
-            jobs.apply_outcome(
-                item=item, outcome=jobs._error_outcome("errored", reason), job=self.job
+            items.apply_outcome(
+                item=item, outcome=items.error_outcome("errored", reason), job=self.job
             )
         self.claimed.clear()
 
@@ -487,7 +488,7 @@ class ParallelRun:
         """One attempt: the API call, retried on 429/529/5xx/timeouts (a bounded number)."""
         if self.setup_error is not None:
             self.limiter.release(token=token)
-            return jobs._error_outcome("errored", str(self.setup_error))
+            return items.error_outcome("errored", str(self.setup_error))
         fields = list(self.job.fields)
         retries = transient_retries()
         for retry in range(retries + 1):
@@ -503,7 +504,7 @@ class ParallelRun:
                 token = None
                 if not exc.retryable or retry == retries:
                     suffix = f" (after {retry + 1} calls)" if retry else ""
-                    return jobs._error_outcome("errored", f"{exc}{suffix}")
+                    return items.error_outcome("errored", f"{exc}{suffix}")
                 wait = retry_after(exc.headers)
                 if exc.status == 429:
                     wait = wait if wait is not None else backoff(retry)
@@ -532,18 +533,14 @@ def _sweep_batches(*, job: Job) -> float | None:
     Returns seconds until the next poll is due, None when none is left.
     """
     now = timezone.now()
-    running = Batch.objects.filter(
-        job=job, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
-    )
-    for batch in running:
-        jobs._provider_cancel(batch)
+    batches_cancel(job_id=job.id)
     due = []
     for batch in Batch.objects.filter(
         job=job, state__in=[Batch.State.CANCELING, Batch.State.ENDED]
     ).only("id", "state", "next_poll_at"):
         if batch.state == Batch.State.ENDED or not batch.next_poll_at or batch.next_poll_at <= now:
             try:
-                jobs.batch_poll(batch_id=batch.id)
+                batch_poll(batch_id=batch.id)
             except client.ApiError as exc:
                 log.warning("job=%s batch=%s poll after hedge failed: %s", job.id, batch.id, exc)
     now = timezone.now()
@@ -561,8 +558,8 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     """
     if job.state == Job.State.CANCELED:
         return None
-    jobs._fail_uncuratable(job=job)
-    jobs._recover_stale_sync_items(job=job)
+    items.items_fail_uncuratable(job=job)
+    items.items_release_stale(job=job)
     wait_batches = _sweep_batches(job=job)
     run = ParallelRun(job=job, deadline=deadline)
     async_to_sync(run.main)()
@@ -570,13 +567,9 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     canceled = Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists()
     if run.stopped == "canceled" or canceled:
         return None
-    items = Item.objects.filter(job=job)
-    if items.filter(state__in=jobs.RETRY_STATES).exists() or items.filter(
-        state=Item.State.PENDING, batch=None
-    ).exists():
-        return 0.0
-    if items.filter(state=Item.State.SUBMITTED, batch=None).exists():
-        return jobs.poll_bounds()[0]  # another worker is mid-call
+    unsent = items.unsent_wait(job=job)
+    if unsent is not None:
+        return unsent  # items to send, or another worker is mid-call
     if wait_batches is not None:
         return _sweep_batches(job=job)
     return None
@@ -613,11 +606,8 @@ def job_hedge(*, job_id: int, reason: str = "switched to parallel") -> int | Non
         ).update(
             state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
         )
-    for batch in Batch.objects.filter(
-        job_id=job_id, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
-    ):
-        jobs._provider_cancel(batch)
-    left = Item.objects.filter(job_id=job_id, state__in=jobs.ACTIVE_ITEM_STATES).count()
+    batches_cancel(job_id=job_id)
+    left = Item.objects.filter(job_id=job_id, state__in=items.ACTIVE_ITEM_STATES).count()
     log.info("job=%s %s: items=%s taken out of batches, %s left to do", job_id, reason, moved, left)
     return left
 
@@ -626,29 +616,12 @@ def batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None
     """Batch mode, switched to parallel when CURATION_HEDGE_AFTER_SECONDS have passed."""
     after = hedge_after_seconds()
     if after <= 0 or job.started_at is None:
-        return jobs.batch_run(job=job, deadline=deadline)
+        return batch_run(job=job, deadline=deadline)
     hedge_at = job.started_at + timedelta(seconds=after)
     if timezone.now() >= hedge_at:
         job_hedge(job_id=job.id, reason=f"batch not ended after {after:g}s, switched to parallel")
         return 0.0
-    wait = jobs.batch_run(job=job, deadline=deadline)
+    wait = batch_run(job=job, deadline=deadline)
     if wait is None:
         return None
     return min(wait, max(0.0, (hedge_at - timezone.now()).total_seconds()))
-
-
-def items_cancel(*, item_ids: Iterable[int]) -> int:
-    """Cancel items that have not ended, in any mode; a running job stops working on them.
-
-    A call in flight for one is abandoned by the parallel run within CHECK_SECONDS, and any
-    answer still arriving (real-time or from a batch) is discarded by its conditional update.
-    Returns how many items were canceled.
-    """
-    ids = list(item_ids)
-    now = timezone.now()
-    n = Item.objects.filter(id__in=ids, state__in=jobs.ACTIVE_ITEM_STATES).update(
-        state=Item.State.CANCELED, error="canceled", finished_at=now, updated_at=now
-    )
-    if n:
-        log.info("items=%s canceled", n)
-    return n

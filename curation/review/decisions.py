@@ -1,19 +1,23 @@
-"""Review services: moderators' decisions, note locks, the tag taxonomy, and what export writes."""
+"""Moderators' decisions on suggestions: one at a time, in bulk, and what they approved.
+
+The machine's Suggestion and the human Review are separate rows and neither is overwritten.
+A decision is a conditional UPDATE on the suggestion's state (`WHERE state=<what the moderator
+saw>`), so two moderators deciding at once cannot both win.
+"""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field as dataclass_field
-from datetime import timedelta
+from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
+from curation.models import Field, Review, ReviewLock, Suggestion
+from curation.review.locks import lock_of_other
+from curation.roles import can_review
 from ingest.models import Note
+from ingest.notes import tag_clean
 
-REVIEW_PERMISSION = "curation.review_suggestion"
-VIEW_PERMISSION = "curation.view_suggestion"
 MAX_DESCRIPTION = 500
 
 
@@ -40,39 +44,7 @@ class ReviewConflict(ReviewError):
         self.review = review
 
 
-# --- Roles ---------------------------------------------------------------------------
-
-
-def can_review(user) -> bool:
-    """Moderators (the review_suggestion permission, via the Moderator group) and superusers."""
-    return bool(user and user.is_active and user.has_perm(REVIEW_PERMISSION))
-
-
-def can_view(user) -> bool:
-    return bool(user and user.is_active and (user.has_perm(VIEW_PERMISSION) or can_review(user)))
-
-
-def pending_count_for(user) -> int | None:
-    """How many suggestions await this user's review; None when the user cannot review."""
-    if not can_review(user):
-        return None
-    locked_by_others = ReviewLock.objects.filter(expires_at__gt=timezone.now()).exclude(
-        holder_id=user.pk
-    )
-    return (
-        Suggestion.objects.filter(state=Suggestion.State.PENDING)
-        .exclude(note_id__in=locked_by_others.values("note_id"))
-        .count()
-    )
-
-
 # --- Values --------------------------------------------------------------------------
-
-
-def tag_clean(tag: str) -> str:
-    """One tag as export writes it: no `#`, no leading/trailing or doubled `/`."""
-    parts = [p.strip() for p in str(tag).strip().lstrip("#").split("/")]
-    return "/".join(p for p in parts if p)
 
 
 def value_clean(*, field: str, value, note: Note | None = None):
@@ -152,15 +124,6 @@ def _conflict(suggestion_id: int, attempted: str) -> ReviewConflict:
     return ReviewConflict(message, suggestion=suggestion, review=review)
 
 
-def _live_lock_of_other(note_id: int, user) -> ReviewLock | None:
-    return (
-        ReviewLock.objects.filter(note_id=note_id, expires_at__gt=timezone.now())
-        .exclude(holder_id=user.pk)
-        .select_related("holder")
-        .first()
-    )
-
-
 def suggestion_decide(
     *,
     suggestion_id: int,
@@ -188,7 +151,7 @@ def suggestion_decide(
     if suggestion is None:
         raise ReviewError(f"No suggestion {suggestion_id}.")
     note = suggestion.note
-    lock = _live_lock_of_other(note.pk, user)
+    lock = lock_of_other(note.pk, user)
     if lock is not None:
         raise ReviewLocked(
             f"{lock.holder.get_username()} is reviewing {note} until "
@@ -364,186 +327,7 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
     return result
 
 
-# --- Locks ---------------------------------------------------------------------------
-
-
-def lock_seconds() -> int:
-    return int(getattr(settings, "REVIEW_LOCK_SECONDS", 600))
-
-
-def note_lock_claim(*, note_id: int, user, seconds: int | None = None) -> tuple[bool, ReviewLock]:
-    """Claim (or renew) the review lock of a note; returns (claimed, the lock as it stands).
-
-    A conditional UPDATE takes an expired lock or renews one's own; otherwise a unique
-    INSERT takes a free note. If both fail, someone else holds it and the lock says who.
-    """
-    for _ in range(3):
-        now = timezone.now()
-        expires = now + timedelta(seconds=seconds if seconds is not None else lock_seconds())
-        taken = (
-            ReviewLock.objects.filter(note_id=note_id)
-            .filter(Q(holder_id=user.pk) | Q(expires_at__lte=now))
-            .update(holder_id=user.pk, claimed_at=now, expires_at=expires)
-        )
-        if not taken:
-            try:
-                with transaction.atomic():
-                    ReviewLock.objects.create(
-                        note_id=note_id, holder_id=user.pk, claimed_at=now, expires_at=expires
-                    )
-            except IntegrityError:
-                pass
-        lock = ReviewLock.objects.select_related("holder").filter(note_id=note_id).first()
-        if lock is not None:  # None: released between our two statements; try again
-            return lock.holder_id == user.pk, lock
-    raise ReviewError("Could not claim the review lock; try again.")
-
-
-def note_lock_release(*, note_id: int, user) -> bool:
-    return ReviewLock.objects.filter(note_id=note_id, holder_id=user.pk).delete()[0] > 0
-
-
-def note_lock_live(*, note_id: int) -> ReviewLock | None:
-    return (
-        ReviewLock.objects.filter(note_id=note_id, expires_at__gt=timezone.now())
-        .select_related("holder")
-        .first()
-    )
-
-
-# --- Taxonomy ------------------------------------------------------------------------
-
-
-def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
-    """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes.
-
-    Matched without regard to case, as export matches them (ingest.export._rename).
-    """
-    result = list(tags)
-    for rename in renames:
-        old = rename.old.lower()
-        moved: dict[str, None] = {}
-        for tag in result:
-            low = tag.lower()
-            if low == old or low.startswith(old + "/"):
-                tag = f"{rename.new}{tag[len(old):]}" if rename.new else ""
-            if tag:
-                moved.setdefault(tag, None)
-        result = list(moved)
-    return result
-
-
-def vault_note_tags(*, vault_id: int) -> dict[int, list[str]]:
-    """Each note's tags as export will leave them: its own plus approved ones, renames applied."""
-    vault_notes = Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
-    notes = dict(vault_notes.values_list("id", "tags"))
-    approved = approved_values(note_ids=vault_notes.values("id"))
-    renames = list(TagRename.objects.filter(vault_id=vault_id))
-    result = {}
-    for note_id, tags in notes.items():
-        merged = dict.fromkeys(tags or [])
-        added = approved.get(note_id, {}).get(Field.TAGS)
-        if added and isinstance(added["value"], list):
-            merged.update(dict.fromkeys(str(t) for t in added["value"]))
-        result[note_id] = tags_renamed(merged, renames)
-    return result
-
-
-def tag_prefixes(tag: str) -> list[str]:
-    parts = tag.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def vault_known_tags(*, vault_id: int) -> set[str]:
-    """Every tag and branch of the vault's tree (existing plus approved tags)."""
-    known: set[str] = set()
-    for tags in vault_note_tags(vault_id=vault_id).values():
-        for tag in tags:
-            known.update(tag_prefixes(tag))
-    return known
-
-
-def tag_is_new(tag: str, known: set[str]) -> bool:
-    """New: neither the tag nor its parent branch is in the vault's tree yet."""
-    if tag in known:
-        return False
-    parent = tag.rpartition("/")[0]
-    return not parent or parent not in known
-
-
-@dataclass
-class TagNode:
-    path: str
-    name: str
-    count: int = 0  # notes carrying exactly this tag
-    total: int = 0  # notes carrying this tag or one below it
-    children: list["TagNode"] = dataclass_field(default_factory=list)
-
-
-def tag_tree(*, vault_id: int) -> list[TagNode]:
-    """The vault's tag tree (existing plus approved tags, renames applied) with note counts."""
-    nodes: dict[str, TagNode] = {}
-    for tags in vault_note_tags(vault_id=vault_id).values():
-        seen: set[str] = set()
-        for tag in tags:
-            for prefix in tag_prefixes(tag):
-                node = nodes.get(prefix)
-                if node is None:
-                    node = nodes[prefix] = TagNode(path=prefix, name=prefix.rpartition("/")[2])
-                if prefix not in seen:
-                    node.total += 1
-                    seen.add(prefix)
-            nodes[tag].count += 1
-    roots = []
-    for path in sorted(nodes):
-        parent = path.rpartition("/")[0]
-        (nodes[parent].children if parent else roots).append(nodes[path])
-    return roots
-
-
-def tag_tree_flat(roots: list[TagNode], depth: int = 0) -> list[tuple[int, TagNode]]:
-    """The tree as (depth, node) rows in display order, for templates."""
-    rows = []
-    for node in roots:
-        rows.append((depth, node))
-        rows.extend(tag_tree_flat(node.children, depth + 1))
-    return rows
-
-
-def tag_rename(*, vault_id: int, old: str, new: str, user) -> TagRename:
-    """Rename or merge `old` (and everything below it) into `new` across the vault; "" removes.
-
-    Recorded as an approved change that export applies to every note carrying the tag.
-    """
-    if not can_review(user):
-        raise ReviewForbidden("Only moderators can rename or merge tags.")
-    old, new = tag_clean(old), tag_clean(new)
-    if not old:
-        raise ReviewError("Give the tag to rename.")
-    if any(ch.isspace() for ch in old + new):
-        raise ReviewError("A tag cannot contain spaces.")
-    if old == new:
-        raise ReviewError("The new name is the same as the old one.")
-    if new.startswith(old + "/"):
-        raise ReviewError("A tag cannot be moved below itself.")
-    return TagRename.objects.create(vault_id=vault_id, old=old, new=new, decided_by=user)
-
-
-def suggestion_ids_with_new_tags(*, queryset: QuerySet) -> list[int]:
-    """Ids of tag suggestions in `queryset` that bring a tag outside their vault's tree."""
-    known_by_vault: dict[int, set[str]] = {}
-    ids = []
-    rows = queryset.filter(field=Field.TAGS).values_list("pk", "note__vault_id", "value")
-    for pk, vault_id, value in rows.iterator(chunk_size=2000):
-        if vault_id not in known_by_vault:
-            known_by_vault[vault_id] = vault_known_tags(vault_id=vault_id)
-        known = known_by_vault[vault_id]
-        if isinstance(value, list) and any(tag_is_new(tag_clean(t), known) for t in value):
-            ids.append(pk)
-    return ids
-
-
-# --- What export writes --------------------------------------------------------------
+# --- What was approved --------------------------------------------------------------
 
 
 def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[str, dict]]:
@@ -586,3 +370,17 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
             "exported": review.exported_at is not None,
         }
     return result
+
+
+def pending_count_for(user) -> int | None:
+    """How many suggestions await this user's review; None when the user cannot review."""
+    if not can_review(user):
+        return None
+    locked_by_others = ReviewLock.objects.filter(expires_at__gt=timezone.now()).exclude(
+        holder_id=user.pk
+    )
+    return (
+        Suggestion.objects.filter(state=Suggestion.State.PENDING)
+        .exclude(note_id__in=locked_by_others.values("note_id"))
+        .count()
+    )

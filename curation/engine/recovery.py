@@ -26,7 +26,7 @@ from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
 
-RUN_JOB = "curation.tasks.run_job"
+RUN_JOB = "curation.engine.tasks.run_job"
 QUEUED_KEY = "curation:job-queued:{job_id}"
 RUNNING_KEY = "curation:job-running:{job_id}"
 QUEUED_SECONDS = 7 * 24 * 3600  # a queued task waits in Redis until a worker takes it
@@ -98,7 +98,7 @@ def job_has_live_task(job_id: int) -> bool:
 
 def jobs_resume(*, only_orphans: bool = True) -> list[int]:
     """Queue again each pending or running job no live task carries; returns their ids."""
-    from curation import jobs
+    from curation.engine import jobs
     from curation.models import Job
 
     ids = list(
@@ -132,7 +132,7 @@ FAILURES_KEY = "curation:run-job-failures:{job_id}"
 
 def run_job_after(job_id: int, delay: float) -> str:
     """A job's task again, after a pause (django-q2 has no delayed enqueue of its own)."""
-    from curation import tasks
+    from curation.engine import tasks
 
     time.sleep(delay)
     return tasks.run_job(job_id)

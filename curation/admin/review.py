@@ -11,16 +11,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
-from curation.review import (
+from curation.review.decisions import (
     ReviewError,
-    can_review,
     note_value,
-    suggestion_ids_with_new_tags,
     suggestions_decide,
     suggestions_supersede,
-    vault_known_tags,
 )
-from curation.review_html import STYLE, suggested_html, value_html
+from curation.review.html import STYLE, suggested_html, value_html
+from curation.review.taxonomy import suggestion_ids_with_new_tags, vault_known_tags
+from curation.roles import can_review
+from vaultcms.admin import ReadOnlyAdminMixin
 
 SUPERSEDE_KEY, SUPERSEDE_EVERY = "curation:review:supersede-sweep", 30
 
@@ -137,7 +137,7 @@ def _decide(modeladmin, request, queryset, decision):
 
 
 @admin.register(Suggestion)
-class SuggestionAdmin(admin.ModelAdmin):
+class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The review queue: pending suggestions, what the note has now beside what is suggested."""
 
     change_list_template = "curation/review/change_list.html"
@@ -155,14 +155,9 @@ class SuggestionAdmin(admin.ModelAdmin):
         "created_at", "state",
     ]  # fmt: skip
 
-    def has_add_permission(self, request):
-        return False  # suggestions come from jobs
-
-    def has_change_permission(self, request, obj=None):
-        return False  # decisions are Reviews, made with the actions or on the note's page
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # history is never deleted
+    # Suggestions come from jobs; decisions are Reviews, made with the actions or on the
+    # note's page; history is never deleted.
+    deletable = False
 
     def has_review_permission(self, request):
         return can_review(request.user)
@@ -246,7 +241,7 @@ class SuggestionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: every decision, who made it, and the value before and after."""
 
     change_list_template = "curation/review/change_list.html"
@@ -261,14 +256,7 @@ class ReviewAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    deletable = False  # the audit trail is never deleted
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "review_style": STYLE}
@@ -293,32 +281,20 @@ class ReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(TagRename)
-class TagRenameAdmin(admin.ModelAdmin):
+class TagRenameAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Renames are made on the taxonomy page (through tag_rename); here they are listed."""
 
     list_display = ["old", "new", "vault", "decided_by", "decided_at"]
     list_filter = ["vault", "decided_by"]
     search_fields = ["old", "new"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ReviewLock)
-class ReviewLockAdmin(admin.ModelAdmin):
+class ReviewLockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Who is reviewing which note; a superuser may delete a lock to free a note at once."""
 
     list_display = ["note", "holder", "claimed_at", "expires_at", "live"]
     list_select_related = ["note", "holder"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(boolean=True)
     def live(self, obj):

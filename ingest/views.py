@@ -1,4 +1,8 @@
-"""Admin page "Add a note from a web address": a form in front of `note_create_from_url`."""
+"""Admin page "Add a note from a web address": a form in front of `note_create_from_url`.
+
+Served by the Note admin (`NoteAdmin.get_urls`), which decides who may use it
+(`has_ingest_permission`).
+"""
 
 from django import forms
 from django.contrib import messages
@@ -10,15 +14,6 @@ from django.utils.html import format_html
 
 from ingest.models import Note, Vault
 from ingest.url_ingest import DuplicateUrl, UrlIngestError, note_create_from_url
-
-
-def can_ingest_url(user) -> bool:
-    """Curators and moderators may add notes; it writes a new file into the vault."""
-    return user.is_active and (
-        user.is_superuser
-        or user.has_perm("curation.add_job")
-        or user.has_perm("curation.review_suggestion")
-    )
 
 
 class UrlIngestForm(forms.Form):
@@ -38,7 +33,7 @@ class UrlIngestForm(forms.Form):
 
 
 def url_ingest_view(request, model_admin):
-    if not can_ingest_url(request.user):
+    if not model_admin.has_ingest_permission(request):
         raise PermissionDenied
     initial = {"folder": "Inbox"}
     vault_id = request.GET.get("vault")

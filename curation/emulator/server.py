@@ -32,35 +32,12 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-MAX_BATCH_REQUESTS = 100_000
-MAX_BATCH_BYTES = 256 * 1024 * 1024
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-NOTE_PATH = re.compile(r"^Note path: (.+?)\s*$", re.M)
-TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
-BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
-CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
-TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
-WORD = re.compile(r"[^\W\d_]\w*(?:-\w+)*", re.U)
-BODY_WINDOW = 3000  # the emulator reads this much of a note: enough for plausible answers
-
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how however i if in into
-    is it its itself just let me more most my myself no nor not now of off on once only or other
-    our ours ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    note notes page pages also etc using used use via one two new like get make see may might
-    must shall within without into onto upon much many every thing things way ways something
-    http https www com md don doesn didn isn aren wasn won can't""".split()
-)
-
+from curation.emulator import protocol
+from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt, text_of
+from curation.emulator.protocol import ApiProblem, count_tokens, rfc3339, unit, validate_params
 
 @dataclass
 class EmulatorConfig:
@@ -89,237 +66,6 @@ class EmulatorConfig:
                 raise ValueError(f"unknown emulator setting: {key}")
             current = getattr(self, key)
             setattr(self, key, type(current)(value))
-
-
-class ApiProblem(Exception):
-    """An error answered in the API's JSON error shape."""
-
-    def __init__(self, status: int, kind: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.message = message
-        self.headers = headers or {}
-
-
-def unit(*parts) -> float:
-    """A deterministic number in [0, 1) from the parts."""
-    digest = hashlib.blake2b(
-        "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass"), digest_size=8
-    )
-    return int.from_bytes(digest.digest(), "big") / 2**64
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def count_tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4))
-
-
-def text_of(content) -> str:
-    """The text of a message's or system prompt's content (a string or a list of blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
-        )
-    return ""
-
-
-# --- Validation ------------------------------------------------------------------------------
-
-
-def validate_params(params) -> None:
-    """Raise ApiProblem(400) when a Messages request lacks what the real API requires."""
-
-    def bad(message: str):
-        raise ApiProblem(400, "invalid_request_error", message)
-
-    if not isinstance(params, dict):
-        bad("params: Input should be an object")
-    if params.get("stream"):
-        bad("stream: streaming is not supported by this emulator (nor inside a batch)")
-    for key in ("model", "max_tokens", "messages"):
-        if key not in params:
-            bad(f"{key}: Field required")
-    if not isinstance(params["model"], str) or not params["model"]:
-        bad("model: Input should be a non-empty string")
-    max_tokens = params["max_tokens"]
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        bad("max_tokens: Input should be a positive integer")
-    messages = params["messages"]
-    if not isinstance(messages, list) or not messages:
-        bad("messages: at least one message is required")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if "content" not in message:
-            bad(f"messages.{i}.content: Field required")
-    if messages[0].get("role") != "user":
-        bad("messages: first message must use the \"user\" role")
-    tools = params.get("tools") or []
-    if not isinstance(tools, list):
-        bad("tools: Input should be a valid list")
-    names = set()
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not tool.get("name"):
-            bad(f"tools.{i}.name: Field required")
-        if "type" not in tool and not isinstance(tool.get("input_schema"), dict):
-            bad(f"tools.{i}.input_schema: Field required")
-        names.add(tool["name"])
-    choice = params.get("tool_choice")
-    if choice is not None:
-        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
-            bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        if choice["type"] == "tool" and choice.get("name") not in names:
-            bad(f"tool_choice: Tool '{choice.get('name')}' not found in tools")
-        if choice["type"] in ("any", "tool") and not tools:
-            bad("tool_choice: tools must be provided when tool_choice is 'any' or 'tool'")
-
-
-# --- Answers: plausible, deterministic functions of the request -------------------------------
-
-
-@dataclass
-class Prompt:
-    note_key: str
-    title: str
-    body: str
-    candidates: list[str]
-    taxonomy: list[str]
-    system: str
-    user: str
-
-
-def read_prompt(params: dict) -> Prompt:
-    system = text_of(params.get("system") or "")
-    user = "\n".join(
-        text_of(m.get("content")) for m in params.get("messages", []) if m.get("role") == "user"
-    )
-    path = NOTE_PATH.search(user)
-    title = TITLE.search(user)
-    body = BODY.search(user)
-    taxonomy = TAXONOMY.search(system) or TAXONOMY.search(user)
-    if path:
-        key = path.group(1)
-    else:
-        key = "sha1:" + hashlib.sha1(
-            json.dumps(params.get("messages"), sort_keys=True, default=str).encode()
-        ).hexdigest()
-    return Prompt(
-        note_key=key,
-        title=title.group(1) if title else "",
-        body=body.group(1) if body else user,
-        candidates=CANDIDATE.findall(user),
-        taxonomy=[t.strip() for t in taxonomy.group(1).split(",") if t.strip()] if taxonomy else [],
-        system=system,
-        user=user,
-    )
-
-
-def keywords(text: str) -> list[str]:
-    return [w for w in WORD.findall(text.lower()) if len(w) > 2]
-
-
-def stem(word: str) -> str:
-    return word[:-1] if word.endswith("s") and len(word) > 4 else word
-
-
-def ranked_words(prompt: Prompt) -> list[str]:
-    """The note's words, most frequent first (title words count thrice); plural `s` folded."""
-    title = [w for w in keywords(prompt.title) if w not in STOPWORDS]
-    body = [w for w in keywords(prompt.body[:BODY_WINDOW]) if w not in STOPWORDS]
-    counts = Counter(body)
-    for w in title:
-        counts[w] += 3
-    first = {w: i for i, w in enumerate(dict.fromkeys(title + body))}
-    ranked, stems = [], set()
-    for w in sorted(counts, key=lambda w: (-counts[w], first[w])):
-        if stem(w) not in stems:  # "agent" and "agents" make one tag word, not two
-            stems.add(stem(w))
-            ranked.append(w)
-    return ranked
-
-
-def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
-    top = {stem(w) for w in words[:12]}
-    tags: list[str] = []
-    for tag in prompt.taxonomy:
-        leaf = tag.lower().split("/")
-        if any(stem(part) in top for part in leaf) and tag not in tags:
-            tags.append(tag.lower())
-        if len(tags) == 2:
-            break
-    if len(words) >= 2:
-        tags.append(f"{words[0]}/{words[1]}")
-    if len(words) >= 3:
-        tags.append(f"{words[0]}/{words[2]}")
-    if len(words) >= 4:
-        tags.append(words[3])
-    if not tags:
-        tags.append(words[0] if words else "misc")
-    return list(dict.fromkeys(tags))[:5]
-
-
-CODE_BLOCK = re.compile(r"```.*?```", re.S)
-WIKILINK = re.compile(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]")
-MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-EMPHASIS = re.compile(r"[*`~]+|(?<!\w)_+|_+(?!\w)")  # keeps snake_case words whole
-SPACES = re.compile(r"\s+")
-SENTENCE = re.compile(r"(.+?[.!?])(\s|$)")
-
-
-def answer_description(prompt: Prompt) -> str:
-    text = CODE_BLOCK.sub(" ", prompt.body[:1500])  # the opening says enough
-    lines = [ln.strip() for ln in text.splitlines()]
-    prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">")))
-    prose = WIKILINK.sub(lambda m: m.group(2) or m.group(1), prose)
-    prose = MD_LINK.sub(r"\1", prose)
-    prose = EMPHASIS.sub("", prose)
-    prose = SPACES.sub(" ", prose).strip()
-    match = SENTENCE.match(prose)
-    sentence = match.group(1) if match else prose
-    if len(sentence) > 200:
-        sentence = sentence[:197].rsplit(" ", 1)[0] + "..."
-    if len(sentence) < 20:
-        subject = prompt.title or (prose[:60] if prose else "this topic")
-        sentence = f"Notes on {subject}." if not sentence else f"Notes on {subject}: {sentence}"
-    return sentence
-
-
-def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
-    mine = set(words[:40])
-    scored = []
-    for i, name in enumerate(prompt.candidates):
-        overlap = len(mine & set(keywords(name)))
-        scored.append((-overlap, i, name))
-    scored.sort()
-    picked = [name for score, _, name in scored if score < 0][:3]
-    if not picked and prompt.candidates:
-        picked = [prompt.candidates[0]]
-    return picked
-
-
-def answer_for(prompt: Prompt, schema: dict) -> dict:
-    """The structured answer, with exactly the properties the schema asks for."""
-    words = ranked_words(prompt)
-    props = schema.get("properties") or {}
-    out: dict = {}
-    for key, spec in props.items():
-        if key == "tags":
-            out[key] = answer_tags(prompt, words)
-        elif key == "description":
-            out[key] = answer_description(prompt)
-        elif key == "related":
-            out[key] = answer_related(prompt, words)
-        else:
-            kind = spec.get("type") if isinstance(spec, dict) else None
-            out[key] = {"array": [], "integer": 0, "number": 0, "boolean": False,
-                        "object": {}}.get(kind, "")
-    return out
 
 
 # --- The emulator ----------------------------------------------------------------------------
@@ -678,23 +424,23 @@ class Emulator:
         return message
 
     def create_batch(self, body, size: int) -> dict:
-        if size > MAX_BATCH_BYTES:
+        if size > protocol.MAX_BATCH_BYTES:
             raise ApiProblem(413, "request_too_large", "Request exceeds the maximum allowed "
-                             f"number of bytes ({MAX_BATCH_BYTES}).")
+                             f"number of bytes ({protocol.MAX_BATCH_BYTES}).")
         if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
             raise ApiProblem(400, "invalid_request_error", "requests: Field required")
         requests = body["requests"]
         if not requests:
             raise ApiProblem(400, "invalid_request_error", "requests: at least one request is required")
-        if len(requests) > MAX_BATCH_REQUESTS:
+        if len(requests) > protocol.MAX_BATCH_REQUESTS:
             raise ApiProblem(400, "invalid_request_error",
-                             f"requests: a batch holds at most {MAX_BATCH_REQUESTS} requests")
+                             f"requests: a batch holds at most {protocol.MAX_BATCH_REQUESTS} requests")
         seen: set[str] = set()
         for i, req in enumerate(requests):
             if not isinstance(req, dict):
                 raise ApiProblem(400, "invalid_request_error", f"requests.{i}: Input should be an object")
             cid = req.get("custom_id")
-            if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
+            if not isinstance(cid, str) or not protocol.CUSTOM_ID.match(cid):
                 raise ApiProblem(400, "invalid_request_error",
                                  f"requests.{i}.custom_id: String should match pattern "
                                  "'^[a-zA-Z0-9_-]{1,64}$'")
@@ -943,7 +689,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return self._control(method, path)
         if not path.startswith("/v1/"):
             try:
-                self._take_body(MAX_MESSAGE_BYTES)
+                self._take_body(protocol.MAX_MESSAGE_BYTES)
             except ApiProblem as problem:
                 return self._error(problem)
             return self._error(ApiProblem(404, "not_found_error", f"Not found: {path}"))
@@ -957,7 +703,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 emu.in_flight += 1
                 emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
         try:
-            self._take_body(MAX_BATCH_BYTES if path == "/v1/messages/batches" else MAX_MESSAGE_BYTES)
+            self._take_body(protocol.MAX_BATCH_BYTES if path == "/v1/messages/batches" else protocol.MAX_MESSAGE_BYTES)
             if not (self.headers.get("x-api-key") or
                     (self.headers.get("authorization") or "").lower().startswith("bearer ")):
                 raise ApiProblem(401, "authentication_error",

@@ -8,8 +8,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from curation import jobs
+from curation.engine import jobs
 from curation.models import Item, Job
+from curation.roles import can_change_jobs
 
 
 @require_safe
@@ -26,7 +27,7 @@ def job_page(request, job_id: int):
         "states": [
             (value, label, progress["counts"][value]) for value, label in Item.State.choices
         ],
-        "can_change": request.user.has_perm("curation.change_job"),
+        "can_change": can_change_jobs(request.user),
         "items_url": reverse("admin:curation_item_changelist") + f"?job__id__exact={job.id}",
     }
     return TemplateResponse(request, "curation/job.html", context)

@@ -7,7 +7,8 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from curation.models import Field
-from curation.review import tag_clean, tag_is_new
+from curation.review.taxonomy import tag_is_new
+from ingest.notes import tag_clean
 
 STYLE = """
 .rv-chip { display:inline-block; padding:1px 8px; margin:1px 2px; border-radius:10px;

@@ -1,0 +1,192 @@
+"""The Note and Vault admins, extended with curation: curate selected notes, export, preview.
+
+ingest's admins know nothing of curation; this module re-registers them with the actions added,
+as Django's own UserAdmin is extended by other apps.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from curation.engine import jobs
+from curation.models import ALL_FIELDS, Field, Mode
+from curation.review.export import ExportSummary, vault_export
+from curation.roles import can_curate, can_export, can_ingest_url
+from ingest.admin import NoteAdmin, VaultAdmin
+from ingest.models import Note, Vault
+
+class CurateForm(forms.Form):
+    curate_fields = forms.MultipleChoiceField(
+        label="Fields",
+        choices=Field.choices,
+        initial=ALL_FIELDS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the model suggests for each note; every suggestion is reviewed.",
+    )
+    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.AUTO)
+    urgent = forms.BooleanField(
+        required=False,
+        help_text="Auto mode only: parallel real-time calls instead of a half-price batch.",
+    )
+
+
+@admin.action(description="Curate selected notes")
+def curate_selected_notes(modeladmin, request, queryset):
+    """Ask for fields and mode, then create one job over the selection and queue it.
+
+    `queryset` is the whole selection ("select all N" across pages included); the job is
+    made from it in bulk, never row by row.
+    """
+    if not can_curate(request.user):
+        modeladmin.message_user(
+            request, "You are not allowed to start curation jobs.", messages.ERROR
+        )
+        return None
+    form = CurateForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        across = request.POST.get("select_across") == "1"
+        filters = request.GET.urlencode()
+        selection = "admin: " + ("all matching" if across else "selected") + (
+            f" ({filters})" if filters else ""
+        )
+        try:
+            job = jobs.job_create(
+                notes=queryset,
+                fields=form.cleaned_data["curate_fields"],
+                mode=form.cleaned_data["mode"],
+                urgent=form.cleaned_data["urgent"],
+                user=request.user,
+                selection=selection,
+            )
+        except jobs.NoNotesError:
+            modeladmin.message_user(
+                request, "None of the selected notes can be curated (skipped or missing).",
+                messages.WARNING,
+            )  # fmt: skip
+            return None
+        jobs.job_start(job_id=job.id)
+        modeladmin.message_user(
+            request,
+            f"Job {job.id} queued: {job.items.count()} notes, mode {job.get_mode_display()}, "
+            f"estimated cost ${job.cost_estimate}.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Curate selected notes",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "count": queryset.count(),
+        "curatable": queryset.filter(state=Note.State.OK).count(),
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "action": "curate_selected_notes",
+    }
+    return TemplateResponse(request, "admin/curation/curate_notes.html", context)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+SHOWN_PROBLEMS = 20
+SHOWN_DIFFS = 200  # a preview page stays readable; the command's --dry-run shows every diff
+
+
+def _by_vault(notes) -> dict[Vault, list[int]]:
+    grouped: dict[Vault, list[int]] = {}
+    for note in notes.select_related("vault").only("id", "vault"):
+        grouped.setdefault(note.vault, []).append(note.id)
+    return grouped
+
+
+def _report(modeladmin, request, vault: Vault, summary: ExportSummary) -> None:
+    level = messages.SUCCESS if summary.ok else messages.WARNING
+    modeladmin.message_user(request, f"Vault {vault.name}: {summary.line()}.", level)
+    problems = [("Conflict", p, r) for p, r in summary.conflicts] + [
+        ("Error", p, r) for p, r in summary.errors
+    ]
+    for kind, path, reason in problems[:SHOWN_PROBLEMS]:
+        modeladmin.message_user(request, f"{kind}: {path}: {reason}", messages.WARNING)
+    if len(problems) > SHOWN_PROBLEMS:
+        more = len(problems) - SHOWN_PROBLEMS
+        modeladmin.message_user(request, f"... and {more} more (see the log).", messages.WARNING)
+
+
+def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
+    results = []
+    for vault, note_ids in runs:
+        summary = vault_export(vault=vault, note_ids=note_ids, dry_run=True)
+        files = [
+            {"path": path, "lines": [(_line_class(i, line), line) for i, line in enumerate(lines)]}
+            for path, lines in ((p, d.splitlines()) for p, d in summary.diffs[:SHOWN_DIFFS])
+        ]
+        hidden = max(0, len(summary.diffs) - SHOWN_DIFFS)
+        results.append({"vault": vault, "summary": summary, "files": files, "hidden": hidden})
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Preview export (nothing is written)",
+        "opts": modeladmin.model._meta,
+        "results": results,
+    }
+    return TemplateResponse(request, "admin/ingest/export_preview.html", context)
+
+
+def _line_class(index: int, line: str) -> str:
+    if index < 2:  # the `--- a/...` and `+++ b/...` header
+        return "file"
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "ctx")
+
+
+@admin.action(description="Export approved to vault", permissions=["export"])
+def export_approved_vaults(modeladmin, request, queryset):
+    for vault in queryset:
+        _report(modeladmin, request, vault, vault_export(vault=vault))
+
+
+@admin.action(description="Preview export", permissions=["view"])
+def preview_export_vaults(modeladmin, request, queryset):
+    return _preview(modeladmin, request, [(vault, None) for vault in queryset])
+
+
+@admin.action(description="Export approved to vault", permissions=["export"])
+def export_approved_notes(modeladmin, request, queryset):
+    for vault, note_ids in _by_vault(queryset).items():
+        _report(modeladmin, request, vault, vault_export(vault=vault, note_ids=note_ids))
+
+
+@admin.action(description="Preview export", permissions=["view"])
+def preview_export_notes(modeladmin, request, queryset):
+    return _preview(modeladmin, request, list(_by_vault(queryset).items()))
+
+
+# --- the extended admins ---------------------------------------------------------------------
+
+
+class CurationVaultAdmin(VaultAdmin):
+    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults]
+
+    def has_export_permission(self, request) -> bool:
+        return can_export(request.user)
+
+
+class CurationNoteAdmin(NoteAdmin):
+    actions = [*NoteAdmin.actions, curate_selected_notes, export_approved_notes,
+               preview_export_notes]  # fmt: skip
+
+    def has_export_permission(self, request) -> bool:
+        return can_export(request.user)
+
+    def has_ingest_permission(self, request) -> bool:
+        return can_ingest_url(request.user)
+
+
+admin.site.unregister(Vault)
+admin.site.register(Vault, CurationVaultAdmin)
+admin.site.unregister(Note)
+admin.site.register(Note, CurationNoteAdmin)

@@ -1,0 +1,187 @@
+"""The emulator's answers: plausible, deterministic functions of the request's text."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+NOTE_PATH = re.compile(r"^Note path: (.+?)\s*$", re.M)
+TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
+BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
+CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
+TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
+WORD = re.compile(r"[^\W\d_]\w*(?:-\w+)*", re.U)
+BODY_WINDOW = 3000  # the emulator reads this much of a note: enough for plausible answers
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how however i if in into
+    is it its itself just let me more most my myself no nor not now of off on once only or other
+    our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    note notes page pages also etc using used use via one two new like get make see may might
+    must shall within without into onto upon much many every thing things way ways something
+    http https www com md don doesn didn isn aren wasn won can't""".split()
+)
+
+
+
+def text_of(content) -> str:
+    """The text of a message's or system prompt's content (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+
+# --- Answers: plausible, deterministic functions of the request -------------------------------
+
+
+@dataclass
+class Prompt:
+    note_key: str
+    title: str
+    body: str
+    candidates: list[str]
+    taxonomy: list[str]
+    system: str
+    user: str
+
+
+def read_prompt(params: dict) -> Prompt:
+    system = text_of(params.get("system") or "")
+    user = "\n".join(
+        text_of(m.get("content")) for m in params.get("messages", []) if m.get("role") == "user"
+    )
+    path = NOTE_PATH.search(user)
+    title = TITLE.search(user)
+    body = BODY.search(user)
+    taxonomy = TAXONOMY.search(system) or TAXONOMY.search(user)
+    if path:
+        key = path.group(1)
+    else:
+        key = "sha1:" + hashlib.sha1(
+            json.dumps(params.get("messages"), sort_keys=True, default=str).encode()
+        ).hexdigest()
+    return Prompt(
+        note_key=key,
+        title=title.group(1) if title else "",
+        body=body.group(1) if body else user,
+        candidates=CANDIDATE.findall(user),
+        taxonomy=[t.strip() for t in taxonomy.group(1).split(",") if t.strip()] if taxonomy else [],
+        system=system,
+        user=user,
+    )
+
+
+def keywords(text: str) -> list[str]:
+    return [w for w in WORD.findall(text.lower()) if len(w) > 2]
+
+
+def stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 4 else word
+
+
+def ranked_words(prompt: Prompt) -> list[str]:
+    """The note's words, most frequent first (title words count thrice); plural `s` folded."""
+    title = [w for w in keywords(prompt.title) if w not in STOPWORDS]
+    body = [w for w in keywords(prompt.body[:BODY_WINDOW]) if w not in STOPWORDS]
+    counts = Counter(body)
+    for w in title:
+        counts[w] += 3
+    first = {w: i for i, w in enumerate(dict.fromkeys(title + body))}
+    ranked, stems = [], set()
+    for w in sorted(counts, key=lambda w: (-counts[w], first[w])):
+        if stem(w) not in stems:  # "agent" and "agents" make one tag word, not two
+            stems.add(stem(w))
+            ranked.append(w)
+    return ranked
+
+
+def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
+    top = {stem(w) for w in words[:12]}
+    tags: list[str] = []
+    for tag in prompt.taxonomy:
+        leaf = tag.lower().split("/")
+        if any(stem(part) in top for part in leaf) and tag not in tags:
+            tags.append(tag.lower())
+        if len(tags) == 2:
+            break
+    if len(words) >= 2:
+        tags.append(f"{words[0]}/{words[1]}")
+    if len(words) >= 3:
+        tags.append(f"{words[0]}/{words[2]}")
+    if len(words) >= 4:
+        tags.append(words[3])
+    if not tags:
+        tags.append(words[0] if words else "misc")
+    return list(dict.fromkeys(tags))[:5]
+
+
+CODE_BLOCK = re.compile(r"```.*?```", re.S)
+WIKILINK = re.compile(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]")
+MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+EMPHASIS = re.compile(r"[*`~]+|(?<!\w)_+|_+(?!\w)")  # keeps snake_case words whole
+SPACES = re.compile(r"\s+")
+SENTENCE = re.compile(r"(.+?[.!?])(\s|$)")
+
+
+def answer_description(prompt: Prompt) -> str:
+    text = CODE_BLOCK.sub(" ", prompt.body[:1500])  # the opening says enough
+    lines = [ln.strip() for ln in text.splitlines()]
+    prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">")))
+    prose = WIKILINK.sub(lambda m: m.group(2) or m.group(1), prose)
+    prose = MD_LINK.sub(r"\1", prose)
+    prose = EMPHASIS.sub("", prose)
+    prose = SPACES.sub(" ", prose).strip()
+    match = SENTENCE.match(prose)
+    sentence = match.group(1) if match else prose
+    if len(sentence) > 200:
+        sentence = sentence[:197].rsplit(" ", 1)[0] + "..."
+    if len(sentence) < 20:
+        subject = prompt.title or (prose[:60] if prose else "this topic")
+        sentence = f"Notes on {subject}." if not sentence else f"Notes on {subject}: {sentence}"
+    return sentence
+
+
+def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
+    mine = set(words[:40])
+    scored = []
+    for i, name in enumerate(prompt.candidates):
+        overlap = len(mine & set(keywords(name)))
+        scored.append((-overlap, i, name))
+    scored.sort()
+    picked = [name for score, _, name in scored if score < 0][:3]
+    if not picked and prompt.candidates:
+        picked = [prompt.candidates[0]]
+    return picked
+
+
+def answer_for(prompt: Prompt, schema: dict) -> dict:
+    """The structured answer, with exactly the properties the schema asks for."""
+    words = ranked_words(prompt)
+    props = schema.get("properties") or {}
+    out: dict = {}
+    for key, spec in props.items():
+        if key == "tags":
+            out[key] = answer_tags(prompt, words)
+        elif key == "description":
+            out[key] = answer_description(prompt)
+        elif key == "related":
+            out[key] = answer_related(prompt, words)
+        else:
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            out[key] = {"array": [], "integer": 0, "number": 0, "boolean": False,
+                        "object": {}}.get(kind, "")
+    return out
+
+

@@ -1,0 +1,446 @@
+"""Batch mode: the Message Batches API at half price: prepare, submit, poll, apply, retry.
+
+Per batch: PREPARING (row saved, items assigned) -> SUBMITTING (claimed by a conditional
+UPDATE, items SUBMITTED, attempt counted) -> provider call -> IN_PROGRESS (provider id saved)
+-> polled with backoff -> ENDED -> results applied by custom_id -> APPLIED. A SUBMITTING batch
+without a provider id that is older than any task could run is reconciled: an unknown provider
+batch created since the attempt with the same request count is adopted, otherwise the batch is
+marked FAILED and its items go back for another attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from itertools import islice
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from curation.api import client, prompt
+from curation.engine import router
+from curation.engine.items import (
+    ItemRef,
+    apply_outcomes,
+    error_outcome,
+    items_claim,
+    items_fail_uncuratable,
+    items_requeue,
+    poll_bounds,
+    submit_stale_seconds,
+    unsent_wait,
+)
+from curation.engine.requests import RequestBuilder, item_pages
+from curation.engine.sync import item_send
+from curation.models import Batch, Item, Job
+
+log = logging.getLogger(__name__)
+
+APPLY_CHUNK = 500  # results applied per transaction
+
+ACTIVE_BATCH_STATES = (
+    Batch.State.PREPARING,
+    Batch.State.SUBMITTING,
+    Batch.State.IN_PROGRESS,
+    Batch.State.ENDED,
+)
+
+
+def batches_cancel(*, job_id: int, batch_ids: Iterable[int] | None = None) -> int:
+    """Ask the provider to cancel the job's running batches (or those in `batch_ids`).
+
+    Each goes IN_PROGRESS -> CANCELING once the provider took the request; polling then brings
+    it to its end. A refused request is logged and the batch stays as it was. Returns how many
+    cancel requests the provider took.
+    """
+    batches = Batch.objects.filter(
+        job_id=job_id, state=Batch.State.IN_PROGRESS, provider_id__isnull=False
+    )
+    if batch_ids is not None:
+        batches = batches.filter(id__in=list(batch_ids))
+    n = 0
+    for batch in batches.only("id", "job_id", "provider_id"):
+        try:
+            client.cancel_batch(batch.provider_id)
+        except client.ApiError as exc:
+            log.warning("job=%s batch=%s cancel failed: %s", batch.job_id, batch.id, exc)
+            continue
+        n += Batch.objects.filter(id=batch.id, state=Batch.State.IN_PROGRESS).update(
+            state=Batch.State.CANCELING
+        )
+        log.info("job=%s batch=%s provider=%s cancel requested",
+                 batch.job_id, batch.id, batch.provider_id)  # fmt: skip
+    return n
+
+
+def batches_prepare(
+    *,
+    job: Job,
+    builder: RequestBuilder | None = None,
+    submit: bool = False,
+    deadline: float | None = None,
+) -> list[int]:
+    """Group the job's pending, unassigned items into PREPARING batches (saved before any call).
+
+    Streams items page by page, builds and sizes each request, and closes a batch at the
+    request or byte limit. Each batch takes its items with a conditional UPDATE, so two
+    preparers never put one item in two batches. With `submit`, each batch is submitted as
+    soon as it is saved, reusing the requests just built (until `deadline`; later batches
+    stay PREPARING for the next pass). Returns the new batch ids.
+    """
+    builder = builder or RequestBuilder(job)
+    base = Item.objects.filter(job=job, state=Item.State.PENDING, batch=None)
+    ids: list[int] = []
+    byte_sizes: list[int] = []
+    built: dict[int, tuple[str, dict]] = {}  # the open batch's requests, by position
+
+    def sizes() -> Iterator[int]:
+        for page in item_pages(base):
+            for item in page:
+                params = builder.params(item, item.note)
+                size = prompt.request_size(params)
+                if submit:
+                    built[len(ids)] = (item.custom_id, params)
+                ids.append(item.id)
+                byte_sizes.append(size)
+                yield size
+
+    max_bytes = int(settings.CURATION_BATCH_MAX_BYTES)
+    created = []
+    for start, stop in router.plan_batches(
+        sizes(), max_requests=settings.CURATION_BATCH_SIZE, max_bytes=max_bytes
+    ):
+        requests = [built.pop(i) for i in range(start, stop)] if submit else None
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                job=job, request_count=stop - start, request_bytes=sum(byte_sizes[start:stop])
+            )
+            n = base.filter(id__gte=ids[start], id__lte=ids[stop - 1]).update(
+                batch=batch, updated_at=timezone.now()
+            )
+            if n == 0:
+                batch.delete()  # another preparer took these items
+                continue
+            if n != stop - start:
+                Batch.objects.filter(id=batch.id).update(request_count=n)
+                requests = None  # not the set we built: rebuild from the rows at submit
+        created.append(batch.id)
+        log.info("job=%s batch=%s prepared requests=%s", job.id, batch.id, n)
+        if submit and (deadline is None or time.monotonic() < deadline):
+            batch_submit(batch_id=batch.id, builder=builder, requests=requests)
+    return created
+
+
+def _batch_requests(*, batch: Batch, builder: RequestBuilder) -> Iterator[tuple[str, dict]]:
+    for page in item_pages(Item.objects.filter(batch=batch, state=Item.State.SUBMITTED)):
+        for item in page:
+            yield item.custom_id, builder.params(item, item.note)
+
+
+def batch_submit(
+    *,
+    batch_id: int,
+    builder: RequestBuilder | None = None,
+    requests: list[tuple[str, dict]] | None = None,
+) -> bool:
+    """Claim a PREPARING batch, send it to the provider, record the provider's id.
+
+    Returns True when this call submitted it. A crash after the provider accepted it but
+    before its id was saved leaves it SUBMITTING; `batch_reconcile` sorts that out.
+    """
+    now = timezone.now()
+    batch = Batch.objects.select_related("job").get(id=batch_id)
+    job = batch.job
+    if job.is_final:
+        return False
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state=Batch.State.PREPARING, provider_id=None
+        ).update(state=Batch.State.SUBMITTING, submitted_at=now):
+            return False
+        n = items_claim(job_id=job.id, batch_id=batch_id)
+        Batch.objects.filter(id=batch_id).update(request_count=n)
+    if n == 0:
+        Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
+            state=Batch.State.APPLIED, ended_at=now, error="no items left to submit"
+        )
+        return False
+    if requests is None or len(requests) != n:
+        builder = builder or RequestBuilder(job)
+        requests = _batch_requests(batch=batch, builder=builder)
+    try:
+        status = client.submit_batch(requests)
+    except client.ApiError as exc:
+        log.warning("job=%s batch=%s submit failed: %s", job.id, batch_id, exc)
+        Batch.objects.filter(id=batch_id).update(error=f"submit failed: {exc}"[:5000])
+        batch_reconcile(batch_id=batch_id, stale_after=0, reason=f"submit failed: {exc}")
+        return False
+    batch_mark_submitted(batch_id=batch_id, provider_id=status.id)
+    return True
+
+
+def batch_mark_submitted(*, batch_id: int, provider_id: str) -> bool:
+    """Record the provider's id: SUBMITTING -> IN_PROGRESS (the step a crash may skip)."""
+    first, _ = poll_bounds()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            n = Batch.objects.filter(
+                id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
+            ).update(
+                provider_id=provider_id,
+                state=Batch.State.IN_PROGRESS,
+                poll_interval=first,
+                next_poll_at=now + timedelta(seconds=first),
+                error="",
+            )
+    except IntegrityError:
+        n = 0
+    batch = Batch.objects.select_related("job").get(id=batch_id)
+    if n != 1:
+        if batch.provider_id != provider_id:
+            # Reconciled or failed meanwhile: nobody will read this provider batch.
+            log.warning(
+                "job=%s batch=%s provider=%s not recorded (state=%s); canceling it",
+                batch.job_id, batch_id, provider_id, batch.state,
+            )
+            try:
+                client.cancel_batch(provider_id)
+            except client.ApiError as exc:
+                log.warning("job=%s batch=%s cancel failed: %s", batch.job_id, batch_id, exc)
+        return False
+    log.info("job=%s batch=%s provider=%s submitted requests=%s",
+             batch.job_id, batch_id, provider_id, batch.request_count)  # fmt: skip
+    if batch.job.state == Job.State.CANCELED:
+        batches_cancel(job_id=batch.job_id, batch_ids=[batch_id])
+    return True
+
+
+def _request_total(status) -> int:
+    counts = getattr(status, "request_counts", None) or {}
+    return sum(int(v or 0) for v in counts.values())
+
+
+def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: str = "") -> bool:
+    """Settle a SUBMITTING batch whose provider id was never saved (the worker died or errored).
+
+    Adopts an unknown provider batch created since the attempt with the same request count;
+    otherwise marks the batch FAILED and sends its items back for another attempt. Returns
+    True when a provider batch was adopted. Results are matched by custom_id only, so even a
+    wrong adoption cannot put a result on the wrong note: unmatched items are retried.
+    """
+    batch = Batch.objects.select_related("job").get(id=batch_id)
+    if batch.state != Batch.State.SUBMITTING or batch.provider_id:
+        return False
+    stale_after = submit_stale_seconds() if stale_after is None else stale_after
+    now = timezone.now()
+    if batch.submitted_at and batch.submitted_at > now - timedelta(seconds=stale_after):
+        return False  # a live task may still be submitting it
+    since = (batch.submitted_at or batch.created_at) - timedelta(seconds=60)  # clock skew
+    try:
+        listed = list(client.list_batches(since=since))
+    except client.ApiError as exc:
+        log.warning("job=%s batch=%s cannot list provider batches: %s", batch.job_id, batch_id, exc)
+        return False
+    known = set(
+        Batch.objects.filter(provider_id__in=[s.id for s in listed]).values_list(
+            "provider_id", flat=True
+        )
+    )
+    first, _ = poll_bounds()
+    for status in listed:
+        if status.id in known or _request_total(status) != batch.request_count:
+            continue
+        try:
+            with transaction.atomic():
+                n = Batch.objects.filter(
+                    id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
+                ).update(
+                    provider_id=status.id,
+                    state=Batch.State.IN_PROGRESS,
+                    poll_interval=first,
+                    next_poll_at=now,
+                    error="",
+                )
+        except IntegrityError:  # another batch adopted it at the same moment
+            continue
+        if n == 1:
+            log.warning("job=%s batch=%s adopted provider=%s after an unconfirmed submit",
+                        batch.job_id, batch_id, status.id)  # fmt: skip
+            return True
+        return False
+    reason = reason or "submission was never confirmed"
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
+        ).update(state=Batch.State.FAILED, ended_at=now, error=reason[:5000]):
+            return False
+        unsent = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
+        outcome = error_outcome("errored", reason)
+        apply_outcomes(
+            job=batch.job,
+            batch_id=batch_id,
+            pairs=[(item, outcome) for item in unsent.only("id", "note_id", "attempts")],
+        )
+    log.warning("job=%s batch=%s not found at the provider: items sent back (%s)",
+                batch.job_id, batch_id, reason)  # fmt: skip
+    return False
+
+
+def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
+    """Poll one submitted batch; when it has ended, apply its results. Returns its state."""
+    batch = Batch.objects.select_related("job").get(id=batch_id)
+    if batch.state in (Batch.State.IN_PROGRESS, Batch.State.CANCELING):
+        first, longest = poll_bounds()
+        now = timezone.now()
+        try:
+            status = client.get_batch(batch.provider_id)
+        except client.ApiError as exc:
+            log.warning("job=%s batch=%s poll failed: %s", batch.job_id, batch_id, exc)
+            interval = min(max(batch.poll_interval, first) * 2, longest)
+            Batch.objects.filter(id=batch_id).update(
+                poll_interval=interval, next_poll_at=now + timedelta(seconds=interval)
+            )
+            return batch.state
+        counts = dict(getattr(status, "request_counts", None) or {})
+        if status.processing_status != "ended":
+            interval = min(max(batch.poll_interval, first) * 1.5, longest)
+            Batch.objects.filter(id=batch_id, state=batch.state).update(
+                request_counts=counts,
+                poll_interval=interval,
+                next_poll_at=now + timedelta(seconds=interval),
+            )
+            log.debug("job=%s batch=%s polled %s next in %.1fs",
+                      batch.job_id, batch_id, counts, interval)  # fmt: skip
+            return batch.state
+        Batch.objects.filter(id=batch_id, state=batch.state).update(
+            state=Batch.State.ENDED, request_counts=counts, ended_at=now
+        )
+        log.info("job=%s batch=%s ended %s", batch.job_id, batch_id, counts)
+        batch.refresh_from_db()
+    if batch.state == Batch.State.ENDED:
+        batch_apply_results(batch_id=batch_id, builder=builder)
+        batch.refresh_from_db()
+    return batch.state
+
+
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None) -> int:
+    """Stream an ended batch's results onto its items, a chunk per transaction.
+
+    Each result is matched by custom_id -> Item row (never by position); a result whose id
+    is unknown, or belongs to an item no longer waiting in this batch, is logged and ignored.
+    Items that got no result are sent back for another attempt. Returns results applied.
+    """
+    batch = Batch.objects.select_related("job").get(id=batch_id)
+    job = batch.job
+    fields = list(job.fields)
+    applied = 0
+    results = client.iter_results(
+        batch.provider_id,
+        fields_for=lambda custom_id: fields,
+        candidates_for=(builder or RequestBuilder(job)).candidates_lookup(batch),
+    )
+    for chunk in _chunks(results, APPLY_CHUNK):
+        wanted = [custom_id for custom_id, _ in chunk]
+        rows = Item.objects.filter(custom_id__in=wanted).values_list(
+            "custom_id", "id", "note_id", "job_id", "batch_id", "attempts", "state"
+        )
+        items = {row[0]: row[1:] for row in rows}
+        pairs = []
+        for custom_id, outcome in chunk:
+            found = items.get(custom_id)
+            if found is None or found[2] != job.id:
+                log.warning("job=%s batch=%s result for unknown custom_id=%r ignored",
+                            job.id, batch_id, custom_id)  # fmt: skip
+                continue
+            item_id, note_id, _, item_batch, attempts, state = found
+            if item_batch != batch.id or state != Item.State.SUBMITTED:
+                log.info("job=%s batch=%s item=%s late result ignored (state=%s)",
+                         job.id, batch_id, item_id, state)  # fmt: skip
+            else:
+                pairs.append((ItemRef(item_id, note_id, attempts), outcome))
+        applied += apply_outcomes(job=job, batch_id=batch.id, pairs=pairs)
+    with transaction.atomic():
+        if Batch.objects.filter(id=batch_id, state=Batch.State.ENDED).update(
+            state=Batch.State.APPLIED
+        ):
+            lost = error_outcome("errored", "the batch returned no result for it")
+            leftovers = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
+            apply_outcomes(
+                job=job,
+                batch_id=batch_id,
+                pairs=[(item, lost) for item in leftovers.only("id", "note_id", "attempts")],
+            )
+    log.info("job=%s batch=%s results applied=%s", job.id, batch_id, applied)
+    return applied
+
+
+def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
+    """Batch mode: one pass of reconcile, prepare, submit, poll, apply, retry."""
+    if job.state == Job.State.CANCELED:
+        return None
+    stale = submit_stale_seconds()
+    cutoff = timezone.now() - timedelta(seconds=stale)
+    for batch_id in Batch.objects.filter(
+        job=job, state=Batch.State.SUBMITTING, provider_id=None, submitted_at__lt=cutoff
+    ).values_list("id", flat=True):
+        batch_reconcile(batch_id=batch_id, stale_after=stale)
+
+    items_requeue(job=job)
+    items_fail_uncuratable(job=job)
+    builder = None
+    pending = Item.objects.filter(job=job, state=Item.State.PENDING, batch=None)
+    if pending.exists():
+        builder = RequestBuilder(job)
+        retry_one = pending.count() == 1 and job.batches.exists()
+        if retry_one:
+            # A single retry goes out as one real-time call rather than a batch of one.
+            item = pending.select_related("note").first()
+            if item is not None:
+                item_send(item=item, job=job, builder=builder)
+        else:
+            batches_prepare(job=job, builder=builder, submit=True, deadline=deadline)
+
+    for batch_id in Batch.objects.filter(job=job, state=Batch.State.PREPARING).values_list(
+        "id", flat=True
+    ):
+        if deadline is not None and time.monotonic() >= deadline:
+            return 0.0
+        builder = builder or RequestBuilder(job)
+        batch_submit(batch_id=batch_id, builder=builder)
+
+    now = timezone.now()
+    for batch in Batch.objects.filter(
+        job=job, state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING, Batch.State.ENDED]
+    ).only("id", "state", "next_poll_at"):
+        if deadline is not None and time.monotonic() >= deadline:
+            return 0.0
+        if batch.state != Batch.State.ENDED and batch.next_poll_at and batch.next_poll_at > now:
+            continue
+        builder = builder or RequestBuilder(job)
+        batch_poll(batch_id=batch.id, builder=builder)
+
+    unsent = unsent_wait(job=job)
+    if unsent == 0.0:
+        return 0.0
+    waiting = Batch.objects.filter(job=job, state__in=ACTIVE_BATCH_STATES)
+    if not waiting.exists():
+        return unsent  # a real-time retry may be in another worker's hands
+    first, _ = poll_bounds()
+    due = [
+        b.next_poll_at
+        for b in waiting.filter(state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING])
+    ]
+    if len(due) < waiting.count():
+        return first  # a batch is being prepared or submitted elsewhere
+    soonest = min((d for d in due if d is not None), default=timezone.now())
+    return max(0.0, (soonest - timezone.now()).total_seconds())

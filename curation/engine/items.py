@@ -1,0 +1,375 @@
+"""Item state transitions: the one place an item is claimed, answered, retried or canceled.
+
+Every change is a conditional UPDATE (`WHERE state=<what the caller saw>`), so a task delivered
+twice, an answer applied twice or an answer for an item canceled meanwhile changes nothing the
+second time. The runners (sync, batch, parallel) and the job services all call these.
+
+    items_claim(...)        PENDING -> SUBMITTED, one attempt counted (a real-time call or a batch)
+    apply_outcomes(...)     SUBMITTED -> SUCCEEDED (+ Suggestion rows) | ERRORED | EXPIRED | FAILED
+    items_requeue(job=)     ERRORED/EXPIRED -> PENDING, out of their old batch
+    items_cancel(...)       any active state -> CANCELED
+    items_fail_uncuratable  PENDING -> FAILED when the note was skipped or went missing
+    items_release_stale     SUBMITTED real-time calls whose worker died -> another attempt
+    unsent_wait(job=)       what the real-time side still holds ("is anything left?")
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from curation.api import client, pricing, prompt
+from curation.models import Item, Job, Suggestion
+from ingest.models import Note
+
+log = logging.getLogger(__name__)
+
+MICRO = Decimal("0.000001")
+
+ACTIVE_ITEM_STATES = (
+    Item.State.PENDING,
+    Item.State.SUBMITTED,
+    Item.State.ERRORED,
+    Item.State.EXPIRED,
+)
+RETRY_STATES = (Item.State.ERRORED, Item.State.EXPIRED)
+
+
+# --- settings read at call time (tests change them) -------------------------------------
+
+
+def max_attempts() -> int:
+    return max(1, int(settings.CURATION_MAX_ATTEMPTS))
+
+
+def poll_bounds() -> tuple[float, float]:
+    """(first wait, longest wait) between two polls of a running batch."""
+    longest = float(settings.CURATION_POLL_SECONDS)
+    return min(float(settings.CURATION_POLL_MIN_SECONDS), longest), longest
+
+
+def submit_stale_seconds() -> float:
+    """After this long a SUBMITTING batch or a real-time call can no longer be in a live task's
+    hands (django-q2's task timeout plus a margin, unless configured)."""
+    configured = settings.CURATION_SUBMIT_STALE_SECONDS
+    if configured is not None:
+        return float(configured)
+    return float(settings.Q_CLUSTER.get("timeout", 600)) + 60
+
+
+# --- claiming and releasing -------------------------------------------------------------------
+
+
+def items_claim(
+    *,
+    job_id: int,
+    item_ids: Iterable[int] | None = None,
+    batch_id: int | None = None,
+    only_running_job: bool = False,
+) -> int:
+    """PENDING -> SUBMITTED with one attempt counted, for the items waiting in `batch_id`
+    (None: not in a batch, a real-time call) and, when given, only those in `item_ids`.
+
+    `only_running_job` claims nothing once the job is no longer running (a canceled job).
+    Returns how many items this call claimed: another worker's claim wins the race.
+    """
+    qs = Item.objects.filter(job_id=job_id, state=Item.State.PENDING, batch_id=batch_id)
+    if item_ids is not None:
+        qs = qs.filter(id__in=list(item_ids))
+    if only_running_job:
+        qs = qs.filter(job__state=Job.State.RUNNING)
+    return qs.update(
+        state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
+
+
+def items_requeue(*, job: Job) -> int:
+    """Errored and expired items (attempts left) go back to pending, out of their old batch."""
+    n = Item.objects.filter(job=job, state__in=RETRY_STATES).update(
+        state=Item.State.PENDING, batch=None, updated_at=timezone.now()
+    )
+    if n:
+        log.info("job=%s items=%s queued for another attempt", job.id, n)
+    return n
+
+
+def items_cancel(
+    *, item_ids: Iterable[int] | None = None, job_id: int | None = None, reason: str = "canceled"
+) -> int:
+    """Cancel items that have not ended (those in `item_ids`, or every one of `job_id`).
+
+    A running job stops working on them: a parallel call in flight is abandoned, and any
+    answer still arriving (real-time or from a batch) is discarded by its conditional update.
+    Returns how many items were canceled.
+    """
+    if item_ids is None and job_id is None:
+        raise ValueError("items_cancel needs item_ids or job_id")
+    qs = Item.objects.filter(state__in=ACTIVE_ITEM_STATES)
+    if item_ids is not None:
+        qs = qs.filter(id__in=list(item_ids))
+    if job_id is not None:
+        qs = qs.filter(job_id=job_id)
+    now = timezone.now()
+    n = qs.update(state=Item.State.CANCELED, error=reason, finished_at=now, updated_at=now)
+    if n:
+        log.info("job=%s items=%s canceled", job_id or "-", n)
+    return n
+
+
+def items_fail_uncuratable(*, job: Job) -> int:
+    """Items whose note was skipped or went missing since the job was created end as failed."""
+    now = timezone.now()
+    n = (
+        Item.objects.filter(job=job, state=Item.State.PENDING, batch=None)
+        .exclude(note__state=Note.State.OK)
+        .update(
+            state=Item.State.FAILED,
+            error="the note is no longer importable (skipped or missing on disk)",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    if n:
+        log.warning("job=%s items=%s failed: note skipped or missing", job.id, n)
+    return n
+
+
+def items_release_stale(*, job: Job) -> int:
+    """A real-time call whose worker died stays SUBMITTED: after the stale delay, retry it."""
+    cutoff = timezone.now() - timedelta(seconds=submit_stale_seconds())
+    stale = Item.objects.filter(
+        job=job, state=Item.State.SUBMITTED, batch=None, updated_at__lt=cutoff
+    ).only("id", "note_id", "attempts")
+    outcome = error_outcome("errored", "the worker stopped during the call")
+    return apply_outcomes(job=job, batch_id=None, pairs=[(item, outcome) for item in stale])
+
+
+def unsent_wait(*, job: Job) -> float | None:
+    """Is anything left outside batches? 0 when items wait to be sent now, the first poll
+    delay when a real-time call is in another worker's hands, None when nothing is left."""
+    items = Item.objects.filter(job=job)
+    if items.filter(state__in=RETRY_STATES).exists() or items.filter(
+        state=Item.State.PENDING, batch=None
+    ).exists():
+        return 0.0
+    if items.filter(state=Item.State.SUBMITTED, batch=None).exists():
+        return poll_bounds()[0]
+    return None
+
+
+# --- counting -----------------------------------------------------------------------------------
+
+
+def job_cost(*, job_id: int) -> Decimal:
+    total = Item.objects.filter(job_id=job_id).aggregate(s=Sum("cost"))["s"] or Decimal("0")
+    return Decimal(total).quantize(MICRO)
+
+
+def item_counts(*, job_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """{job_id: {item state: count}} for many jobs in one aggregate query."""
+    result: dict[int, dict[str, int]] = {}
+    rows = (
+        Item.objects.filter(job_id__in=list(job_ids))
+        .values_list("job_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for job_id, state, n in rows:
+        result.setdefault(job_id, {})[state] = n
+    return result
+
+
+# --- applying outcomes -----------------------------------------------------------------------
+
+
+def error_outcome(state: str, error: str) -> client.Outcome:
+    return client.Outcome(state=state, answer=None, usage=None, error=error, raw=None)
+
+
+def _suggestion_values(job: Job, answer) -> list[tuple[str, object]]:
+    values = []
+    for field in job.fields:
+        value = getattr(answer, field, None) if answer is not None else None
+        if value is not None:
+            values.append((field, value))
+    return values
+
+
+def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[str, str, Decimal]:
+    """(new item state, error reason, cost) for an outcome: the state machine's one decision."""
+    cost = (
+        pricing.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
+        if outcome.usage
+        else Decimal("0")
+    )
+    if outcome.state == "succeeded":
+        return Item.State.SUCCEEDED, "", cost
+    reason = (outcome.error or outcome.state or "no result").strip()
+    if outcome.state == "canceled" and job.state == Job.State.CANCELED:
+        return Item.State.CANCELED, reason, cost
+    if attempts >= max_attempts():
+        return Item.State.FAILED, f"{reason} (gave up after {attempts} attempts)", cost
+    if outcome.state == "expired":
+        return Item.State.EXPIRED, reason, cost
+    return Item.State.ERRORED, reason, cost
+
+
+def _item_update_sql(conn) -> str:
+    qn = conn.ops.quote_name
+    col = {name: qn(Item._meta.get_field(name).column) for name in _ITEM_COLUMNS}
+    sets = ", ".join(
+        f"{col[name]} = {col[name]} + %s" if name == "cost" else f"{col[name]} = %s"
+        for name in _ITEM_COLUMNS
+        if name != "id"
+    )
+    return (
+        f"UPDATE {qn(Item._meta.db_table)} SET {sets} "
+        f"WHERE {col['id']} = %s AND {col['state']} = %s"
+    )
+
+
+_ITEM_COLUMNS = ("state", "error", "result", "usage", "cost", "finished_at", "updated_at", "id")
+_ITEM_ADAPTED = {"result", "usage", "cost"}  # values that need the backend's form
+_FINISHED = _ITEM_COLUMNS.index("finished_at")
+_UPDATED = _ITEM_COLUMNS.index("updated_at")
+
+
+class ItemRef(NamedTuple):
+    """What applying an outcome needs to know about an item (cheaper than a model instance)."""
+
+    id: int
+    note_id: int
+    attempts: int
+
+
+def _insert_suggestions(values: list[dict]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING (unique item+field): a second insert changes nothing.
+
+    Raw executemany rather than bulk_create: applying 100,000 results makes 300,000 rows.
+    Columns not given take their model default, computed once per call.
+    """
+    if not values:
+        return
+    conn = transaction.get_connection()
+    qn = conn.ops.quote_name
+    fields = [f for f in Suggestion._meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    plain = (models.CharField, models.ForeignKey, models.IntegerField)
+    given = values[0]
+    # Per column: a fixed value (a default), the raw value, or the backend's form of it.
+    columns = []
+    for f in fields:
+        if f.attname not in given:
+            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+            fixed = f.get_db_prep_save(now if stamped else f.get_default(), conn)
+            columns.append((0, f.attname, fixed))
+        elif isinstance(f, plain):
+            columns.append((1, f.attname, None))
+        else:
+            columns.append((2, f.attname, f.get_db_prep_save))
+    sql = (
+        f"INSERT INTO {qn(Suggestion._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+    )
+    rows = [
+        [
+            extra if how == 0 else value[name] if how == 1 else extra(value[name], conn)
+            for how, name, extra in columns
+        ]
+        for value in values
+    ]
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, object]]) -> int:
+    """The one place API outcomes become item states and Suggestion rows.
+
+    Each `item` needs id, note_id and attempts (as counted at submission). Only items still
+    SUBMITTED in `batch_id` (None: a real-time call) change: they are claimed first (row locks
+    on PostgreSQL; SQLite's write lock is taken at BEGIN), so applying the same outcome twice,
+    or one for a canceled or moved item, does nothing. Succeeded: one Suggestion per requested
+    field (unique per item and field). Errored/expired: back for another attempt while attempts
+    remain, else failed with the reason. Returns how many items changed.
+    """
+    if not pairs:
+        return 0
+    now = timezone.now()
+    conn = transaction.get_connection()
+    prep = {name: Item._meta.get_field(name).get_db_prep_save for name in _ITEM_COLUMNS}
+    now_db = prep["updated_at"](now, conn)
+    prompt_version = prompt.PROMPT_VERSION
+    with transaction.atomic():
+        claimed = set(
+            Item.objects.select_for_update()
+            .filter(
+                id__in=[item.id for item, _ in pairs],
+                state=Item.State.SUBMITTED,
+                batch_id=batch_id,
+            )
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        rows, suggestions = [], []
+        for item, outcome in pairs:
+            if item.id not in claimed:
+                log.info("job=%s item=%s %s outcome discarded (item no longer waiting for it)",
+                         job.id, item.id, outcome.state)  # fmt: skip
+                continue
+            claimed.discard(item.id)  # a second outcome for the same item in this call: ignored
+            state, error, cost = _outcome_changes(
+                job=job, attempts=item.attempts, outcome=outcome, batch=batch_id is not None
+            )
+            values = {
+                "state": state,
+                "error": error[:5000],
+                "result": outcome.raw,
+                "usage": outcome.usage or None,
+                "cost": cost,
+                "finished_at": now if state in Item.FINAL_STATES else None,
+                "updated_at": now,
+                "id": item.id,
+            }
+            rows.append(
+                [
+                    prep[name](values[name], conn) if name in _ITEM_ADAPTED else values[name]
+                    for name in _ITEM_COLUMNS
+                ]
+                + [Item.State.SUBMITTED]
+            )
+            if values["finished_at"] is not None:
+                rows[-1][_FINISHED] = now_db
+            rows[-1][_UPDATED] = now_db
+            if state == Item.State.SUCCEEDED:
+                fields = _suggestion_values(job, outcome.answer)
+                share = (cost / len(fields)).quantize(MICRO) if fields else Decimal("0")
+                suggestions.extend(
+                    {
+                        "item_id": item.id, "note_id": item.note_id, "job_id": job.id,
+                        "field": field, "value": value, "model": job.model,
+                        "prompt_version": prompt_version, "cost": share,
+                    }  # fmt: skip
+                    for field, value in fields
+                )
+            else:
+                log.info("job=%s item=%s %s attempt=%s: %s",
+                         job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
+        if rows:
+            with conn.cursor() as cursor:
+                cursor.executemany(_item_update_sql(conn), rows)
+        _insert_suggestions(suggestions)
+    return len(rows)
+
+
+def apply_outcome(*, item: Item, outcome, job: Job, batch_id: int | None = None) -> bool:
+    """apply_outcomes for one item: True when the item changed."""
+    return apply_outcomes(job=job, batch_id=batch_id, pairs=[(item, outcome)]) == 1

@@ -1,0 +1,366 @@
+"""Job services: create a job, hand it to the workers, run it to its end, cancel, retry.
+
+Every door (the admin action, `curate`, `jobs`, the django-q2 task) calls these functions.
+
+    job_create(...)      Job + one Item per curatable note, in bulk; mode chosen by the router;
+                         cost estimated before anything is sent.
+    job_start(job_id=)   enqueue `curation.engine.tasks.run_job` once the transaction commits.
+    job_run(job_id=)     loop `job_step` until the job is final (or a time budget ends).
+    job_step(job_id=)    one pass of the job's runner (RUNNERS[job.mode]), then finalization.
+
+The runners live one per module (`sync`, `batch`, `parallel`) and never import this one;
+item transitions are in `items`, request building in `requests`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from curation.api import pricing
+from curation.engine import router
+from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
+from curation.engine.items import (
+    ACTIVE_ITEM_STATES,
+    MICRO,
+    item_counts,
+    items_cancel,
+    job_cost,
+    poll_bounds,
+)
+from curation.engine.parallel import batch_run_hedged, parallel_run
+from curation.engine.sync import sync_run
+from curation.models import ALL_FIELDS, Batch, Item, Job, Mode
+from ingest.models import Note
+from ingest.notes import link_name
+
+log = logging.getLogger(__name__)
+
+CREATE_CHUNK = 2000  # notes per bulk insert when creating a job
+# Tokens a request carries besides the note itself (instructions, taxonomy, candidates).
+PROMPT_OVERHEAD_TOKENS = 600
+RUN_JOB = "curation.engine.tasks.run_job"
+
+
+class NoNotesError(ValueError):
+    """The selection holds no note that can be curated."""
+
+
+
+# --- creating a job ------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def custom_id_for(*, item_id: int, name: str) -> str:
+    """`item_00000042_Building_RAG_Systems`: the Item's id (unique everywhere) + a readable name.
+
+    Always matches ^[a-zA-Z0-9_-]{1,64}$; the name part only helps a person reading logs,
+    results are matched by the whole id looked up in the database.
+    """
+    prefix = f"item_{item_id:08d}"
+    room = 64 - len(prefix) - 1
+    slug = _UNSAFE.sub("_", name).strip("_")[: max(room, 0)].strip("_")
+    return f"{prefix}_{slug}" if slug else prefix
+
+
+
+def fields_clean(fields: Iterable[str] | None) -> list[str]:
+    """The requested fields in canonical order; all of them when none given."""
+    if not fields:
+        return list(ALL_FIELDS)
+    wanted = {f.strip() for f in fields if f and f.strip()}
+    unknown = sorted(wanted - set(ALL_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"unknown field(s): {', '.join(unknown)} (choose from {', '.join(ALL_FIELDS)})"
+        )
+    return [f for f in ALL_FIELDS if f in wanted]
+
+
+def _note_ids(notes: QuerySet | Iterable[int]) -> list[int]:
+    """Ids of the curatable notes in a queryset or an id list (skipped/missing ones dropped)."""
+    if isinstance(notes, QuerySet):
+        qs = notes
+        if notes.query.is_sliced:  # a sliced queryset cannot be filtered further
+            qs = notes.model.objects.filter(pk__in=notes.values("pk"))
+        return list(
+            qs.filter(state=Note.State.OK).order_by("id").values_list("id", flat=True).distinct()
+        )
+    wanted = sorted({int(n) for n in notes})
+    ids: list[int] = []
+    for start in range(0, len(wanted), CREATE_CHUNK):
+        chunk = wanted[start : start + CREATE_CHUNK]
+        ids.extend(
+            Note.objects.filter(id__in=chunk, state=Note.State.OK)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+    return ids
+
+
+def job_create(
+    *,
+    notes: QuerySet | Iterable[int],
+    fields: Iterable[str] | None = None,
+    mode: str = Mode.AUTO,
+    urgent: bool = False,
+    user=None,
+    selection: str = "",
+) -> Job:
+    """Create a job with one Item per curatable note (skipped and missing notes never queued).
+
+    Works on any selection size: ids are read once, items are inserted CREATE_CHUNK at a
+    time, and no query is made per note. Raises NoNotesError when nothing can be curated.
+    """
+    fields = fields_clean(fields)
+    ids = _note_ids(notes)
+    if not ids:
+        raise NoNotesError("no curatable notes matched the selection")
+    chosen = router.choose_mode(len(ids), str(mode), urgent=urgent)
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    sql_set_custom_id = (
+        f"UPDATE {qn(Item._meta.db_table)} SET {qn(Item._meta.get_field('custom_id').column)}"
+        f" = %s WHERE {qn(Item._meta.pk.column)} = %s"
+    )
+    with transaction.atomic():
+        job = Job.objects.create(
+            created_by=user if getattr(user, "pk", None) else None,
+            selection=selection[:500],
+            fields=fields,
+            requested_mode=mode,
+            mode=chosen,
+            urgent=urgent,
+            model=settings.CURATION_MODEL,
+        )
+        vaults: set[int] = set()
+        total_size = 0
+        for start in range(0, len(ids), CREATE_CHUNK):
+            rows = list(
+                Note.objects.filter(id__in=ids[start : start + CREATE_CHUNK])
+                .order_by("id")
+                .values_list("id", "path", "vault_id", "size")
+            )
+            items = Item.objects.bulk_create(
+                [Item(job=job, note_id=nid, created_at=now, updated_at=now) for nid, *_ in rows]
+            )
+            if any(item.pk is None for item in items):  # a backend that cannot return ids
+                by_note = dict(
+                    Item.objects.filter(job=job, note_id__in=[r[0] for r in rows]).values_list(
+                        "note_id", "id"
+                    )
+                )
+                for item in items:
+                    item.pk = item.id = by_note[item.note_id]
+            names = {nid: path for nid, path, *_ in rows}
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    sql_set_custom_id,
+                    [
+                        (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id])), item.pk)
+                        for item in items
+                    ],
+                )
+            vaults.update(r[2] for r in rows)
+            total_size += sum(r[3] for r in rows)
+        avg_tokens = total_size // len(ids) // 4 + PROMPT_OVERHEAD_TOKENS
+        job.cost_estimate = pricing.estimate(
+            n_items=len(ids),
+            avg_input_tokens=avg_tokens,
+            model=job.model,
+            batch=chosen == Mode.BATCH,
+        ).quantize(MICRO)
+        job.vault_id = next(iter(vaults)) if len(vaults) == 1 else None
+        job.save(update_fields=["cost_estimate", "vault"])
+    log.info(
+        "job=%s created items=%s mode=%s requested=%s fields=%s estimate=%s",
+        job.id, len(ids), chosen, mode, ",".join(fields), job.cost_estimate,
+    )
+    return job
+
+
+def job_enqueue(*, job_id: int) -> str:
+    """Hand the job to the workers now (use job_start inside a transaction)."""
+    from django_q.tasks import async_task
+
+    return async_task(RUN_JOB, job_id, group=f"job-{job_id}")
+
+
+def job_start(*, job_id: int) -> None:
+    """Queue the job for the workers once the current transaction commits."""
+    transaction.on_commit(lambda: job_enqueue(job_id=job_id))
+
+
+# --- running a job ---------------------------------------------------------------------------
+
+
+def job_run(
+    *,
+    job_id: int,
+    budget: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[Job], None] | None = None,
+) -> bool:
+    """Carry a job forward until it is final (True) or `budget` seconds are spent (False)."""
+    deadline = None if budget is None else time.monotonic() + budget
+    while True:
+        wait = job_step(job_id=job_id, deadline=deadline)
+        if progress is not None:
+            progress(Job.objects.get(id=job_id))
+        if wait is None:
+            return True
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            return False
+        if wait > 0:
+            sleep(wait)
+
+
+def job_step(*, job_id: int, deadline: float | None = None) -> float | None:
+    """One pass over the job; returns seconds until the next pass is useful, None when final."""
+    job = Job.objects.get(id=job_id)
+    if job.is_final:
+        return None
+    if job.state == Job.State.PENDING:
+        if Job.objects.filter(id=job_id, state=Job.State.PENDING).update(
+            state=Job.State.RUNNING, started_at=timezone.now()
+        ):
+            log.info("job=%s running mode=%s", job_id, job.mode)
+        job.refresh_from_db()
+        if job.is_final:
+            return None
+    runner = RUNNERS[job.mode or Mode.SYNC]
+    wait = runner(job=job, deadline=deadline)
+    if wait is None:
+        if job_finalize(job_id=job_id):
+            return None
+        return poll_bounds()[0]
+    return wait
+
+
+def job_finalize(*, job_id: int) -> bool:
+    """End the job when no item or batch is active; its state follows from the item states."""
+    counts = item_counts(job_ids=[job_id]).get(job_id, {})
+    if any(counts.get(s, 0) for s in ACTIVE_ITEM_STATES):
+        return False
+    if Batch.objects.filter(job_id=job_id, state__in=ACTIVE_BATCH_STATES).exists():
+        return False
+    ok = counts.get(Item.State.SUCCEEDED, 0)
+    state = Job.State.SUCCEEDED if ok == sum(counts.values()) else Job.State.FAILED
+    cost = job_cost(job_id=job_id)
+    n = Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
+        state=state, cost=cost, finished_at=timezone.now()
+    )
+    if n:
+        log.info(
+            "job=%s finished state=%s %s cost=%s",
+            job_id, state, " ".join(f"{k}={v}" for k, v in sorted(counts.items())), cost,
+        )
+    return Job.objects.get(id=job_id).is_final
+
+
+
+PROGRESS_ITEMS = 50  # items listed on the live job page
+
+
+def job_progress(*, job_id: int) -> dict:
+    """What the live job page shows: state, per-state counts, cost so far, the batches."""
+    job = Job.objects.get(id=job_id)
+    counts = item_counts(job_ids=[job_id]).get(job_id, {})
+    total = sum(counts.values())
+    done = sum(counts.get(s, 0) for s in Item.FINAL_STATES)
+    batches = [
+        {
+            "id": b.id,
+            "provider_id": b.provider_id or "",
+            "state": b.state,
+            "request_count": b.request_count,
+            "request_counts": b.request_counts or {},
+        }
+        for b in job.batches.order_by("-id")[:50]
+    ]
+    # Per-item progress, the latest changes first (items end one by one in parallel mode).
+    labels = dict(Item.State.choices)
+    recent = [
+        {
+            "id": row["id"], "note": row["note__path"], "state": row["state"],
+            "state_label": labels.get(row["state"], row["state"]), "attempts": row["attempts"],
+            "error": row["error"][:200], "cost": str(row["cost"]),
+            "updated_at": row["updated_at"].isoformat() if row["updated_at"] else "",
+        }  # fmt: skip
+        for row in job.items.order_by("-updated_at", "-id").values(
+            "id", "note__path", "state", "attempts", "error", "cost", "updated_at"
+        )[:PROGRESS_ITEMS]
+    ]
+    return {
+        "id": job.id,
+        "state": job.state,
+        "state_label": job.get_state_display(),
+        "mode": job.mode,
+        "final": job.is_final,
+        "total": total,
+        "done": done,
+        "counts": {state: counts.get(state, 0) for state in Item.State.values},
+        "cost": str(job.cost if job.is_final else job_cost(job_id=job_id)),
+        "cost_estimate": str(job.cost_estimate),
+        "batches": batches,
+        "items": recent,
+    }
+
+
+def job_cancel(*, job_id: int) -> int:
+    """Cancel a job: its running provider batches, and every item not yet ended.
+
+    Returns how many items were canceled. Results that arrive later for canceled items
+    are discarded (their conditional update finds them no longer SUBMITTED).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not Job.objects.filter(
+            id=job_id, state__in=[Job.State.PENDING, Job.State.RUNNING]
+        ).update(state=Job.State.CANCELED, finished_at=now):
+            return 0
+        n = items_cancel(job_id=job_id)
+        Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).update(
+            state=Batch.State.FAILED, error="job canceled before submission", ended_at=now
+        )
+    batches_cancel(job_id=job_id)
+    Job.objects.filter(id=job_id).update(cost=job_cost(job_id=job_id))
+    log.info("job=%s canceled items=%s", job_id, n)
+    return n
+
+
+
+def job_retry_failed(*, job_id: int) -> int:
+    """Give every failed item of a job fresh attempts and queue the job again.
+
+    Returns how many items were reset (0: nothing to do, the job is left as it was).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        n = Item.objects.filter(job_id=job_id, state=Item.State.FAILED).update(
+            state=Item.State.PENDING, attempts=0, batch=None, finished_at=None, updated_at=now
+        )
+        if n:
+            Job.objects.filter(id=job_id).update(state=Job.State.RUNNING, finished_at=None)
+            job_start(job_id=job_id)
+    if n:
+        log.info("job=%s retrying failed items=%s", job_id, n)
+    return n
+
+
+
+# Each mode's runner: `runner(job=, deadline=) -> seconds until next pass, or None when it has
+# nothing left to do`. A batch job's runner is batch_run until its hedge is due (parallel).
+RUNNERS: dict[str, Callable[..., float | None]] = {
+    Mode.SYNC: sync_run,
+    Mode.PARALLEL: parallel_run,
+    Mode.BATCH: batch_run_hedged,
+}

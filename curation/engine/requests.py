@@ -1,0 +1,120 @@
+"""Building API requests from a job's items: the note, the vault's taxonomy, the candidates.
+
+Per vault, one candidate index is built once per builder and gives both the taxonomy (existing
+tags, most used first) and each note's candidate related notes, so the same candidates can be
+offered in the request and checked against in the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from django.db.models import QuerySet
+
+from curation.api import prompt
+from curation.engine.candidates import CandidateIndex
+from curation.models import Batch, Item, Job
+from ingest.models import Note
+from ingest.notes import link_name
+
+PAGE = 1000  # items read per query when building requests
+TAXONOMY_SIZE = 300  # most common existing tags shown to the model
+
+
+class RequestBuilder:
+    """Turns items of one job into API request params (see the module docstring)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.want_related = "related" in job.fields
+        self._indexes: dict[int, CandidateIndex] = {}
+        self._taxonomies: dict[int, list[str]] = {}
+
+    def index(self, vault_id: int) -> CandidateIndex:
+        index = self._indexes.get(vault_id)
+        if index is None:
+            rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(
+                "path", "title", "tags"
+            )
+            index = self._indexes[vault_id] = CandidateIndex.build(rows.iterator(chunk_size=5000))
+            self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
+        return index
+
+    def taxonomy(self, vault_id: int) -> list[str]:
+        self.index(vault_id)
+        return self._taxonomies[vault_id]
+
+    def candidates(self, note: Note) -> list[str]:
+        if not self.want_related:
+            return []
+        return self.index(note.vault_id).candidates(note.path)
+
+    def note_input(self, item: Item, note: Note, candidates: list[str] | None = None):
+        return prompt.NoteInput(
+            custom_id=item.custom_id,
+            name=note.name,
+            path=note.path,
+            title=note.title,
+            body=note.body,
+            tags=note.tags if isinstance(note.tags, list) else [],
+            fields=list(self.job.fields),
+            candidates=self.candidates(note) if candidates is None else candidates,
+            taxonomy=self.taxonomy(note.vault_id),
+        )
+
+    def params(self, item: Item, note: Note, candidates: list[str] | None = None) -> dict:
+        return prompt.build_request(self.note_input(item, note, candidates), model=self.job.model)
+
+    def candidates_lookup(self, batch: Batch) -> Callable[[str], list[str]]:
+        """custom_id -> the candidate paths its request offered (for checking `related`)."""
+        if not self.want_related:
+            return lambda custom_id: []
+        where = dict(
+            Item.objects.filter(batch=batch).values_list("custom_id", "note__vault_id")
+        )
+        paths = dict(Item.objects.filter(batch=batch).values_list("custom_id", "note__path"))
+
+        def lookup(custom_id: str) -> list[str]:
+            if custom_id not in paths:
+                raise KeyError(custom_id)
+            return self.index(where[custom_id]).candidates(paths[custom_id])
+
+        return lookup
+
+
+class NoteRow(NamedTuple):
+    """The note columns a request is built from (model instances cost more than the request)."""
+
+    id: int
+    vault_id: int
+    path: str
+    title: str
+    body: str
+    tags: list
+
+    @property
+    def name(self) -> str:
+        return link_name(self.path)
+
+
+class ItemRow(NamedTuple):
+    id: int
+    custom_id: str
+    note: NoteRow
+
+
+def item_pages(qs: QuerySet, size: int = PAGE) -> Iterator[list[ItemRow]]:
+    """Items with their notes, by id, one page per query (keyset: no OFFSET, no open cursor)."""
+    last = 0
+    qs = qs.order_by("id").values_list(
+        "id", "custom_id", "note_id", "note__vault_id", "note__path", "note__title",
+        "note__body", "note__tags",
+    )  # fmt: skip
+    while True:
+        rows = list(qs.filter(id__gt=last)[:size])
+        if not rows:
+            return
+        yield [ItemRow(r[0], r[1], NoteRow(*r[2:])) for r in rows]
+        last = rows[-1][0]
+
