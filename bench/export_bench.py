@@ -42,7 +42,7 @@ def main() -> int:
     from ingest import notes
     from ingest.importer import vault_import
     from ingest.models import Note
-    from tests.ingest.test_export_corpus import codec_of, without_curated
+    from tests.curation.review.test_export_corpus import codec_of, without_curated
 
     source = Path(args.vault)
     vault_dir = work / "vault"

@@ -24,7 +24,7 @@ from tests.ingest.export_factory import approve_description, approve_related, ap
 
 pytestmark = pytest.mark.django_db
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "ingest" / "corpus"
 CORPUS_NOTES = sorted(p.name for p in CORPUS.glob("*.md") if p.name != "Target note.md")
 ADD_TAGS = ["ai/agents", "PROJECT", "#new-tag"]
 DESCRIPTION = "A one-line summary: with a colon, and “quotes”"

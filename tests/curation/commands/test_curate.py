@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from curation.models import Batch, Item, Job
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def curate(*args):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.curation.test_qcluster import cluster_env, manage, running_qcluster  # noqa: F401
+from tests.curation.engine.test_qcluster import cluster_env, manage, running_qcluster  # noqa: F401
 
 
 @pytest.mark.slow

@@ -503,7 +503,7 @@ def test_command_refuses_bad_shares():
 
 @pytest.mark.slow
 def test_command_serves_over_http():
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "anthropic_emulator", "--port", "0", "--latency", "0",
          "--batch-seconds", "0", "--fault-529", "0.25", "--seed", "3"],
