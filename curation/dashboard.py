@@ -16,18 +16,13 @@ from ingest.models import Note, Vault
 ZERO = Decimal("0")
 
 
-def batch_price_ratio() -> Decimal:
-    """Batch price / real-time price (`pricing.BATCH_DISCOUNT`: the Batches API bills half)."""
-    return pricing.BATCH_DISCOUNT
-
-
 def saved_by_batching(batch_cost: Decimal) -> Decimal:
     """What real time would have cost for the batched items, minus what they did cost.
 
     Every batched item's cost is `pricing.cost(..., batch=True)` = real-time cost x ratio, so
     one Sum over those items gives the saving without reading any item's usage.
     """
-    ratio = batch_price_ratio()
+    ratio = pricing.BATCH_DISCOUNT  # batch price / real-time price
     if batch_cost <= 0 or ratio <= 0 or ratio >= 1:
         return ZERO
     return (batch_cost / ratio - batch_cost).quantize(Decimal("0.000001"))

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from operator import itemgetter
 
-from ingest.notes import LINK_BREAKING, link_name, tag_clean
+from ingest.notes import is_link_target, link_name, tag_clean
 
 MAX_CANDIDATES = 8
 MAX_POSTINGS = 32
@@ -108,7 +108,7 @@ class CandidateIndex:
                     index.tag_counts[tag_clean(tag).lower()] += 1
             index.paths.append(path)
             index.position[path] = i
-            linkable = names[name] == 1 and not (LINK_BREAKING & set(name))
+            linkable = names[name] == 1 and is_link_target(path)
             index.linkable.append(linkable)
             all_terms.append(terms)
             df.update(terms)
