@@ -1,6 +1,5 @@
 """Importing a vault folder into the database: incremental, chunked, never touching a file."""
 
-import datetime
 import logging
 import multiprocessing
 import os
@@ -10,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from ingest import notes
+from ingest import notes, sql
 from ingest.models import Note, Vault
 
 log = logging.getLogger(__name__)
@@ -100,8 +99,8 @@ TOUCH_FIELDS = ["size", "mtime_ns"]
 class _Writes:
     """Rows (dicts of field values) waiting to be written; flushed in one transaction per CHUNK.
 
-    Written with one `executemany` per kind: for 10,000 new notes the ORM's bulk_create spent
-    more time building SQL than SQLite spent storing the rows.
+    Written with one `executemany` per kind (ingest/sql.py: bench/sql_bench.py shows the ORM's
+    bulk_create and bulk_update several times slower on the same rows).
     """
 
     create: list[dict] = field(default_factory=list)
@@ -117,55 +116,16 @@ class _Writes:
             return
         with transaction.atomic(), connection.cursor() as cursor:
             if self.create:
-                names = [f.name for f in Note._meta.concrete_fields if not f.primary_key]
-                columns = ", ".join(_column(name) for name in names)
-                marks = ", ".join(["%s"] * len(names))
-                cursor.executemany(
-                    f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})",
-                    list(_params(self.create, names)),
-                )
+                sql.notes_insert(cursor, self.create)
             for rows, names in (
                 (self.update, UPDATE_FIELDS),
                 (self.skip, SKIP_FIELDS),
                 (self.touch, TOUCH_FIELDS),
             ):
                 if rows:
-                    assignments = ", ".join(f"{_column(name)} = %s" for name in names)
-                    cursor.executemany(
-                        f"UPDATE {_TABLE} SET {assignments} WHERE {_column('id')} = %s",
-                        list(_params(rows, [*names, "id"])),
-                    )
+                    sql.notes_update(cursor, rows, names)
         for rows in (self.create, self.update, self.skip, self.touch):
             rows.clear()
-
-
-_TABLE = connection.ops.quote_name(Note._meta.db_table)
-
-
-def _column(name: str) -> str:
-    return connection.ops.quote_name(Note._meta.get_field(name).column)
-
-
-def _params(rows: list[dict], names: list[str]) -> Iterator[list]:
-    """Each row's values in `names` order, as the database takes them (JSON, datetimes)."""
-    fields = [Note._meta.get_field(name) for name in names]
-    is_json = [isinstance(f, models.JSONField) for f in fields]
-    defaults = {f.name: f.get_default() for f in fields}
-    adapt_json = connection.ops.adapt_json_value
-    memo: dict = {}  # the same `now` for every row: adapt it once
-    for row in rows:
-        values = []
-        for name, f, json_field in zip(names, fields, is_json):
-            value = row.get(name, defaults[name])
-            if json_field:
-                value = adapt_json(value, f.encoder)
-            elif isinstance(value, datetime.datetime):
-                key = (name, value)
-                if key not in memo:
-                    memo[key] = f.get_db_prep_save(value, connection)
-                value = memo[key]
-            values.append(value)
-        yield values
 
 
 def vault_register(*, root: Path, name: str | None) -> Vault:
