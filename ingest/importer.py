@@ -1,9 +1,7 @@
 """Importing a vault folder into the database: incremental, chunked, never touching a file."""
 
 import logging
-import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +17,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 500
 # Below this many files to read, a process pool costs more than it saves.
-PARALLEL_MIN = 1000
-WINDOW = 2000  # parsed notes in flight at most
 
 
 class VaultNotFound(Exception):
@@ -228,52 +224,17 @@ def vault_import(
     return vault, summary
 
 
-def _processes(jobs: int) -> int:
-    """How many processes read and parse: one for small imports, else one per CPU (max 4)."""
-    configured = settings.VAULTCMS_IMPORT_PROCESSES
-    if jobs < PARALLEL_MIN or configured == 1:
-        return 1
-    if multiprocessing.current_process().daemon:  # a daemonic worker may not have children
-        return 1
-    if threading.active_count() > 1:  # forking beside other threads risks a child deadlock
-        return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return configured or min(4, os.cpu_count() or 1)
-
-
 def _read_all(jobs: list, *, max_bytes: int) -> Iterator[tuple[tuple, notes.ReadResult]]:
-    """Each job with what reading its file found, in order; parsed in a process pool when big.
+    """Each job with what reading its file found, in order, one file at a time.
 
-    YAML parsing is most of an import's time, and the pool's processes only read files
-    (never the database); results come back in windows so memory stays bounded.
+    A process pool was measured (bench/import_bench.py) and did not pay on a 2-core machine
+    with other work on it: the plain loop stays.
     """
-    args = [
-        (
-            entry.abs,
-            entry.rel,
-            max_bytes,
-            row[4] if row and row[5] == Note.State.OK else None,
-            stat.st_size,
+    for entry, row, stat in jobs:
+        known = row[4] if row and row[5] == Note.State.OK else None
+        yield (entry, row, stat), notes.read_file(
+            entry.abs, rel=entry.rel, max_bytes=max_bytes, known_digest=known, size=stat.st_size
         )
-        for entry, row, stat in jobs
-    ]
-    processes = _processes(len(jobs))
-    if processes > 1:
-        try:
-            pool = multiprocessing.get_context("fork").Pool(processes)
-        except OSError as exc:
-            log.warning("import: no process pool (%s); parsing in this process", exc)
-            processes = 1
-    if processes == 1:
-        for job, arg in zip(jobs, args):
-            yield job, notes.read_job(arg)
-        return
-    with pool:
-        for start in range(0, len(jobs), WINDOW):
-            window = args[start : start + WINDOW]
-            results = pool.imap(notes.read_job, window, chunksize=32)
-            yield from zip(jobs[start : start + WINDOW], results)
 
 
 def _new_row(entry: _Found, *, row: tuple | None, vault: Vault, now) -> dict:
