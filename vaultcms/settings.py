@@ -1,4 +1,4 @@
-"""Django settings for VaultCMS, read from the environment (see CONTRACT.md)."""
+"""Django settings for VaultCMS, read from the environment (the README's Configuration lists every one)."""
 
 import os
 from pathlib import Path

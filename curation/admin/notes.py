@@ -132,7 +132,7 @@ def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
         "opts": modeladmin.model._meta,
         "results": results,
     }
-    return TemplateResponse(request, "admin/ingest/export_preview.html", context)
+    return TemplateResponse(request, "admin/curation/export_preview.html", context)
 
 
 def _line_class(index: int, line: str) -> str:
@@ -173,6 +173,9 @@ class CurationVaultAdmin(VaultAdmin):
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
+
+    def has_ingest_permission(self, request) -> bool:
+        return can_ingest_url(request.user)
 
 
 class CurationNoteAdmin(NoteAdmin):

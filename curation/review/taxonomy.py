@@ -16,7 +16,7 @@ from ingest.notes import tag_clean
 def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
     """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes.
 
-    Matched without regard to case, as export matches them (ingest.export._rename).
+    Matched without regard to case, as export matches them (ingest.writer._rename).
     """
     result = list(tags)
     for rename in renames:

@@ -1,4 +1,4 @@
-"""Serve the built-in Anthropic Messages + Message Batches emulator (see curation/emulator.py)."""
+"""Serve the built-in Anthropic Messages + Message Batches emulator (see curation/emulator/)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
