@@ -28,7 +28,7 @@ def _params(rows: list[dict], names: list[str]) -> Iterator[list]:
     memo: dict = {}  # the same `now` for every row: adapt it once
     for row in rows:
         values = []
-        for name, f, json_field in zip(names, fields, is_json):
+        for name, f, json_field in zip(names, fields, is_json, strict=True):
             value = row.get(name, defaults[name])
             if json_field:
                 value = adapt_json(value, f.encoder)

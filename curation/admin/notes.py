@@ -18,6 +18,7 @@ from curation.roles import can_curate, can_export, can_ingest_url
 from ingest.admin import NoteAdmin, VaultAdmin
 from ingest.models import Note, Vault
 
+
 class CurateForm(forms.Form):
     curate_fields = forms.MultipleChoiceField(
         label="Fields",

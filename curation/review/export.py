@@ -22,7 +22,14 @@ from django.utils import timezone
 from curation.models import Field, Review, TagRename
 from curation.review.decisions import approved_values
 from ingest import notes
-from ingest.files import FileChanged, UnsafePath, fsync_folder, refuse_unsafe_file, safe_path, write_atomic
+from ingest.files import (
+    FileChanged,
+    UnsafePath,
+    fsync_folder,
+    refuse_unsafe_file,
+    safe_path,
+    write_atomic,
+)
 from ingest.models import ExportRecord, Note, Vault
 from ingest.notes import LINK_BREAKING, tag_clean
 from ingest.writer import Changes, ExportError, Link, link_names, rewrite

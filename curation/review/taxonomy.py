@@ -1,7 +1,8 @@
 """The vault's tag taxonomy: the tag tree with counts, what is new, and tag renames."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.db.models import QuerySet
 
@@ -10,7 +11,6 @@ from curation.review.decisions import ReviewError, ReviewForbidden, approved_val
 from curation.roles import can_review
 from ingest.models import Note
 from ingest.notes import tag_clean
-
 
 
 def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:

@@ -15,7 +15,13 @@ from curation.models import Field, Review, Suggestion, TagRename
 from curation.review.decisions import ReviewError, note_value, suggestion_decide
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live, note_lock_release
-from curation.review.taxonomy import tag_is_new, tag_rename, tag_tree, tag_tree_flat, vault_known_tags
+from curation.review.taxonomy import (
+    tag_is_new,
+    tag_rename,
+    tag_tree,
+    tag_tree_flat,
+    vault_known_tags,
+)
 from curation.roles import can_review, can_view
 from ingest.models import Note, Vault
 from ingest.notes import tag_clean
