@@ -205,11 +205,12 @@ def _suggestion_values(job: Job, answer) -> list[tuple[str, object]]:
 
 def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[str, str, Decimal]:
     """(new item state, error reason, cost) for an outcome: the state machine's one decision."""
-    cost = (
-        pricing.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
-        if outcome.usage
-        else Decimal("0")
-    )
+    cost = Decimal("0")
+    if outcome.usage:
+        try:
+            cost = pricing.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
+        except pricing.UnknownPrice as exc:  # its price was removed after the job was created
+            log.error("job=%s cost not recorded: %s", job.id, exc)
     if outcome.state == "succeeded":
         return Item.State.SUCCEEDED, "", cost
     reason = (outcome.error or outcome.state or "no result").strip()
