@@ -66,12 +66,20 @@ def _body_chars(ids: list[int]) -> dict[int, int]:
     return sizes
 
 
-def _count(params: dict) -> tuple[int, str]:
-    try:
-        return client.count_tokens(params), "count_tokens"
-    except client.ApiError as exc:
-        log.warning("count_tokens unavailable (%s): counting the request locally", exc)
+def _counter():
+    """count_tokens per request; after one failure, local counts (one warning, no waits)."""
+    failed: list[str] = []
+
+    def count(params: dict) -> tuple[int, str]:
+        if not failed:
+            try:
+                return client.count_tokens(params), "count_tokens"
+            except client.ApiError as exc:
+                failed.append(str(exc))
+                log.warning("count_tokens unavailable (%s): counting requests locally", exc)
         return prompt.local_token_count(params), "local"
+
+    return count
 
 
 def output_tokens(fields) -> int:
@@ -95,19 +103,20 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
         return Estimate(Decimal(0), 0, 0, out, 0, "none")
     picked = _even_sample(sorted(note_ids), sample)
     builder = RequestBuilder(Job(fields=list(fields), model=model))
+    count = _counter()
     counted: dict[int, int] = {}
     how = "count_tokens"
     first_params = None
     for note in Note.objects.filter(id__in=picked).order_by("id"):
         params = builder.params(_Unsaved(f"estimate_{note.id}"), note)
         first_params = first_params or params
-        counted[note.id], used = _count(params)
+        counted[note.id], used = count(params)
         if used != "count_tokens":
             how = used
-    chars = _body_chars(note_ids if n > len(picked) else picked)
     if n <= len(picked):
         total = sum(counted.values())
     else:
+        chars = _body_chars(note_ids)
         xs = [chars.get(i, 0) for i in counted]
         ys = list(counted.values())
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -115,7 +124,7 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
         slope = max(0.0, sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var) if var else 0.0
         total = n * my + slope * (sum(chars.values()) - n * mx)
     per_note = total / n
-    prefix = _cached_prefix(first_params, model) if first_params else 0
+    prefix = _cached_prefix(first_params, model, count) if first_params else 0
     prefix = min(prefix, int(per_note))
     if prefix:
         share = BATCH_CACHE_HIT_SHARE if batch else Decimal(1)
@@ -130,7 +139,7 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
     return Estimate(cost, round(per_note), prefix, out, len(counted), how)
 
 
-def _cached_prefix(params: dict, model: str) -> int:
+def _cached_prefix(params: dict, model: str, count) -> int:
     """Tokens of the marked prefix (tools and system up to the last cache_control block) when
     it reaches the model's minimum cacheable length; 0 when nothing would be cached."""
     system = params.get("system")
@@ -143,5 +152,5 @@ def _cached_prefix(params: dict, model: str) -> int:
     probe = [{"role": "user", "content": "."}]
     with_prefix = {"model": model, "system": system[: marks[-1] + 1],
                    "tools": params.get("tools") or [], "messages": probe}
-    tokens = _count(with_prefix)[0] - _count({"model": model, "messages": probe})[0]
+    tokens = count(with_prefix)[0] - count({"model": model, "messages": probe})[0]
     return tokens if tokens >= pricing.cache_minimum(model) else 0
