@@ -22,7 +22,6 @@ line the client puts in every request (else by a hash of the messages).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -35,11 +34,12 @@ from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from curation.emulator import protocol
-from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt, text_of
 from curation.api.pricing import cache_minimum
+from curation.emulator import protocol
+from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt
 from curation.emulator.caching import FIVE_MINUTES, ONE_HOUR_FACTOR, PromptCache, split
 from curation.emulator.protocol import ApiProblem, count_tokens, rfc3339, unit, validate_params
+
 
 @dataclass
 class EmulatorConfig:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Sum
 from django.db.models.functions import Least, Length
 
 from curation.api import client, pricing, prompt

@@ -27,8 +27,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation.engine import router
-from curation.engine.estimate import job_estimate
 from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
+from curation.engine.estimate import job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
     MICRO,
