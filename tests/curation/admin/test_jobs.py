@@ -198,3 +198,5 @@ def test_curate_form_has_a_maximum_cost_and_shows_why_a_job_is_refused(
     done = admin_client.post(NOTES, {**ticked, "max_cost": "2"})
     job = Job.objects.get()
     assert done.status_code == 302 and job.max_cost == Decimal("2")
+    page = admin_client.get(done.url).content.decode()
+    assert f"(estimated ${job.cost_estimate}, maximum $2)" in page
