@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from ingest.models import Note
 log = logging.getLogger(__name__)
 
 SAMPLE = 20  # requests counted with count_tokens; the others are inferred from their note's size
+COUNT_AT_ONCE = 8
 CHUNK = 2000
 # Tokens of one answer (a record_curation tool call), per field asked, plus the tool call's own
 # JSON. Output cannot be counted before it exists: these are the expected size of an answer
@@ -64,20 +66,15 @@ def _body_chars(ids: list[int]) -> dict[int, int]:
     return sizes
 
 
-def _counter():
-    """count_tokens per request; after one failure, local counts (one warning, no waits)."""
-    failed: list[str] = []
-
-    def count(params: dict) -> tuple[int, str]:
-        if not failed:
-            try:
-                return client.count_tokens(params), "count_tokens"
-            except client.ApiError as exc:
-                failed.append(str(exc))
-                log.warning("count_tokens unavailable (%s): counting requests locally", exc)
-        return prompt.local_token_count(params), "local"
-
-    return count
+def _count_all(requests: list[dict]) -> tuple[list[int], str]:
+    """Each request's input tokens by count_tokens, COUNT_AT_ONCE calls at a time (a web
+    request waits for the estimate); all counted locally when the endpoint fails."""
+    try:
+        with ThreadPoolExecutor(max_workers=COUNT_AT_ONCE) as pool:
+            return list(pool.map(client.count_tokens, requests)), "count_tokens"
+    except client.ApiError as exc:
+        log.warning("count_tokens unavailable (%s): counting requests locally", exc)
+        return [prompt.local_token_count(params) for params in requests], "local"
 
 
 def output_tokens(fields) -> int:
@@ -101,16 +98,11 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
         return Estimate(Decimal(0), 0, 0, out, 0, "none")
     picked = _even_sample(sorted(note_ids), sample)
     builder = RequestBuilder(Job(fields=list(fields), model=model))
-    count = _counter()
-    counted: dict[int, int] = {}
-    how = "count_tokens"
-    first_params = None
-    for note in Note.objects.filter(id__in=picked).order_by("id"):
-        params = builder.params(_Unsaved(f"estimate_{note.id}"), note)
-        first_params = first_params or params
-        counted[note.id], used = count(params)
-        if used != "count_tokens":
-            how = used
+    built = {note.id: builder.params(_Unsaved(f"estimate_{note.id}"), note)
+             for note in Note.objects.filter(id__in=picked).order_by("id")}
+    tokens, how = _count_all(list(built.values()))
+    counted = dict(zip(built, tokens))
+    first_params = next(iter(built.values()), None)
     if n <= len(picked):
         total = sum(counted.values())
     else:
@@ -122,7 +114,7 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
         slope = max(0.0, sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var) if var else 0.0
         total = n * my + slope * (sum(chars.values()) - n * mx)
     per_note = total / n
-    prefix = _cached_prefix(first_params, model, count) if first_params else 0
+    prefix = _cached_prefix(first_params, model) if first_params else 0
     prefix = min(prefix, int(per_note))
     if prefix:
         share = BATCH_CACHE_HIT_SHARE if batch else Decimal(1)
@@ -137,7 +129,7 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
     return Estimate(cost, round(per_note), prefix, out, len(counted), how)
 
 
-def _cached_prefix(params: dict, model: str, count) -> int:
+def _cached_prefix(params: dict, model: str) -> int:
     """Tokens of the marked prefix (tools and system up to the last cache_control block) when
     it reaches the model's minimum cacheable length; 0 when nothing would be cached."""
     system = params.get("system")
@@ -150,5 +142,6 @@ def _cached_prefix(params: dict, model: str, count) -> int:
     probe = [{"role": "user", "content": "."}]
     with_prefix = {"model": model, "system": system[: marks[-1] + 1],
                    "tools": params.get("tools") or [], "messages": probe}
-    tokens = count(with_prefix)[0] - count({"model": model, "messages": probe})[0]
+    (with_it, without), _ = _count_all([with_prefix, {"model": model, "messages": probe}])
+    tokens = with_it - without
     return tokens if tokens >= pricing.cache_minimum(model) else 0
