@@ -6,9 +6,10 @@ inside a batch, and its size measured before a batch is closed (`request_size`).
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
-import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -142,8 +143,9 @@ def _prefix(fields: tuple[str, ...], taxonomy: tuple[str, ...] | None) -> tuple[
     return system, tools
 
 
-_WORD = re.compile(r"[^\W\d_]{3,}", re.U)
-_tag_words: dict[tuple, list[tuple[str, frozenset]]] = {}
+# Punctuation, digits and "_" split words (str.translate: several times faster than a regex).
+_SPLIT = str.maketrans({c: " " for c in string.punctuation + string.digits})
+_tag_index: dict[tuple, dict[str, list[int]]] = {}
 
 
 def _stem(word: str) -> str:
@@ -151,18 +153,20 @@ def _stem(word: str) -> str:
 
 
 def _words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower())}
+    return {_stem(w) for w in set(text.lower().translate(_SPLIT).split()) if len(w) > 2}
 
 
-def _taxonomy_words(taxonomy: tuple[str, ...]) -> list[tuple[str, frozenset]]:
-    hit = _tag_words.get(taxonomy)
-    if hit is None:
-        if len(_tag_words) > 16:
-            _tag_words.clear()
-        hit = _tag_words[taxonomy] = [
-            (tag, frozenset(_words(tag.replace("/", " ").replace("-", " ")))) for tag in taxonomy
-        ]
-    return hit
+def _taxonomy_index(taxonomy: tuple[str, ...]) -> dict[str, list[int]]:
+    """word -> positions of the tags holding it, past the most used ones (shown anyway)."""
+    index = _tag_index.get(taxonomy)
+    if index is None:
+        if len(_tag_index) > 16:
+            _tag_index.clear()
+        index = _tag_index[taxonomy] = {}
+        for i, tag in enumerate(taxonomy[TAXONOMY_TOP:], start=TAXONOMY_TOP):
+            for word in _words(tag):
+                index.setdefault(word, []).append(i)
+    return index
 
 
 def relevant_tags(note: NoteInput) -> list[str]:
@@ -174,17 +178,14 @@ def relevant_tags(note: NoteInput) -> list[str]:
     (README, "What a job costs").
     """
     taxonomy = tuple(note.taxonomy[:MAX_TAXONOMY_TAGS])
+    index = _taxonomy_index(taxonomy)
     words = _words(" ".join([note.path, note.title or "", " ".join(note.tags),
                              (note.body or "")[:TAXONOMY_WINDOW]]))
-    room = TAXONOMY_PER_NOTE - TAXONOMY_TOP
-    keep: list[str] = []
-    for i, (tag, tag_words) in enumerate(_taxonomy_words(taxonomy)):
-        if i < TAXONOMY_TOP:
-            keep.append(tag)
-        elif room > 0 and tag_words & words:
-            keep.append(tag)
-            room -= 1
-    return keep
+    matched: set[int] = set()
+    for word in words & index.keys():
+        matched.update(index[word])
+    chosen = heapq.nsmallest(TAXONOMY_PER_NOTE - TAXONOMY_TOP, matched)
+    return [*taxonomy[:TAXONOMY_TOP], *(taxonomy[i] for i in chosen)]
 
 
 def _one_line(text: str) -> str:
