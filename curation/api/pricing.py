@@ -75,9 +75,9 @@ PRICES: dict[str, Price] = {
 # ("Cache limitations"), https://platform.claude.com/docs/en/build-with-claude/prompt-caching,
 # as quoted in anthropics/anthropic-sdk-python#1194 (4,096: Opus 4.6, Opus 4.5, Haiku 4.5;
 # 1,024: Sonnet 4.6, Sonnet 4.5, Opus 4.1, Opus 4) and for the 2026 models (512: Opus 5, Fable
-# 5; 1,024: Opus 4.8, Sonnet 5; 2,048: Opus 4.7). Models not listed: 1,024, the common floor.
+# 5; 1,024: Opus 4.8, Sonnet 5; 2,048: Opus 4.7). Models with no documented minimum found
+# (the 5.5 family, Fable 5.1): 1,024, the common floor.
 CACHE_MINIMUM_TOKENS: dict[str, int] = {
-    "claude-fable-5-1": 512,
     "claude-fable-5": 512,
     "claude-opus-5": 512,
     "claude-opus-4-8": 1024,
@@ -89,7 +89,6 @@ CACHE_MINIMUM_TOKENS: dict[str, int] = {
     "claude-haiku-4-5": 4096,
 }
 CACHE_MINIMUM_DEFAULT = 1024
-CACHE_SECONDS = {"5m": 300, "1h": 3600}  # a cache entry's life, renewed by every hit
 
 _DATED = re.compile(r"^(?P<base>.+?)(?:-\d{8}|-latest)?$")
 
