@@ -61,6 +61,10 @@ class Job(models.Model):
     )
     cost_estimate = models.DecimalField(**MONEY)
     cost = models.DecimalField(**MONEY)
+    max_cost = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="The budget: no request is sent that would carry the job past it (empty: none).",
+    )
     error = models.TextField(blank=True)
 
     class Meta:

@@ -1,6 +1,8 @@
 """Django settings for VaultCMS, read from the environment (the README's Configuration lists every one)."""
 
+import json
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -156,6 +158,24 @@ CURATION_HEDGE_AFTER_SECONDS = env_float("CURATION_HEDGE_AFTER_SECONDS", 0.0)
 CURATION_POLL_MIN_SECONDS = env_float("CURATION_POLL_MIN_SECONDS", 2.0)
 # Bytes of requests in one batch at most (the API's own ceiling is 256 MB).
 CURATION_BATCH_MAX_BYTES = env_int("CURATION_BATCH_MAX_BYTES", 256 * 1024 * 1024)
+# Prices per model, US$ per million tokens, over the built-in table (curation/api/pricing.py):
+# JSON, e.g. {"claude-sonnet-4-6": {"input": 3, "output": 15}} (cache prices default to
+# 1.25x/2x/0.1x input). A job for a model with no known price is refused before anything is sent.
+_prices = os.environ.get("CURATION_PRICES", "").strip()
+try:
+    CURATION_PRICES = json.loads(_prices) if _prices else {}
+except ValueError as _exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"CURATION_PRICES is not valid JSON ({_exc})") from None
+# The most a job may cost, in US$, unless its creator sets another: a job estimated over it is
+# refused, one reaching it while it runs stops sending (its unsent items end canceled). 0: none.
+try:
+    CURATION_MAX_JOB_COST = Decimal(os.environ.get("CURATION_MAX_JOB_COST", "").strip() or "10")
+except ArithmeticError:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("CURATION_MAX_JOB_COST must be a number of US dollars") from None
 # Parallel mode: tries per attempt on 429/529/5xx/timeouts before the attempt counts as errored.
 CURATION_PARALLEL_RETRIES = env_int("CURATION_PARALLEL_RETRIES", 4)
 # The SDK's own retries and timeout for real-time calls (batch creates are never retried).

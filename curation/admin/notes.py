@@ -5,6 +5,7 @@ as Django's own UserAdmin is extended by other apps.
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
@@ -32,6 +33,19 @@ class CurateForm(forms.Form):
         required=False,
         help_text="Auto mode only: parallel real-time calls instead of a half-price batch.",
     )
+    max_cost = forms.DecimalField(
+        label="Maximum cost (US$)",
+        required=False,
+        min_value=0,
+        max_digits=14,
+        decimal_places=6,
+        help_text="A job estimated over it is refused; one reaching it stops sending and its "
+        "unsent notes end canceled. 0: no limit.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["max_cost"].initial = settings.CURATION_MAX_JOB_COST
 
 
 @admin.action(description="Curate selected notes")
@@ -61,6 +75,7 @@ def curate_selected_notes(modeladmin, request, queryset):
                 urgent=form.cleaned_data["urgent"],
                 user=request.user,
                 selection=selection,
+                max_cost=form.cleaned_data["max_cost"],
             )
         except jobs.NoNotesError:
             modeladmin.message_user(
@@ -68,14 +83,17 @@ def curate_selected_notes(modeladmin, request, queryset):
                 messages.WARNING,
             )  # fmt: skip
             return None
-        jobs.job_start(job_id=job.id)
-        modeladmin.message_user(
-            request,
-            f"Job {job.id} queued: {job.items.count()} notes, mode {job.get_mode_display()}, "
-            f"estimated cost ${job.cost_estimate}.",
-            messages.SUCCESS,
-        )
-        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+        except ValueError as exc:  # no price for the model, or over the maximum cost
+            form.add_error(None, str(exc))
+        else:
+            jobs.job_start(job_id=job.id)
+            modeladmin.message_user(
+                request,
+                f"Job {job.id} queued: {job.items.count()} notes, mode "
+                f"{job.get_mode_display()}, estimated cost ${job.cost_estimate}.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Curate selected notes",

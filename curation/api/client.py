@@ -2,7 +2,8 @@
 
 A narrow interface: SDK clients (`sync_client`, `async_client`), one real-time call
 (`send_one`, `send_one_async`, `send_one_async_with_headers`), and the Message Batches calls
-(`submit_batch`, `get_batch`, `list_batches`, `iter_results`, `cancel_batch`). What a request
+(`submit_batch`, `get_batch`, `list_batches`, `iter_results`, `cancel_batch`), and the free
+`count_tokens` that the cost estimate counts requests with. What a request
 says and how an answer is read live in `curation.api.prompt`; prices in `curation.api.pricing`.
 
 Configuration: ANTHROPIC_BASE_URL (unset: the SDK's default, api.anthropic.com) and
@@ -173,11 +174,15 @@ def _scrub(text: str) -> str:
 
 def _usage(message: dict) -> dict:
     usage = message.get("usage") or {}
-    return {
+    counts = {
         key: int(usage.get(key) or 0)
         for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                     "cache_read_input_tokens")
     }
+    hour = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
+    if hour:  # 1-hour cache writes cost more than 5-minute ones (curation.api.pricing)
+        counts["cache_creation"] = {"ephemeral_1h_input_tokens": hour}
+    return counts
 
 
 def _outcome(message: dict, *, fields, candidates) -> Outcome:
@@ -187,6 +192,29 @@ def _outcome(message: dict, *, fields, candidates) -> Outcome:
     except InvalidAnswer as exc:
         return Outcome(state="errored", usage=usage, error=f"invalid answer: {exc}", raw=message)
     return Outcome(state="succeeded", answer=answer, usage=usage, raw=message)
+
+
+# --- Counting tokens -------------------------------------------------------------------------
+
+# What POST /v1/messages/count_tokens accepts (SDK `messages.count_tokens`): a message's params
+# without max_tokens and the sampling options.
+COUNT_KEYS = ("model", "messages", "system", "tools", "tool_choice", "thinking",
+              "output_config", "cache_control")
+COUNT_TIMEOUT_SECONDS = 10.0
+
+
+def count_tokens(params: dict) -> int:
+    """Input tokens the API would bill for a message with these params (the free endpoint).
+
+    One try, short timeout: the caller (the cost estimate) falls back to a local count.
+    Raises ApiError when the count cannot be had.
+    """
+    body = {key: value for key, value in params.items() if key in COUNT_KEYS}
+    try:
+        once = sync_client().with_options(max_retries=0, timeout=COUNT_TIMEOUT_SECONDS)
+        return int(once.messages.count_tokens(**body).input_tokens)
+    except anthropic.AnthropicError as exc:
+        raise _api_error(exc) from None
 
 
 # --- Real-time calls ---------------------------------------------------------------------------

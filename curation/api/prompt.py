@@ -6,17 +6,26 @@ inside a batch, and its size measured before a batch is closed (`request_size`).
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ingest.notes import CURATED_FIELDS, link_name, tag_normalize
 
-PROMPT_VERSION = "curate-v1"
+PROMPT_VERSION = "curate-v2"  # v2: the taxonomy part that fits the note, in its message
 TOOL_NAME = "record_curation"
 MAX_TOKENS = 1024
 MAX_BODY_CHARS = 12_000  # about 3,000 tokens: enough to tag a note, cheap across 100,000 notes
 MAX_TAXONOMY_TAGS = 300
+TAXONOMY_PER_NOTE = 40  # existing tags shown with one note at most
+TAXONOMY_TOP = 10  # of which the vault's most used, whatever the note is about
+TAXONOMY_WINDOW = 3000  # characters of the body matched against the tags' words
+# "relevant": each message lists the existing tags that may fit its note; "full": the system
+# prompt lists all of them, marked for caching (the shape before v2, kept for the cost bench).
+SHAPES = ("relevant", "full")
 MAX_TAGS = 8
 MAX_RELATED = 5
 DESCRIPTION_MIN, DESCRIPTION_MAX = 10, 300
@@ -26,7 +35,8 @@ For the note in the user message, call the tool `record_curation` exactly once w
 fields it asks for:
 - tags: 1 to 8 lower-case hierarchical tags, broad to narrow, segments joined with "/"
   (for example "ai/agents/frameworks"); words joined with "-"; no "#", no spaces. Prefer tags
-  that already exist in this vault (listed below) when they fit; add a new one only when none does.
+  that already exist in this vault (the message lists those that may fit) when they fit; add a
+  new one only when none does.
 - description: one plain sentence (10 to 300 characters) saying what the note is about.
 - related: link names of up to 5 notes from the candidate list in the user message that a
   reader of this note would want next; only names from that list; an empty list when none fits.
@@ -96,18 +106,27 @@ _SCHEMAS = {
 _prefix_cache: dict[tuple, tuple[list, list]] = {}
 
 
-def _prefix(fields: tuple[str, ...], taxonomy: tuple[str, ...]) -> tuple[list, list]:
-    """The system prompt and tool for a job: identical across its notes, so cached by the API."""
+def _prefix(fields: tuple[str, ...], taxonomy: tuple[str, ...] | None) -> tuple[list, list]:
+    """The system prompt and tool, shared by a job's requests (the same objects: sized once).
+
+    With a taxonomy (the "full" shape) the system prompt lists it and is marked for caching.
+    Without, nothing is marked: instructions and tool are ~370 tokens, under every model's
+    minimum cacheable prefix (512 to 4,096 tokens, curation.api.pricing), where the API
+    ignores the mark and bills plain input anyway.
+    """
     key = (fields, taxonomy)
     hit = _prefix_cache.get(key)
     if hit is not None:
         return hit
-    tags = ", ".join(taxonomy[:MAX_TAXONOMY_TAGS]) if taxonomy else "(none yet)"
-    system = [{
-        "type": "text",
-        "text": f"{INSTRUCTIONS}\n\nExisting tags in this vault: {tags}",
-        "cache_control": {"type": "ephemeral"},
-    }]
+    if taxonomy is None:
+        system = [{"type": "text", "text": INSTRUCTIONS}]
+    else:
+        tags = ", ".join(taxonomy[:MAX_TAXONOMY_TAGS]) if taxonomy else "(none yet)"
+        system = [{
+            "type": "text",
+            "text": f"{INSTRUCTIONS}\n\nExisting tags in this vault: {tags}",
+            "cache_control": {"type": "ephemeral"},
+        }]
     tools = [{
         "name": TOOL_NAME,
         "description": "Record the curation of one note: " + ", ".join(fields) + ".",
@@ -124,6 +143,51 @@ def _prefix(fields: tuple[str, ...], taxonomy: tuple[str, ...]) -> tuple[list, l
     return system, tools
 
 
+# Punctuation, digits and "_" split words (str.translate: several times faster than a regex).
+_SPLIT = str.maketrans({c: " " for c in string.punctuation + string.digits})
+_tag_index: dict[tuple, dict[str, list[int]]] = {}
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 4 else word
+
+
+def _words(text: str) -> set[str]:
+    return {_stem(w) for w in set(text.lower().translate(_SPLIT).split()) if len(w) > 2}
+
+
+def _taxonomy_index(taxonomy: tuple[str, ...]) -> dict[str, list[int]]:
+    """word -> positions of the tags holding it, past the most used ones (shown anyway)."""
+    index = _tag_index.get(taxonomy)
+    if index is None:
+        if len(_tag_index) > 16:
+            _tag_index.clear()
+        index = _tag_index[taxonomy] = {}
+        for i, tag in enumerate(taxonomy[TAXONOMY_TOP:], start=TAXONOMY_TOP):
+            for word in _words(tag):
+                index.setdefault(word, []).append(i)
+    return index
+
+
+def relevant_tags(note: NoteInput) -> list[str]:
+    """The existing tags worth showing with this note, most used first.
+
+    The vault's TAXONOMY_TOP most used tags, then those sharing a word with the note (path,
+    title, current tags, the start of its body), up to TAXONOMY_PER_NOTE: a 300-tag taxonomy
+    is ~2,000 tokens in every request, the tags that can fit one note a fraction of that
+    (README, "What a job costs").
+    """
+    taxonomy = tuple(note.taxonomy[:MAX_TAXONOMY_TAGS])
+    index = _taxonomy_index(taxonomy)
+    words = _words(" ".join([note.path, note.title or "", " ".join(note.tags),
+                             (note.body or "")[:TAXONOMY_WINDOW]]))
+    matched: set[int] = set()
+    for word in words & index.keys():
+        matched.update(index[word])
+    chosen = heapq.nsmallest(TAXONOMY_PER_NOTE - TAXONOMY_TOP, matched)
+    return [*taxonomy[:TAXONOMY_TOP], *(taxonomy[i] for i in chosen)]
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -137,15 +201,27 @@ def _truncate_body(body: str) -> str:
     return f"{head}\n\n[... {omitted} characters omitted ...]\n\n{tail}"
 
 
-def build_request(note: NoteInput, *, model: str) -> dict:
-    """Params for messages.create (and for a batch request) curating one note."""
+def build_request(note: NoteInput, *, model: str, shape: str = "relevant") -> dict:
+    """Params for messages.create (and for a batch request) curating one note.
+
+    `shape` (SHAPES): where the vault's existing tags go; "relevant", the default, was chosen
+    by what it costs (README, "What a job costs"; bench/cost_bench.py measures both).
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"unknown prompt shape {shape!r} (choose from {', '.join(SHAPES)})")
     fields = _ordered(note.fields)
-    system, tools = _prefix(fields, tuple(note.taxonomy))
+    full = shape == "full"
+    system, tools = _prefix(fields, tuple(note.taxonomy) if full else None)
     body = _truncate_body(note.body or "").replace("</note>", "<\\/note>")
     lines = [
         f"Note path: {_one_line(note.path)}",
         f"Title: {_one_line(note.title or note.name)}",
         f"Current tags: {', '.join(note.tags) if note.tags else '(none)'}",
+    ]
+    if not full and "tags" in fields:
+        fitting = relevant_tags(note)
+        lines.append(f"Existing tags in this vault: {', '.join(fitting) or '(none yet)'}")
+    lines += [
         "",
         "<note>",
         body,
@@ -189,6 +265,20 @@ def request_size(params: dict) -> int:
         hit = _sizes[key] = (system, tools, shared)
     rest = {k: v for k, v in params.items() if k not in ("system", "tools")}
     return hit[2] + len(json.dumps(rest)) + 100  # + custom_id and the request wrapper
+
+
+def local_token_count(params: dict) -> int:
+    """A stand-in for count_tokens when the API cannot be asked: ~4 characters a token over
+    the request's text (system, tool schemas, messages)."""
+    system = params.get("system") or ""
+    if isinstance(system, list):
+        system = " ".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+    messages = " ".join(
+        m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
+        for m in params.get("messages") or [] if isinstance(m, dict)
+    )
+    chars = len(system) + len(json.dumps(params.get("tools") or [])) + len(messages)
+    return max(1, math.ceil(chars / 4))
 
 
 # --- Validating answers ------------------------------------------------------------------------

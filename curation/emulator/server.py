@@ -22,7 +22,6 @@ line the client puts in every request (else by a hash of the messages).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -35,8 +34,10 @@ from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from curation.api.pricing import cache_minimum
 from curation.emulator import protocol
-from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt, text_of
+from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt
+from curation.emulator.caching import FIVE_MINUTES, ONE_HOUR_FACTOR, PromptCache, split
 from curation.emulator.protocol import ApiProblem, count_tokens, rfc3339, unit, validate_params
 
 
@@ -58,6 +59,9 @@ class EmulatorConfig:
     rpm: int = 0  # requests per window allowed (0: no limit)
     itpm: int = 0  # input tokens per window (uncached input + cache writes; 0: no limit)
     rate_window: float = 60.0  # the rpm window in seconds (tests shorten it)
+    cache_seconds: float = FIVE_MINUTES  # a prompt-cache entry's life (a "1h" mark: 12 times it)
+    cache_min_tokens: int = 0  # smallest cached prefix; 0: the model's documented minimum
+    batch_cache_hits: float = 0.3  # share of batch requests that may hit a live cache entry
     seed: int = 0
 
     def update(self, changes: dict) -> None:
@@ -80,6 +84,7 @@ class BatchItem:
     attempt: int
     outcome: str  # succeeded | errored | expired | invalid
     problem: str = ""
+    message: dict | None = None  # its answer, made once: results read twice are the same
 
 
 @dataclass
@@ -113,6 +118,7 @@ class Emulator:
         self.port = port
         self._lock = threading.RLock()
         self.log = None  # a callable taking one line per request (the command's --verbosity 2)
+        self.clock = time.time  # the prompt cache's clock (a test may replace it)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -180,7 +186,7 @@ class Emulator:
             self.attempts: Counter = Counter()
             self.notes_ok: Counter = Counter()
             self.statuses: Counter = Counter()
-            self._cache: set[str] = set()
+            self._cache = PromptCache(clock=lambda: self.clock())
             self._window: deque = deque()
             self._token_window: deque = deque()
             self._seq = 0
@@ -199,8 +205,9 @@ class Emulator:
         statuses: {status code: count} over all API answers; batches: batches created;
         batch_requests: requests in them; batches_canceled; items_succeeded/errored/
         expired/canceled: batch items as they ended; cache_writes / cache_reads: requests
-        that wrote / read the prompt cache; notes: {note path: messages sent for it (sync
-        calls and batch requests, faulted ones included)}; notes_ok: {note path: answers}.
+        that wrote / read the prompt cache; count_tokens: count_tokens requests (no note's
+        attempt); notes: {note path: messages sent for it (sync calls and batch requests,
+        faulted ones included)}; notes_ok: {note path: answers}.
         """
         with self._lock:
             c = self.counters
@@ -224,6 +231,7 @@ class Emulator:
                 "items_canceled": c["items_canceled"],
                 "cache_writes": c["cache_writes"],
                 "cache_reads": c["cache_reads"],
+                "count_tokens": c["count_tokens"],
                 "notes": dict(self.attempts),
                 "notes_ok": dict(self.notes_ok),
             }
@@ -299,36 +307,29 @@ class Emulator:
         }
         return headers, wait
 
-    def _usage(self, params: dict, output: str) -> dict:
-        """Token counts; a cache_control-marked prefix is written once, then read."""
-        system = params.get("system") or ""
-        tools_text = json.dumps(params.get("tools") or [], sort_keys=True)
-        blocks = system if isinstance(system, list) else [{"type": "text", "text": system}]
-        prefix_text, cached_upto = tools_text, None
-        for i, block in enumerate(blocks):
-            if isinstance(block, dict) and block.get("cache_control"):
-                cached_upto = i
-        # The prefix is tools, then system blocks up to the last one marked for caching.
-        cut = cached_upto + 1 if cached_upto is not None else 0
-        prefix_text = "\n".join([tools_text] + [text_of([b]) for b in blocks[:cut]])
-        rest = "\n".join(
-            [text_of([b]) for b in blocks[cut:]]
-            + [text_of(m.get("content")) for m in params.get("messages", [])]
-        )
-        usage = {"input_tokens": 0, "output_tokens": count_tokens(output) + 8,
+    def _usage(self, params: dict, output: str, *, batch: bool, note_key: str) -> dict:
+        """Tokens as billed; a marked prefix from the model's minimum is cached (see caching)."""
+        parts = split(params)
+        usage = {"input_tokens": parts.total, "output_tokens": count_tokens(output) + 8,
                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        if cached_upto is None:
-            usage["input_tokens"] = count_tokens(prefix_text + rest)
-            return usage
-        key = hashlib.sha1(f"{params.get('model')}\x00{prefix_text}".encode()).hexdigest()
+        cfg = self.config
+        minimum = cfg.cache_min_tokens or cache_minimum(str(params.get("model") or ""))
+        if not parts.marked or parts.prefix < minimum:
+            return usage  # below the minimum the mark is ignored: all plain input
+        seconds = cfg.cache_seconds * (ONE_HOUR_FACTOR if parts.ttl == "1h" else 1)
+        may_hit = not batch or unit(cfg.seed, "batch-cache", parts.key, note_key) < cfg.batch_cache_hits
+        hit = self._cache.use(parts.key, seconds=seconds, may_hit=may_hit)
         with self._lock:
-            hit = key in self._cache
-            self._cache.add(key)
             self.counters["cache_reads" if hit else "cache_writes"] += 1
-        usage["cache_read_input_tokens" if hit else "cache_creation_input_tokens"] = count_tokens(
-            prefix_text
-        )
-        usage["input_tokens"] = count_tokens(rest)
+        usage["input_tokens"] = parts.rest
+        if hit:
+            usage["cache_read_input_tokens"] = parts.prefix
+        else:
+            usage["cache_creation_input_tokens"] = parts.prefix
+            usage["cache_creation"] = {
+                "ephemeral_5m_input_tokens": parts.prefix if parts.ttl == "5m" else 0,
+                "ephemeral_1h_input_tokens": parts.prefix if parts.ttl == "1h" else 0,
+            }
         return usage
 
     def message_for(self, params: dict, prompt: Prompt, *, malformed: bool, batch: bool) -> dict:
@@ -357,7 +358,8 @@ class Emulator:
         else:
             content = [{"type": "text", "text": answer_description(prompt)}]
             stop = "end_turn"
-        usage = self._usage(params, json.dumps(content, ensure_ascii=False))
+        usage = self._usage(params, json.dumps(content, ensure_ascii=False), batch=batch,
+                            note_key=prompt.note_key)
         usage["service_tier"] = "batch" if batch else "standard"
         return {
             "id": self._next_id("msg_emu_"),
@@ -423,6 +425,20 @@ class Emulator:
             self.counters["messages_ok"] += 1
             self.notes_ok[prompt.note_key] += 1
         return message
+
+    def count_message_tokens(self, params) -> dict:
+        """POST /v1/messages/count_tokens: the input a message with these params is billed for.
+
+        Same body as a message without `max_tokens` (the SDK's `messages.count_tokens`);
+        answers `{"input_tokens": N}`. Free and never a message: no note attempt is counted.
+        """
+        if isinstance(params, dict) and "max_tokens" in params:
+            raise ApiProblem(400, "invalid_request_error",
+                             "max_tokens: Extra inputs are not permitted")
+        validate_params({**params, "max_tokens": 1} if isinstance(params, dict) else params)
+        with self._lock:
+            self.counters["count_tokens"] += 1
+        return {"input_tokens": split(params).total}
 
     def create_batch(self, body, size: int) -> dict:
         if size > protocol.MAX_BATCH_BYTES:
@@ -620,10 +636,12 @@ class Emulator:
                     "error": {"type": "api_error",
                               "message": "Internal server error (emulated fault)."}}}
             else:
-                prompt = read_prompt(item.params)
-                malformed = self._faulty("malformed", item.note_key, item.attempt)
-                message = self.message_for(item.params, prompt, malformed=malformed, batch=True)
-                result = {"type": "succeeded", "message": message}
+                if item.message is None:
+                    prompt = read_prompt(item.params)
+                    malformed = self._faulty("malformed", item.note_key, item.attempt)
+                    item.message = self.message_for(item.params, prompt, malformed=malformed,
+                                                    batch=True)
+                result = {"type": "succeeded", "message": item.message}
                 with self._lock:
                     self.notes_ok[item.note_key] += 1
             yield json.dumps({"custom_id": item.custom_id, "result": result},
@@ -715,7 +733,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                                  "x-api-key header is required (any value works here).")
             if emu.config.latency > 0:
                 time.sleep(emu.config.latency)
-            headers, wait = emu.rate_headers(time.time())
+            counting = path == "/v1/messages/count_tokens"  # rate-limited apart at the API
+            headers, wait = ({}, None) if counting else emu.rate_headers(time.time())
             if wait is not None:
                 with emu._lock:
                     emu.counters["rate_limited"] += 1
@@ -749,6 +768,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results|/cancel)?", path)
         if method == "POST" and path == "/v1/messages":
             return self._ok(emu.create_message(self._json(), headers), headers)
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return self._ok(emu.count_message_tokens(self._json()), headers)
         if method == "POST" and path == "/v1/messages/batches":
             return self._ok(emu.create_batch(self._json(), len(self._raw)), headers)
         if method == "GET" and path == "/v1/messages/batches":

@@ -4,7 +4,9 @@ Every change is a conditional UPDATE (`WHERE state=<what the caller saw>`), so a
 twice, an answer applied twice or an answer for an item canceled meanwhile changes nothing the
 second time. The runners (sync, batch, parallel) and the job services all call these.
 
-    items_claim(...)        PENDING -> SUBMITTED, one attempt counted (a real-time call or a batch)
+    items_claim(...)        PENDING -> SUBMITTED, one attempt counted (a real-time call or a batch),
+                            unless sending them could carry the job past its budget: then every
+                            unsent item -> CANCELED "budget reached" (items_stop_for_budget)
     apply_outcomes(...)     SUBMITTED -> SUCCEEDED (+ Suggestion rows) | ERRORED | EXPIRED | FAILED
     items_requeue(job=)     ERRORED/EXPIRED -> PENDING, out of their old batch
     items_cancel(...)       any active state -> CANCELED
@@ -23,12 +25,12 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from curation import sql
 from curation.api import client, pricing, prompt
-from curation.models import Item, Job
+from curation.models import Batch, Item, Job
 from ingest.models import Note
 
 log = logging.getLogger(__name__)
@@ -84,12 +86,86 @@ def items_claim(
     """
     qs = Item.objects.filter(job_id=job_id, state=Item.State.PENDING, batch_id=batch_id)
     if item_ids is not None:
-        qs = qs.filter(id__in=list(item_ids))
+        item_ids = list(item_ids)
+        qs = qs.filter(id__in=item_ids)
     if only_running_job:
         qs = qs.filter(job__state=Job.State.RUNNING)
+    sending = len(item_ids) if item_ids is not None else qs.count()
+    if sending and not budget_allows(job_id=job_id, sending=sending):
+        items_stop_for_budget(job_id=job_id)
+        return 0
     return qs.update(
         state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now()
     )
+
+
+# --- the budget ---------------------------------------------------------------------------------
+
+BUDGET_REASON = "budget reached"
+# (job id, its budget and estimate) -> claims this process may still make before it looks at
+# the job's spending again
+_allowance: dict[tuple, int] = {}
+
+
+def budget_allows(*, job_id: int, sending: int) -> bool:
+    """Whether `sending` more requests fit the job's budget (Job.max_cost; None: no limit).
+
+    Spent (the items' billed cost) + requests in flight and these, each at the estimate's
+    price per item, must stay within the budget. Reading the spending is one aggregate query;
+    after a check, half of the requests still fitting are allowed without one, so a job makes
+    a few checks, not one per request, and a new look comes before the budget could run out.
+    """
+    row = Job.objects.filter(id=job_id).values_list("max_cost", "cost_estimate", "created_at")
+    row = row.first()
+    if row is None or row[0] is None:
+        return True
+    max_cost, estimate, _ = row
+    key = (job_id, *row)
+    left = _allowance.get(key, 0)
+    if left >= sending:
+        _allowance[key] = left - sending
+        return True
+    seen = Item.objects.filter(job_id=job_id).aggregate(
+        spent=Sum("cost"), items=Count("id"),
+        flying=Count("id", filter=Q(state=Item.State.SUBMITTED)),
+    )  # fmt: skip
+    per_item = estimate / max(1, seen["items"])
+    room = max_cost - (seen["spent"] or Decimal(0)) - seen["flying"] * per_item
+    if room <= 0:
+        fits = 0
+    else:
+        fits = int(room / per_item) if per_item > 0 else sending
+    if fits < sending:
+        _allowance.pop(key, None)
+        return False
+    if len(_allowance) > 1000:
+        _allowance.clear()
+    _allowance[key] = (fits - sending) // 2
+    return True
+
+
+def items_stop_for_budget(*, job_id: int) -> int:
+    """The budget is reached: every item not sent yet ends CANCELED "budget reached".
+
+    Items in flight finish as usual; batches prepared but not submitted end FAILED.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        n = Item.objects.filter(
+            job_id=job_id, state__in=(Item.State.PENDING, *RETRY_STATES)
+        ).update(state=Item.State.CANCELED, error=BUDGET_REASON, finished_at=now, updated_at=now)
+        Batch.objects.filter(job_id=job_id, state=Batch.State.PREPARING).update(
+            state=Batch.State.FAILED, error=BUDGET_REASON, ended_at=now
+        )
+        if n:
+            job = Job.objects.filter(id=job_id).values("max_cost").first() or {}
+            Job.objects.filter(id=job_id, error="").update(
+                error=f"{BUDGET_REASON}: stopped before the maximum cost of "
+                f"${(job.get('max_cost') or Decimal(0)).normalize():f}; {n} unsent notes canceled"
+            )
+    if n:
+        log.warning("job=%s %s: items=%s not sent, canceled", job_id, BUDGET_REASON, n)
+    return n
 
 
 def items_requeue(*, job: Job) -> int:
@@ -206,11 +282,12 @@ def _suggestion_values(job: Job, answer) -> list[tuple[str, object]]:
 
 def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[str, str, Decimal]:
     """(new item state, error reason, cost) for an outcome: the state machine's one decision."""
-    cost = (
-        pricing.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
-        if outcome.usage
-        else Decimal("0")
-    )
+    cost = Decimal("0")
+    if outcome.usage:
+        try:
+            cost = pricing.cost(outcome.usage, model=job.model, batch=batch).quantize(MICRO)
+        except pricing.UnknownPrice as exc:  # its price was removed after the job was created
+            log.error("job=%s cost not recorded: %s", job.id, exc)
     if outcome.state == "succeeded":
         return Item.State.SUCCEEDED, "", cost
     reason = (outcome.error or outcome.state or "no result").strip()

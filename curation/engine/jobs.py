@@ -3,7 +3,8 @@
 Every door (the admin action, `curate`, `jobs`, the django-q2 task) calls these functions.
 
     job_create(...)      Job + one Item per curatable note, in bulk; mode chosen by the router;
-                         cost estimated before anything is sent.
+                         cost estimated before anything is sent (engine.estimate); refused
+                         when the model has no price or the estimate passes the budget.
     job_start(job_id=)   enqueue `curation.engine.tasks.run_job` once the transaction commits.
     job_run(job_id=)     loop `job_step` until the job is final (or a time budget ends).
     job_step(job_id=)    one pass of the job's runner (RUNNERS[job.mode]), then finalization.
@@ -18,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -25,9 +27,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation import sql
-from curation.api import pricing
 from curation.engine import router
 from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
+from curation.engine.estimate import job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
     MICRO,
@@ -45,13 +47,27 @@ from ingest.notes import link_name
 log = logging.getLogger(__name__)
 
 CREATE_CHUNK = 2000  # notes per bulk insert when creating a job
-# Tokens a request carries besides the note itself (instructions, taxonomy, candidates).
-PROMPT_OVERHEAD_TOKENS = 600
 RUN_JOB = "curation.engine.tasks.run_job"
 
 
 class NoNotesError(ValueError):
     """The selection holds no note that can be curated."""
+
+
+class OverBudget(ValueError):
+    """The job's estimate passes its maximum cost; str(exc) is the one-line reason."""
+
+
+def budget_for(max_cost: Decimal | str | None) -> Decimal | None:
+    """A job's budget: `max_cost` if given, else CURATION_MAX_JOB_COST; 0 means none."""
+    value = settings.CURATION_MAX_JOB_COST if max_cost is None or max_cost == "" else max_cost
+    try:
+        limit = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"the maximum cost {value!r} is not a number of US dollars") from None
+    if not limit.is_finite() or limit < 0:
+        raise ValueError(f"the maximum cost {value!r} is not a number of US dollars")
+    return limit if limit > 0 else None
 
 
 
@@ -115,17 +131,31 @@ def job_create(
     urgent: bool = False,
     user=None,
     selection: str = "",
+    max_cost: Decimal | str | None = None,
 ) -> Job:
     """Create a job with one Item per curatable note (skipped and missing notes never queued).
 
     Works on any selection size: ids are read once, items are inserted CREATE_CHUNK at a
-    time, and no query is made per note. Raises NoNotesError when nothing can be curated.
+    time, and no query is made per note. Before anything is written the cost is estimated on
+    the requests as they will be sent (engine.estimate). Raises NoNotesError when nothing can
+    be curated, pricing.UnknownPrice when the model has no known price, OverBudget when the
+    estimate passes `max_cost` (None: CURATION_MAX_JOB_COST; 0: no limit): all ValueErrors
+    with a one-line reason.
     """
     fields = fields_clean(fields)
+    limit = budget_for(max_cost)
     ids = _note_ids(notes)
     if not ids:
         raise NoNotesError("no curatable notes matched the selection")
     chosen = router.choose_mode(len(ids), str(mode), urgent=urgent)
+    model = settings.CURATION_MODEL
+    estimate = job_estimate(note_ids=ids, fields=fields, model=model, batch=chosen == Mode.BATCH)
+    cost_estimate = estimate.cost.quantize(MICRO)
+    if limit is not None and cost_estimate > limit:
+        raise OverBudget(
+            f"estimated cost ${cost_estimate} for {len(ids)} notes ({model}, {chosen}) is over "
+            f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
+        )
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.create(
@@ -135,10 +165,11 @@ def job_create(
             requested_mode=mode,
             mode=chosen,
             urgent=urgent,
-            model=settings.CURATION_MODEL,
+            model=model,
+            cost_estimate=cost_estimate,
+            max_cost=limit,
         )
         vaults: set[int] = set()
-        total_size = 0
         for start in range(0, len(ids), CREATE_CHUNK):
             rows = list(
                 Note.objects.filter(id__in=ids[start : start + CREATE_CHUNK])
@@ -164,19 +195,14 @@ def job_create(
                 ]
             )
             vaults.update(r[2] for r in rows)
-            total_size += sum(r[3] for r in rows)
-        avg_tokens = total_size // len(ids) // 4 + PROMPT_OVERHEAD_TOKENS
-        job.cost_estimate = pricing.estimate(
-            n_items=len(ids),
-            avg_input_tokens=avg_tokens,
-            model=job.model,
-            batch=chosen == Mode.BATCH,
-        ).quantize(MICRO)
         job.vault_id = next(iter(vaults)) if len(vaults) == 1 else None
-        job.save(update_fields=["cost_estimate", "vault"])
+        job.save(update_fields=["vault"])
     log.info(
-        "job=%s created items=%s mode=%s requested=%s fields=%s estimate=%s",
+        "job=%s created items=%s mode=%s requested=%s fields=%s estimate=%s (%s tokens in, %s "
+        "out per note; %s requests counted by %s) max_cost=%s",
         job.id, len(ids), chosen, mode, ",".join(fields), job.cost_estimate,
+        estimate.input_tokens, estimate.output_tokens, estimate.sampled, estimate.counted_by,
+        limit,
     )
     return job
 

@@ -296,9 +296,7 @@ class ParallelRun:
         """PENDING -> SUBMITTED (an attempt counted) while the job still runs; then the request."""
         if self.stopped:
             return None  # stopping (a crash elsewhere, the deadline): claim nothing more
-        n = Item.objects.filter(
-            id=item_id, state=Item.State.PENDING, batch=None, job__state=Job.State.RUNNING
-        ).update(state=Item.State.SUBMITTED, attempts=F("attempts") + 1, updated_at=timezone.now())
+        n = items.items_claim(job_id=self.job.id, item_ids=[item_id], only_running_job=True)
         item = self.page.pop(item_id, None)
         if n != 1:
             return None  # canceled, or another worker took it

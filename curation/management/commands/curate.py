@@ -1,4 +1,4 @@
-"""`curate [--all | --vault NAME | --path GLOB] [--fields ...] [--mode ...] [--wait]`."""
+"""`curate [--all | --vault NAME | --path GLOB] [--fields ...] [--mode ...] [--max-cost USD] [--wait]`."""
 
 from fnmatch import fnmatchcase
 
@@ -46,6 +46,12 @@ class Command(BaseCommand):
             "--urgent", action="store_true", help="auto mode: parallel real-time calls, not a batch"
         )
         parser.add_argument(
+            "--max-cost",
+            metavar="USD",
+            help="the job's budget in US dollars: refused when estimated over it, stops sending "
+            "when it reaches it (default: CURATION_MAX_JOB_COST; 0: no limit)",
+        )
+        parser.add_argument(
             "--wait", action="store_true", help="run the job here to its end (no worker needed)"
         )
 
@@ -59,6 +65,7 @@ class Command(BaseCommand):
                 mode=options["mode"],
                 urgent=options["urgent"],
                 selection=selection,
+                max_cost=options["max_cost"],
             )
         except jobs.NoNotesError:
             raise CommandError(printable(f"no curatable notes matched {selection}")) from None
@@ -67,6 +74,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"job {job.id}: {job.items.count()} notes, mode {job.mode}, fields "
             f"{','.join(job.fields)}, estimated cost ${job.cost_estimate}"
+            + (f" (maximum ${job.max_cost.normalize():f})" if job.max_cost else "")
         )
         if not options["wait"]:
             jobs.job_start(job_id=job.id)

@@ -1,6 +1,7 @@
 """The admin doors: "Curate selected notes" across pages, the Job admin, the live job page."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -176,3 +177,26 @@ def test_job_page_cancel_and_retry_buttons(
     with django_capture_on_commit_callbacks(execute=False):
         admin_client.post(reverse("curation:job-retry", args=[job.id]))
     assert job.items.filter(state="pending").count() == 1
+
+
+def test_curate_form_has_a_maximum_cost_and_shows_why_a_job_is_refused(
+        admin_client, make_notes, settings):
+    notes = make_notes(3)
+    post = {"action": "curate_selected_notes", ACTION_CHECKBOX_NAME: [str(n.id) for n in notes]}
+    form = admin_client.post(NOTES, post)
+    assert 'name="max_cost" value="10"' in form.content.decode()  # CURATION_MAX_JOB_COST
+    ticked = {**post, "apply": "1", "mode": "sync", "curate_fields": ["tags"]}
+    refused = admin_client.post(NOTES, {**ticked, "max_cost": "0.000001"})
+    body = refused.content.decode()
+    assert refused.status_code == 200 and "over the maximum of $0.000001" in body
+    assert 'class="errornote"' in body and not Job.objects.exists()
+    settings.CURATION_MODEL = "claude-mystery-9"
+    unknown = admin_client.post(NOTES, {**ticked, "max_cost": "5"}).content.decode()
+    assert "no price is known for model &#x27;claude-mystery-9&#x27;" in unknown
+    assert not Job.objects.exists()
+    settings.CURATION_MODEL = "claude-haiku-4-5"
+    done = admin_client.post(NOTES, {**ticked, "max_cost": "2"})
+    job = Job.objects.get()
+    assert done.status_code == 302 and job.max_cost == Decimal("2")
+    page = admin_client.get(done.url).content.decode()
+    assert f"(estimated ${job.cost_estimate}, maximum $2)" in page

@@ -1,0 +1,147 @@
+"""What a job will cost, counted on the requests as they will be sent, before anything is sent."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models.functions import Least, Length
+
+from curation.api import client, pricing, prompt
+from curation.engine.requests import RequestBuilder
+from curation.models import Job
+from ingest.models import Note
+
+log = logging.getLogger(__name__)
+
+SAMPLE = 20  # requests counted with count_tokens; the others are inferred from their note's size
+COUNT_AT_ONCE = 8
+CHUNK = 2000
+# Tokens of one answer (a record_curation tool call), per field asked, plus the tool call's own
+# JSON. Output cannot be counted before it exists: these are the expected size of an answer
+# the schema allows (tags: up to 8 short paths; description: one sentence; related: up to 5
+# link names). On the demo vault the emulator answers 86 tokens on average (65 to 116).
+OUTPUT_TOKENS = {"tags": 25, "description": 30, "related": 20}
+OUTPUT_WRAPPER_TOKENS = 20
+# Inside a batch, caching is best effort (the batch docs report hit rates "from 30% to 98%"):
+# the estimate takes the low end for a cacheable prefix.
+BATCH_CACHE_HIT_SHARE = Decimal("0.3")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    cost: Decimal  # US dollars for every item's first attempt
+    input_tokens: int  # per note, as count_tokens counts the request
+    cached_tokens: int  # of which the cacheable prefix (0 when below the model's minimum)
+    output_tokens: int  # per note, expected
+    sampled: int  # requests counted
+    counted_by: str  # "count_tokens", or "local" when the API could not be asked
+
+
+class _Unsaved:
+    """The one Item attribute a request needs, for a note no item exists for yet."""
+
+    def __init__(self, custom_id: str):
+        self.custom_id = custom_id
+
+
+def _even_sample(ids: list[int], k: int) -> list[int]:
+    if len(ids) <= k:
+        return list(ids)
+    step = len(ids) / k
+    return [ids[int(i * step + step / 2)] for i in range(k)]
+
+
+def _body_chars(ids: list[int]) -> dict[int, int]:
+    """Each note's body length as the request carries it (bodies are cut at MAX_BODY_CHARS)."""
+    sizes: dict[int, int] = {}
+    cap = prompt.MAX_BODY_CHARS
+    for start in range(0, len(ids), CHUNK):
+        rows = Note.objects.filter(id__in=ids[start : start + CHUNK]).annotate(
+            chars=Least(Length("body"), cap)
+        ).values_list("id", "chars")
+        sizes.update((nid, int(chars or 0)) for nid, chars in rows)
+    return sizes
+
+
+def _count_all(requests: list[dict]) -> tuple[list[int], str]:
+    """Each request's input tokens by count_tokens, COUNT_AT_ONCE calls at a time (a web
+    request waits for the estimate); all counted locally when the endpoint fails."""
+    try:
+        with ThreadPoolExecutor(max_workers=COUNT_AT_ONCE) as pool:
+            return list(pool.map(client.count_tokens, requests)), "count_tokens"
+    except client.ApiError as exc:
+        log.warning("count_tokens unavailable (%s): counting requests locally", exc)
+        return [prompt.local_token_count(params) for params in requests], "local"
+
+
+def output_tokens(fields) -> int:
+    return OUTPUT_WRAPPER_TOKENS + sum(OUTPUT_TOKENS.get(f, 0) for f in fields)
+
+
+def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
+                 sample: int = SAMPLE) -> Estimate:
+    """Dollars for one attempt of every note, counted on up to `sample` real requests.
+
+    Raises pricing.UnknownPrice before anything else when the model has no known price.
+    The sampled requests are built exactly as the job will send them (instructions, tool
+    schema, taxonomy, candidates, note text) and counted by the API's free count_tokens
+    endpoint; the other notes' requests are inferred from their body length (a least-squares
+    line through the sample). Output tokens are the expected size of one answer.
+    """
+    pricing.price_for(model)  # no price, no estimate: raises UnknownPrice
+    n = len(note_ids)
+    out = output_tokens(fields)
+    if n == 0:
+        return Estimate(Decimal(0), 0, 0, out, 0, "none")
+    picked = _even_sample(sorted(note_ids), sample)
+    builder = RequestBuilder(Job(fields=list(fields), model=model))
+    built = {note.id: builder.params(_Unsaved(f"estimate_{note.id}"), note)
+             for note in Note.objects.filter(id__in=picked).order_by("id")}
+    tokens, how = _count_all(list(built.values()))
+    counted = dict(zip(built, tokens, strict=True))
+    first_params = next(iter(built.values()), None)
+    if n <= len(picked):
+        total = sum(counted.values())
+    else:
+        chars = _body_chars(note_ids)
+        xs = [chars.get(i, 0) for i in counted]
+        ys = list(counted.values())
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = max(0.0, sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var) if var else 0.0
+        total = n * my + slope * (sum(chars.values()) - n * mx)
+    per_note = total / n
+    prefix = _cached_prefix(first_params, model) if first_params else 0
+    prefix = min(prefix, int(per_note))
+    if prefix:
+        share = BATCH_CACHE_HIT_SHARE if batch else Decimal(1)
+        reads = Decimal(prefix) * share * (n - 1) / n
+        writes = Decimal(prefix) - reads
+    else:
+        reads = writes = Decimal(0)
+    usage = {"input_tokens": Decimal(str(round(per_note, 3))) - prefix,
+             "output_tokens": Decimal(out),
+             "cache_creation_input_tokens": writes, "cache_read_input_tokens": reads}
+    cost = pricing.cost(usage, model=model, batch=batch) * n
+    return Estimate(cost, round(per_note), prefix, out, len(counted), how)
+
+
+def _cached_prefix(params: dict, model: str) -> int:
+    """Tokens of the marked prefix (tools and system up to the last cache_control block) when
+    it reaches the model's minimum cacheable length; 0 when nothing would be cached."""
+    system = params.get("system")
+    if not isinstance(system, list):
+        return 0
+    marks = [i for i, block in enumerate(system) if isinstance(block, dict)
+             and block.get("cache_control")]
+    if not marks:
+        return 0
+    probe = [{"role": "user", "content": "."}]
+    with_prefix = {"model": model, "system": system[: marks[-1] + 1],
+                   "tools": params.get("tools") or [], "messages": probe}
+    (with_it, without), _ = _count_all([with_prefix, {"model": model, "messages": probe}])
+    tokens = with_it - without
+    return tokens if tokens >= pricing.cache_minimum(model) else 0
