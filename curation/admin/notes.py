@@ -13,10 +13,16 @@ from django.urls import reverse
 
 from curation.engine import jobs
 from curation.models import ALL_FIELDS, Field, Mode
-from curation.review.export import ExportSummary, vault_export
+from curation.review.export import (
+    ExportSummary,
+    RevertSummary,
+    export_run_records,
+    exports_revert,
+    vault_export,
+)
 from curation.roles import can_curate, can_export, can_ingest_url
-from ingest.admin import NoteAdmin, VaultAdmin
-from ingest.models import Note, Vault
+from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
+from ingest.models import ExportRecord, Note, Vault
 
 class CurateForm(forms.Form):
     curate_fields = forms.MultipleChoiceField(
@@ -186,6 +192,44 @@ class CurationNoteAdmin(NoteAdmin):
         return can_ingest_url(request.user)
 
 
+# --- undoing exports ---------------------------------------------------------------------------
+
+
+def _report_revert(modeladmin, request, summary: RevertSummary) -> None:
+    level = messages.SUCCESS if summary.ok else messages.WARNING
+    modeladmin.message_user(request, f"Revert: {summary.line()}.", level)
+    for path, reason in summary.conflicts[:SHOWN_PROBLEMS]:
+        modeladmin.message_user(request, f"Conflict: {path}: {reason}", messages.WARNING)
+
+
+@admin.action(description="Revert the selected exports", permissions=["export"])
+def revert_exports(modeladmin, request, queryset):
+    _report_revert(modeladmin, request, exports_revert(records=queryset, user=request.user))
+
+
+@admin.action(description="Revert the whole export runs of the selected", permissions=["export"])
+def revert_export_runs(modeladmin, request, queryset):
+    runs = set(queryset.exclude(run="").values_list("run", flat=True))
+    records = [r for run in sorted(runs) for r in export_run_records(run=run)]
+    _report_revert(modeladmin, request, exports_revert(records=records, user=request.user))
+
+
+class CurationExportRecordAdmin(ExportRecordAdmin):
+    """Export history with undo; reverted records show who reverted them and when."""
+
+    list_display = ["note", "written_at", "fields", "run", "reverted_at", "reverted_by"]
+    list_filter = [*ExportRecordAdmin.list_filter, "run", "reverted_by"]
+    list_select_related = ["note", "reverted_by"]
+    readonly_fields = [*ExportRecordAdmin.readonly_fields, "run", "reverted_at", "reverted_by"]
+    actions = [revert_exports, revert_export_runs]
+    deletable = False
+
+    def has_export_permission(self, request) -> bool:
+        return can_export(request.user)
+
+
+admin.site.unregister(ExportRecord)
+admin.site.register(ExportRecord, CurationExportRecordAdmin)
 admin.site.unregister(Vault)
 admin.site.register(Vault, CurationVaultAdmin)
 admin.site.unregister(Note)

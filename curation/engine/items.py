@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from curation.api import client, pricing, prompt
 from curation.models import Item, Job, Suggestion
+from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     now_db = prep["updated_at"](now, conn)
     prompt_version = prompt.PROMPT_VERSION
     with transaction.atomic():
-        claimed = set(
+        note_hashes = dict(
             Item.objects.select_for_update()
             .filter(
                 id__in=[item.id for item, _ in pairs],
@@ -317,8 +318,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                 batch_id=batch_id,
             )
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "note_hash")
         )
+        claimed = set(note_hashes)
         rows, suggestions = [], []
         for item, outcome in pairs:
             if item.id not in claimed:
@@ -357,6 +359,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                         "item_id": item.id, "note_id": item.note_id, "job_id": job.id,
                         "field": field, "value": value, "model": job.model,
                         "prompt_version": prompt_version, "cost": share,
+                        "note_hash": note_hashes[item.id],
                     }  # fmt: skip
                     for field, value in fields
                 )
@@ -366,7 +369,10 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
         if rows:
             with conn.cursor() as cursor:
                 cursor.executemany(_item_update_sql(conn), rows)
+        # The vault's tag policy: tags outside the vocabulary are dropped or become proposed.
+        suggestions, proposed = suggestions_vet(suggestions=suggestions)
         _insert_suggestions(suggestions)
+        proposed_tags_record(proposed=proposed)
     return len(rows)
 
 
