@@ -20,7 +20,7 @@ from curation.review.export import (
     exports_revert,
     vault_export,
 )
-from curation.roles import can_curate, can_export, can_ingest_url
+from curation.roles import can_curate, can_export, can_ingest_url, can_view
 from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
 from ingest.models import ExportRecord, Note, Vault
 
@@ -226,6 +226,10 @@ class CurationExportRecordAdmin(ExportRecordAdmin):
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        # Exports are part of the audit trail every role reads (roles.py, not a new grant).
+        return can_view(request.user) or super().has_view_permission(request, obj)
 
 
 admin.site.unregister(ExportRecord)

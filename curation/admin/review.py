@@ -28,7 +28,7 @@ from curation.review.decisions import (
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.stale import stale_q
 from curation.review.taxonomy import suggestion_ids_with_new_tags, vault_known_tags
-from curation.roles import can_review
+from curation.roles import can_review, can_view
 from vaultcms.admin import ReadOnlyAdminMixin
 
 SUPERSEDE_KEY, SUPERSEDE_EVERY = "curation:review:supersede-sweep", 30
@@ -350,6 +350,9 @@ class ProposedTagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["tag", "mapped_to"]
     deletable = False
 
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)
+
     @admin.display(description="Notes")
     def notes(self, obj):
         url = reverse("curation:review_proposed_tags", args=[obj.vault_id])
@@ -362,6 +365,9 @@ class VocabularyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = ["vault", "policy", "changed_by", "changed_at", "page"]
     list_select_related = ["vault", "changed_by"]
+
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)
 
     @admin.display(description="")
     def page(self, obj):
