@@ -370,3 +370,34 @@ class ProposedTagUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.proposed} on {self.note}"
+
+
+class TagConsolidation(models.Model):
+    """One merge or rename the model proposed for a vault's whole tag list (a consolidation
+    job); approved, it becomes a TagRename that export applies to every note carrying the tag."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting review"
+        APPROVED = "approved", "Approved (a tag rename)"
+        REJECTED = "rejected", "Rejected"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="consolidations")
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="consolidations")
+    old = models.CharField(max_length=300)
+    new = models.CharField(max_length=300)
+    reason = models.CharField(max_length=500, blank=True)
+    notes = models.PositiveIntegerField(default=0, help_text="Notes carrying the tag when proposed.")
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rename = models.ForeignKey(TagRename, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-notes", "old"]
+
+    def __str__(self) -> str:
+        return f"{self.old} → {self.new}"

@@ -10,9 +10,12 @@ from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from curation.engine import jobs
 from curation.models import ALL_FIELDS, Field, Mode
+from curation.review.consolidation import consolidation_run
+from curation.review.decisions import ReviewError
 from curation.review.export import (
     ExportSummary,
     RevertSummary,
@@ -174,8 +177,34 @@ def preview_export_notes(modeladmin, request, queryset):
 # --- the extended admins ---------------------------------------------------------------------
 
 
+@admin.action(description="Propose tag consolidation (ask the model about all tags)")
+def consolidate_vault_tags(modeladmin, request, queryset):
+    if not can_curate(request.user):
+        modeladmin.message_user(request, "You are not allowed to start jobs.", messages.ERROR)
+        return
+    for vault in queryset:
+        try:
+            job = consolidation_run(vault_id=vault.pk, user=request.user)
+        except ReviewError as exc:
+            modeladmin.message_user(request, f"{vault.name}: {exc}", messages.WARNING)
+            continue
+        if job.state == job.State.FAILED:
+            modeladmin.message_user(request, f"{vault.name}: job {job.pk} failed: {job.error}",
+                                    messages.ERROR)  # fmt: skip
+            continue
+        n = job.consolidations.count()
+        url = reverse("admin:curation_tagconsolidation_changelist") + f"?job__id__exact={job.pk}"
+        modeladmin.message_user(
+            request,
+            format_html('{}: job {} proposed {} merge(s), cost ${}. <a href="{}">Review them</a>.',
+                        vault.name, job.pk, n, job.cost, url),
+            messages.SUCCESS,
+        )  # fmt: skip
+
+
 class CurationVaultAdmin(VaultAdmin):
-    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults]
+    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults,
+               consolidate_vault_tags]  # fmt: skip
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)

@@ -16,9 +16,11 @@ from curation.models import (
     Review,
     ReviewLock,
     Suggestion,
+    TagConsolidation,
     TagRename,
     Vocabulary,
 )
+from curation.review.consolidation import consolidation_decide
 from curation.review.decisions import (
     ReviewError,
     note_value,
@@ -373,3 +375,43 @@ class VocabularyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def page(self, obj):
         url = reverse("curation:review_proposed_tags", args=[obj.vault_id])
         return format_html('<a href="{}">Proposed tags and policy</a>', url)
+
+
+@admin.action(description="Approve the selected merges (record tag renames)", permissions=["review"])
+def approve_consolidations(modeladmin, request, queryset):
+    _decide_consolidations(modeladmin, request, queryset, TagConsolidation.State.APPROVED)
+
+
+@admin.action(description="Reject the selected merges", permissions=["review"])
+def reject_consolidations(modeladmin, request, queryset):
+    _decide_consolidations(modeladmin, request, queryset, TagConsolidation.State.REJECTED)
+
+
+def _decide_consolidations(modeladmin, request, queryset, decision):
+    done = 0
+    for pk in queryset.filter(state=TagConsolidation.State.PENDING).values_list("pk", flat=True):
+        try:
+            consolidation_decide(consolidation_id=pk, user=request.user, decision=decision)
+            done += 1
+        except ReviewError as exc:
+            modeladmin.message_user(request, str(exc), messages.WARNING)
+    modeladmin.message_user(request, f"{decision} {done} merge(s).", messages.SUCCESS)
+
+
+@admin.register(TagConsolidation)
+class TagConsolidationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Merges and renames a consolidation job proposed; each decided here, who and when kept."""
+
+    list_display = ["old", "new", "notes", "reason", "state", "vault", "job", "decided_by",
+                    "decided_at"]  # fmt: skip
+    list_filter = ["state", "vault", "decided_by"]
+    list_select_related = ["vault", "job", "decided_by"]
+    search_fields = ["old", "new"]
+    actions = [approve_consolidations, reject_consolidations]
+    deletable = False
+
+    def has_review_permission(self, request):
+        return can_review(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)

@@ -193,6 +193,11 @@ def proposed_tag_decide(
         raise ReviewError(f"No proposed tag {proposed_id}.")
     if target and target.lower() == proposed.tag.lower():
         raise ReviewError("A tag cannot be mapped onto itself.")
+    if target:
+        known = vault_vocabulary(vault_id=proposed.vault_id).get(target.lower())
+        if known is None:
+            raise ReviewError(f"{target} is not an existing tag of this vault; map onto one that is.")
+        target = known
     moved = ProposedTag.objects.filter(
         pk=proposed_id, state=expected_state or ProposedTag.State.PENDING
     ).update(state=decision, mapped_to=target, decided_by=user, decided_at=timezone.now())

@@ -176,6 +176,12 @@ def test_policy_is_set_on_the_page_by_moderators_only(client, moderator, viewer,
     assert vocabulary.policy == "only" and vocabulary.changed_by == moderator
     with pytest.raises(ReviewError):
         proposed_tag_decide(proposed_id=0, user=moderator, decision="approved")
+    tag = ProposedTag.objects.create(vault=vault, tag="brand/new")
+    with pytest.raises(ReviewError, match="not an existing tag"):
+        proposed_tag_decide(
+            proposed_id=tag.pk, user=moderator, decision="mapped", mapped_to="nowhere"
+        )
+    assert ProposedTag.objects.get(pk=tag.pk).state == "pending"
 
 
 def _many(vault, n):
