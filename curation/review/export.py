@@ -181,6 +181,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
         ProposedTagUse.objects.filter(note__vault=vault).values_list(
             "id", "suggestion_id", "note_id", "proposed__tag", "proposed__state",
             "proposed__mapped_to", "suggestion__state", "exported_at",
+            "suggestion__note_hash", "note__content_hash",
         )
     )  # fmt: skip
     proposed_in: dict[int, set[str]] = {}
@@ -218,9 +219,11 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
 
     live = (Suggestion.State.PENDING, Suggestion.State.APPROVED, Suggestion.State.EDITED)
     decided = {ProposedTag.State.APPROVED: None, ProposedTag.State.MAPPED: None}
-    for use_id, _, note_id, tag, state, mapped_to, s_state, exported_at in uses:
+    for use_id, _, note_id, tag, state, mapped_to, s_state, exported_at, made_for, now in uses:
         if exported_at is not None or state not in decided or s_state not in live:
             continue
+        if made_for and made_for != now:
+            continue  # proposed for other text: the note changed since (stale)
         if selected is not None and note_id not in selected:
             continue
         p = plan(note_id, None, "tags")

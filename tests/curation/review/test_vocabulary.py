@@ -221,3 +221,14 @@ def test_a_decision_over_10000_suggestions_takes_a_flat_number_of_queries(modera
     print(f"queries for a proposed-tag decision: 10 suggestions {counts[0]}, 10,000 {counts[1]}")
     assert counts[0] == counts[1] == 3  # read it, one conditional UPDATE, read who decided
     assert ProposedTag.objects.get(pk=big.pk).uses.count() == 10_000
+
+
+def test_an_approved_proposed_tag_skips_notes_changed_since(vault_with, moderator):
+    root, vault = vault_with(TagPolicy.PREFER)
+    edited = body(0).replace("patience", "great patience")
+    (root / "n0.md").write_text(edited)
+    vault_import(root=root, name="v")
+    cabbage = ProposedTag.objects.get(tag="fermentation/cabbage")
+    proposed_tag_decide(proposed_id=cabbage.pk, user=moderator, decision="approved")
+    assert sorted(vault_export(vault=vault).written) == ["n1.md", "n2.md"]
+    assert (root / "n0.md").read_text() == edited
