@@ -9,7 +9,7 @@ The text at suggestion time is kept once per (note, hash) in NoteVersion, to sho
 import difflib
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from curation.models import Item, NoteVersion, Review, Suggestion
 from ingest.models import Note
@@ -63,6 +63,23 @@ def note_versions_keep(*, note_ids: list[int]) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, *note_ids])
+    note_versions_prune(note_ids=note_ids)
+
+
+def note_versions_prune(*, note_ids: list[int]) -> int:
+    """Drop kept texts nobody needs: not the note's current text, and no open or approved
+    suggestion was made for it. What is kept stays bounded by the notes and their open stale suggestions."""
+    needed = Suggestion.objects.filter(
+        note_id=OuterRef("note_id"),
+        item__note_hash=OuterRef("content_hash"),
+        state__in=[Suggestion.State.PENDING, Suggestion.State.APPROVED, Suggestion.State.EDITED],
+    )
+    return (
+        NoteVersion.objects.filter(note_id__in=note_ids)
+        .exclude(content_hash=F("note__content_hash"))
+        .exclude(Exists(needed))
+        .delete()[0]
+    )
 
 
 def note_text(frontmatter_raw: str, body: str) -> str:

@@ -181,3 +181,17 @@ def test_curate_stale_reruns_only_the_stale_notes(curated, fast_polls):
     assert old.state == Suggestion.State.SUPERSEDED
     with pytest.raises(Exception, match="choose the notes"):
         command("curate", "--fields", "tags")
+
+
+def test_kept_texts_stay_bounded(curated, moderator):
+    root, vault = curated
+    note = Note.objects.get(path="a.md")
+    edit_and_reimport(root, vault)
+    command("curate", "--path", "a.md", "--fields", "tags", "--mode", "sync", "--wait")
+    # The old text is still needed: the first job's suggestions are open and stale.
+    assert NoteVersion.objects.filter(note=note).count() == 2
+    command("review", "reject", "--all", "--as", moderator.username)
+    edit_and_reimport(root, vault, text=EDITED + "more\n")
+    command("curate", "--path", "a.md", "--fields", "tags", "--mode", "sync", "--wait")
+    hashes = set(NoteVersion.objects.filter(note=note).values_list("content_hash", flat=True))
+    assert hashes == {Note.objects.get(pk=note.pk).content_hash}
