@@ -110,3 +110,14 @@ def test_invalid_merges_are_dropped_in_code():
         ]}}]}  # fmt: skip
     merges = prompt.parse_consolidation(message, tags=["ai", "Py", "python"])
     assert [(m.old, m.new) for m in merges] == [("python", "coding/python")]
+
+
+def test_the_consolidation_job_shows_in_the_job_list_and_page(vault, client, superuser):
+    command("--vault", "v")
+    job = Job.objects.get()
+    out = StringIO()
+    call_command("jobs", stdout=out)
+    assert str(job.pk) in out.getvalue() and "succeeded" in out.getvalue()
+    client.force_login(superuser)
+    assert client.get(reverse("curation:job", args=[job.pk])).status_code == 200
+    assert client.get(reverse("admin:curation_job_changelist")).status_code == 200
