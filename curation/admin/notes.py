@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from curation.engine import jobs
 from curation.models import ALL_FIELDS, Field, Mode
-from curation.review.consolidation import consolidation_run
+from curation.engine.consolidation import consolidation_run
 from curation.review.decisions import ReviewError
 from curation.review.export import (
     ExportSummary,

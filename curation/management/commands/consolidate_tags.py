@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import Job
-from curation.review.consolidation import consolidation_run
+from curation.engine.consolidation import consolidation_run
 from curation.review.decisions import ReviewError
 from ingest.models import Vault
 

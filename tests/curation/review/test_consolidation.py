@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from curation.api import prompt
 from curation.models import Job, TagConsolidation, TagRename
-from curation.review.consolidation import consolidation_decide, vault_tag_list
+from curation.engine.consolidation import vault_tag_list
+from curation.review.consolidation import consolidation_decide
 from curation.review.decisions import ReviewError
 from curation.review.export import vault_export
 from ingest import notes
