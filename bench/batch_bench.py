@@ -122,7 +122,7 @@ def main() -> int:
 
     def fake_submit(requests):
         count = 0
-        for custom_id, params in requests:  # consume the stream like the SDK would
+        for _custom_id, _params in requests:  # consume the stream like the SDK would
             count += 1
         provider_id = f"msgbatch_bench_{len(submitted):06d}"
         submitted[provider_id] = count

@@ -50,7 +50,7 @@ def bench_prepare(n: int) -> bool:
     clock = time.process_time
 
     start = clock()
-    for path, title, tags in rows:
+    for path, _title, _tags in rows:
         params = {"model": "m", "max_tokens": 1024,
                   "messages": [{"role": "user", "content": f"Note path: {path}\n{body}"}]}
     baseline = clock() - start

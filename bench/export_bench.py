@@ -62,7 +62,7 @@ def main() -> int:
         [Item(job=job, note=n, custom_id=f"b{job.id}-{n.id}") for n in ok_notes], batch_size=500
     )
     suggestions = []
-    for note, item in zip(ok_notes, items):
+    for note, item in zip(ok_notes, items, strict=True):
         other = ok_notes[(ok_notes.index(note) + 1) % len(ok_notes)] if len(ok_notes) > 1 else None
         values = {
             Field.TAGS: ["bench/exported", "Review"],

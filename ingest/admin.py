@@ -28,8 +28,24 @@ def reimport_vaults(modeladmin, request, queryset):
         modeladmin.message_user(request, f"Re-imported {vault.name}: {summary.line()}", level)
 
 
+class IngestPermissionMixin:
+    """Who may add a note from a web address (it writes a new file into the vault); the pages
+    show their "Add" links only to them."""
+
+    def has_ingest_permission(self, request) -> bool:
+        return request.user.has_perm("ingest.add_note")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_ingest": self.has_ingest_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_ingest": self.has_ingest_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Vault)
-class VaultAdmin(admin.ModelAdmin):
+class VaultAdmin(IngestPermissionMixin, admin.ModelAdmin):
     list_display = ["name", "root", "note_count", "imported_at"]
     search_fields = ["name", "root"]
     readonly_fields = ["created_at", "imported_at"]
@@ -82,7 +98,7 @@ class HasTagsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Note)
-class NoteAdmin(admin.ModelAdmin):
+class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
     list_display = ["title", "path", "vault", "state", "tag_list", "updated_at"]
     list_filter = ["vault", FolderFilter, "state", HasTagsFilter]
     list_select_related = ["vault"]
@@ -98,10 +114,6 @@ class NoteAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # notes come from the vault on disk, never typed in
-
-    def has_ingest_permission(self, request) -> bool:
-        """May add a note from a web address (it writes a new file into the vault)."""
-        return request.user.has_perm("ingest.add_note")
 
     def get_urls(self):
         from django.urls import path

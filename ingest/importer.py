@@ -1,27 +1,22 @@
 """Importing a vault folder into the database: incremental, chunked, never touching a file."""
 
-import datetime
 import logging
-import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from ingest import notes
+from ingest import notes, sql
 from ingest.models import Note, Vault
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
 # Below this many files to read, a process pool costs more than it saves.
-PARALLEL_MIN = 1000
-WINDOW = 2000  # parsed notes in flight at most
 
 
 class VaultNotFound(Exception):
@@ -100,8 +95,8 @@ TOUCH_FIELDS = ["size", "mtime_ns"]
 class _Writes:
     """Rows (dicts of field values) waiting to be written; flushed in one transaction per CHUNK.
 
-    Written with one `executemany` per kind: for 10,000 new notes the ORM's bulk_create spent
-    more time building SQL than SQLite spent storing the rows.
+    Written with one `executemany` per kind (ingest/sql.py: bench/sql_bench.py shows the ORM's
+    bulk_create and bulk_update several times slower on the same rows).
     """
 
     create: list[dict] = field(default_factory=list)
@@ -117,55 +112,16 @@ class _Writes:
             return
         with transaction.atomic(), connection.cursor() as cursor:
             if self.create:
-                names = [f.name for f in Note._meta.concrete_fields if not f.primary_key]
-                columns = ", ".join(_column(name) for name in names)
-                marks = ", ".join(["%s"] * len(names))
-                cursor.executemany(
-                    f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})",
-                    list(_params(self.create, names)),
-                )
+                sql.notes_insert(cursor, self.create)
             for rows, names in (
                 (self.update, UPDATE_FIELDS),
                 (self.skip, SKIP_FIELDS),
                 (self.touch, TOUCH_FIELDS),
             ):
                 if rows:
-                    assignments = ", ".join(f"{_column(name)} = %s" for name in names)
-                    cursor.executemany(
-                        f"UPDATE {_TABLE} SET {assignments} WHERE {_column('id')} = %s",
-                        list(_params(rows, [*names, "id"])),
-                    )
+                    sql.notes_update(cursor, rows, names)
         for rows in (self.create, self.update, self.skip, self.touch):
             rows.clear()
-
-
-_TABLE = connection.ops.quote_name(Note._meta.db_table)
-
-
-def _column(name: str) -> str:
-    return connection.ops.quote_name(Note._meta.get_field(name).column)
-
-
-def _params(rows: list[dict], names: list[str]) -> Iterator[list]:
-    """Each row's values in `names` order, as the database takes them (JSON, datetimes)."""
-    fields = [Note._meta.get_field(name) for name in names]
-    is_json = [isinstance(f, models.JSONField) for f in fields]
-    defaults = {f.name: f.get_default() for f in fields}
-    adapt_json = connection.ops.adapt_json_value
-    memo: dict = {}  # the same `now` for every row: adapt it once
-    for row in rows:
-        values = []
-        for name, f, json_field in zip(names, fields, is_json):
-            value = row.get(name, defaults[name])
-            if json_field:
-                value = adapt_json(value, f.encoder)
-            elif isinstance(value, datetime.datetime):
-                key = (name, value)
-                if key not in memo:
-                    memo[key] = f.get_db_prep_save(value, connection)
-                value = memo[key]
-            values.append(value)
-        yield values
 
 
 def vault_register(*, root: Path, name: str | None) -> Vault:
@@ -268,52 +224,17 @@ def vault_import(
     return vault, summary
 
 
-def _processes(jobs: int) -> int:
-    """How many processes read and parse: one for small imports, else one per CPU (max 4)."""
-    configured = settings.VAULTCMS_IMPORT_PROCESSES
-    if jobs < PARALLEL_MIN or configured == 1:
-        return 1
-    if multiprocessing.current_process().daemon:  # a daemonic worker may not have children
-        return 1
-    if threading.active_count() > 1:  # forking beside other threads risks a child deadlock
-        return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return configured or min(4, os.cpu_count() or 1)
-
-
 def _read_all(jobs: list, *, max_bytes: int) -> Iterator[tuple[tuple, notes.ReadResult]]:
-    """Each job with what reading its file found, in order; parsed in a process pool when big.
+    """Each job with what reading its file found, in order, one file at a time.
 
-    YAML parsing is most of an import's time, and the pool's processes only read files
-    (never the database); results come back in windows so memory stays bounded.
+    A process pool was measured (bench/import_bench.py) and did not pay on a 2-core machine
+    with other work on it: the plain loop stays.
     """
-    args = [
-        (
-            entry.abs,
-            entry.rel,
-            max_bytes,
-            row[4] if row and row[5] == Note.State.OK else None,
-            stat.st_size,
+    for entry, row, stat in jobs:
+        known = row[4] if row and row[5] == Note.State.OK else None
+        yield (entry, row, stat), notes.read_file(
+            entry.abs, rel=entry.rel, max_bytes=max_bytes, known_digest=known, size=stat.st_size
         )
-        for entry, row, stat in jobs
-    ]
-    processes = _processes(len(jobs))
-    if processes > 1:
-        try:
-            pool = multiprocessing.get_context("fork").Pool(processes)
-        except OSError as exc:
-            log.warning("import: no process pool (%s); parsing in this process", exc)
-            processes = 1
-    if processes == 1:
-        for job, arg in zip(jobs, args):
-            yield job, notes.read_job(arg)
-        return
-    with pool:
-        for start in range(0, len(jobs), WINDOW):
-            window = args[start : start + WINDOW]
-            results = pool.imap(notes.read_job, window, chunksize=32)
-            yield from zip(jobs[start : start + WINDOW], results)
 
 
 def _new_row(entry: _Found, *, row: tuple | None, vault: Vault, now) -> dict:

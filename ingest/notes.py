@@ -268,7 +268,7 @@ class ReadResult:
 def read_file(
     path: str, *, rel: str, max_bytes: int, known_digest: str | None, size: int = -1
 ) -> ReadResult:
-    """Read, hash and parse one note file (never writing it); safe to run in a worker process.
+    """Read, hash and parse one note file (never writing it).
 
     `size` is what stat() said: reading exactly that much (plus one byte, to notice growth)
     avoids allocating a `max_bytes` buffer for every small note.
@@ -291,11 +291,5 @@ def read_file(
         parsed = parse(data, path=rel)
     except NoteError as exc:
         return ReadResult("bad", digest, str(exc))
-    parsed.text = ""  # yaml and body are kept; don't carry (or pickle) the text twice
+    parsed.text = ""  # yaml and body are kept; don't carry the text twice
     return ReadResult("ok", digest, note=parsed)
-
-
-def read_job(job: tuple[str, str, int, str | None, int]) -> ReadResult:
-    """`read_file` for a process pool: (path, rel, max_bytes, known_digest, size)."""
-    path, rel, max_bytes, known_digest, size = job
-    return read_file(path, rel=rel, max_bytes=max_bytes, known_digest=known_digest, size=size)

@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import certifi
-import trafilatura
 import urllib3
 import yaml
 from django.conf import settings
@@ -241,6 +240,16 @@ def _read_limited(response, *, url: str, max_bytes: int, deadline: float) -> byt
 
 def extract_page(page: Page) -> Extracted:
     """The page's main text as markdown, and its title (trafilatura does the reading)."""
+    # Imported here, not at the top: a broken trafilatura install (it needs lxml_html_clean)
+    # must only disable this form, not stop the whole app from starting.
+    try:
+        import trafilatura
+    except ImportError as exc:
+        log.error("url ingest unavailable: trafilatura cannot be imported: %s", exc)
+        raise UrlIngestError(
+            "adding notes from web addresses is not available on this server: "
+            f"the page reader (trafilatura) cannot be loaded ({exc})"
+        ) from None
     html = page.body
     markdown = trafilatura.extract(
         html,

@@ -190,7 +190,9 @@ class _Frontmatter:
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
-            raise ExportError(f"frontmatter YAML cannot be read: {str(exc).splitlines()[0]}")
+            raise ExportError(
+                f"frontmatter YAML cannot be read: {str(exc).splitlines()[0]}"
+            ) from None
         self.entries: dict[str, _Entry] = {}
         self.key_indent = ""
         self.item_prefix = "  - "
@@ -495,7 +497,7 @@ class _Writer:
     def result(self) -> str:
         text = self.fm.text
         edits = sorted(self.edits, key=lambda e: (e.start, e.end))
-        for a, b in zip(edits, edits[1:]):
+        for a, b in zip(edits, edits[1:], strict=False):
             if b.start < a.end:
                 raise ExportError("internal: overlapping frontmatter edits")
         out = []

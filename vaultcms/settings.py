@@ -1,4 +1,4 @@
-"""Django settings for VaultCMS, read from the environment (see CONTRACT.md)."""
+"""Django settings for VaultCMS, read from the environment (the README's Configuration lists every one)."""
 
 import os
 from pathlib import Path
@@ -172,8 +172,6 @@ REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 
 # --- Vault import --------------------------------------------------------------
 VAULTCMS_MAX_NOTE_BYTES = env_int("VAULTCMS_MAX_NOTE_BYTES", 2 * 1024 * 1024)
-# Processes that read and parse notes in a big import: 0 = one per CPU (at most 4), 1 = none.
-VAULTCMS_IMPORT_PROCESSES = env_int("VAULTCMS_IMPORT_PROCESSES", 0)
 
 # --- URL ingest (ingest/url_ingest.py) --------------------------------------------
 # Private/loopback addresses are refused unless allowed (tests point it at a local server).

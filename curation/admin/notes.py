@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from curation.engine import jobs
-from curation.models import ALL_FIELDS, Field, Mode
 from curation.engine.consolidation import consolidation_run
+from curation.models import ALL_FIELDS, Field, Mode
 from curation.review.decisions import ReviewError
 from curation.review.export import (
     ExportSummary,
@@ -26,6 +26,7 @@ from curation.review.export import (
 from curation.roles import can_curate, can_export, can_ingest_url, can_view
 from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
 from ingest.models import ExportRecord, Note, Vault
+
 
 class CurateForm(forms.Form):
     curate_fields = forms.MultipleChoiceField(
@@ -141,7 +142,7 @@ def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
         "opts": modeladmin.model._meta,
         "results": results,
     }
-    return TemplateResponse(request, "admin/ingest/export_preview.html", context)
+    return TemplateResponse(request, "admin/curation/export_preview.html", context)
 
 
 def _line_class(index: int, line: str) -> str:
@@ -208,6 +209,9 @@ class CurationVaultAdmin(VaultAdmin):
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
+
+    def has_ingest_permission(self, request) -> bool:
+        return can_ingest_url(request.user)
 
 
 class CurationNoteAdmin(NoteAdmin):

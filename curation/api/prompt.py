@@ -236,7 +236,7 @@ def _answer_data(message) -> dict:
             try:
                 data = json.loads(data)
             except ValueError:
-                raise InvalidAnswer("tool input is not valid JSON")
+                raise InvalidAnswer("tool input is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidAnswer("tool input is not an object")
         return data
@@ -245,7 +245,7 @@ def _answer_data(message) -> dict:
         try:
             data = json.loads(text)
         except ValueError:
-            raise InvalidAnswer("answer text is malformed JSON")
+            raise InvalidAnswer("answer text is malformed JSON") from None
         if isinstance(data, dict):
             return data
     raise InvalidAnswer(f"no {TOOL_NAME} tool call in the answer (stop_reason={stop or 'none'})")

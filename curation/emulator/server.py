@@ -39,6 +39,7 @@ from curation.emulator import protocol
 from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt, text_of
 from curation.emulator.protocol import ApiProblem, count_tokens, rfc3339, unit, validate_params
 
+
 @dataclass
 class EmulatorConfig:
     """What the emulator does; every field can be changed at runtime."""
@@ -564,7 +565,9 @@ class Emulator:
         try:
             limit = int(query.get("limit", 20))
         except ValueError:
-            raise ApiProblem(400, "invalid_request_error", "limit: Input should be an integer")
+            raise ApiProblem(
+                400, "invalid_request_error", "limit: Input should be an integer"
+            ) from None
         if not 1 <= limit <= 1000:
             raise ApiProblem(400, "invalid_request_error", "limit: must be between 1 and 1000")
         with self._lock:
@@ -678,7 +681,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         try:
             return json.loads(self._raw)
         except ValueError:
-            raise ApiProblem(400, "invalid_request_error", "Request body is not valid JSON.")
+            raise ApiProblem(
+                400, "invalid_request_error", "Request body is not valid JSON."
+            ) from None
 
     def _route(self, method: str) -> None:
         emu = self.emulator
@@ -802,7 +807,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     try:
                         return self._send(200, emu.configure(**body))
                     except (ValueError, TypeError) as exc:
-                        raise ApiProblem(400, "invalid_request_error", str(exc))
+                        raise ApiProblem(400, "invalid_request_error", str(exc)) from None
                 return self._send(200, asdict(emu.config))
             if path == "/_emulator/reset" and method == "POST":
                 emu.reset()

@@ -22,12 +22,13 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
+from curation import sql
 from curation.api import client, pricing, prompt
-from curation.models import Item, Job, Suggestion
+from curation.models import Item, Job
 from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
 
@@ -223,73 +224,12 @@ def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[
     return Item.State.ERRORED, reason, cost
 
 
-def _item_update_sql(conn) -> str:
-    qn = conn.ops.quote_name
-    col = {name: qn(Item._meta.get_field(name).column) for name in _ITEM_COLUMNS}
-    sets = ", ".join(
-        f"{col[name]} = {col[name]} + %s" if name == "cost" else f"{col[name]} = %s"
-        for name in _ITEM_COLUMNS
-        if name != "id"
-    )
-    return (
-        f"UPDATE {qn(Item._meta.db_table)} SET {sets} "
-        f"WHERE {col['id']} = %s AND {col['state']} = %s"
-    )
-
-
-_ITEM_COLUMNS = ("state", "error", "result", "usage", "cost", "finished_at", "updated_at", "id")
-_ITEM_ADAPTED = {"result", "usage", "cost"}  # values that need the backend's form
-_FINISHED = _ITEM_COLUMNS.index("finished_at")
-_UPDATED = _ITEM_COLUMNS.index("updated_at")
-
-
 class ItemRef(NamedTuple):
     """What applying an outcome needs to know about an item (cheaper than a model instance)."""
 
     id: int
     note_id: int
     attempts: int
-
-
-def _insert_suggestions(values: list[dict]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING (unique item+field): a second insert changes nothing.
-
-    Raw executemany rather than bulk_create: applying 100,000 results makes 300,000 rows.
-    Columns not given take their model default, computed once per call.
-    """
-    if not values:
-        return
-    conn = transaction.get_connection()
-    qn = conn.ops.quote_name
-    fields = [f for f in Suggestion._meta.concrete_fields if not f.primary_key]
-    now = timezone.now()
-    plain = (models.CharField, models.ForeignKey, models.IntegerField)
-    given = values[0]
-    # Per column: a fixed value (a default), the raw value, or the backend's form of it.
-    columns = []
-    for f in fields:
-        if f.attname not in given:
-            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
-            fixed = f.get_db_prep_save(now if stamped else f.get_default(), conn)
-            columns.append((0, f.attname, fixed))
-        elif isinstance(f, plain):
-            columns.append((1, f.attname, None))
-        else:
-            columns.append((2, f.attname, f.get_db_prep_save))
-    sql = (
-        f"INSERT INTO {qn(Suggestion._meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
-    )
-    rows = [
-        [
-            extra if how == 0 else value[name] if how == 1 else extra(value[name], conn)
-            for how, name, extra in columns
-        ]
-        for value in values
-    ]
-    with conn.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, object]]) -> int:
@@ -305,9 +245,6 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     if not pairs:
         return 0
     now = timezone.now()
-    conn = transaction.get_connection()
-    prep = {name: Item._meta.get_field(name).get_db_prep_save for name in _ITEM_COLUMNS}
-    now_db = prep["updated_at"](now, conn)
     prompt_version = prompt.PROMPT_VERSION
     with transaction.atomic():
         note_hashes = dict(
@@ -331,26 +268,18 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             state, error, cost = _outcome_changes(
                 job=job, attempts=item.attempts, outcome=outcome, batch=batch_id is not None
             )
-            values = {
-                "state": state,
-                "error": error[:5000],
-                "result": outcome.raw,
-                "usage": outcome.usage or None,
-                "cost": cost,
-                "finished_at": now if state in Item.FINAL_STATES else None,
-                "updated_at": now,
-                "id": item.id,
-            }
             rows.append(
-                [
-                    prep[name](values[name], conn) if name in _ITEM_ADAPTED else values[name]
-                    for name in _ITEM_COLUMNS
-                ]
-                + [Item.State.SUBMITTED]
+                {
+                    "state": state,
+                    "error": error[:5000],
+                    "result": outcome.raw,
+                    "usage": outcome.usage or None,
+                    "cost": cost,
+                    "finished_at": now if state in Item.FINAL_STATES else None,
+                    "updated_at": now,
+                    "id": item.id,
+                }
             )
-            if values["finished_at"] is not None:
-                rows[-1][_FINISHED] = now_db
-            rows[-1][_UPDATED] = now_db
             if state == Item.State.SUCCEEDED:
                 fields = _suggestion_values(job, outcome.answer)
                 share = (cost / len(fields)).quantize(MICRO) if fields else Decimal("0")
@@ -366,12 +295,10 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             else:
                 log.info("job=%s item=%s %s attempt=%s: %s",
                          job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
-        if rows:
-            with conn.cursor() as cursor:
-                cursor.executemany(_item_update_sql(conn), rows)
+        sql.items_record_outcomes(rows)
         # The vault's tag policy: tags outside the vocabulary are dropped or become proposed.
         suggestions, proposed = suggestions_vet(suggestions=suggestions)
-        _insert_suggestions(suggestions)
+        sql.suggestions_insert(suggestions)
         proposed_tags_record(proposed=proposed)
     return len(rows)
 

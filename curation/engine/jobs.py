@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from curation import sql
 from curation.api import pricing
 from curation.engine import router
 from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
@@ -127,11 +128,6 @@ def job_create(
         raise NoNotesError("no curatable notes matched the selection")
     chosen = router.choose_mode(len(ids), str(mode), urgent=urgent)
     now = timezone.now()
-    qn = connection.ops.quote_name
-    sql_set_custom_id = (
-        f"UPDATE {qn(Item._meta.db_table)} SET {qn(Item._meta.get_field('custom_id').column)}"
-        f" = %s WHERE {qn(Item._meta.pk.column)} = %s"
-    )
     with transaction.atomic():
         job = Job.objects.create(
             created_by=user if getattr(user, "pk", None) else None,
@@ -166,14 +162,12 @@ def job_create(
                 for item in items:
                     item.pk = item.id = by_note[item.note_id]
             names = {nid: path for nid, path, *_ in rows}
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    sql_set_custom_id,
-                    [
-                        (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id])), item.pk)
-                        for item in items
-                    ],
-                )
+            sql.items_set_custom_ids(
+                [
+                    (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id])), item.pk)
+                    for item in items
+                ]
+            )
             vaults.update(r[2] for r in rows)
             total_size += sum(r[3] for r in rows)
         avg_tokens = total_size // len(ids) // 4 + PROMPT_OVERHEAD_TOKENS

@@ -8,10 +8,11 @@ saw>`), so two moderators deciding at once cannot both win.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from curation import sql
 from curation.models import Field, Review, ReviewLock, Suggestion
 from curation.review.locks import lock_of_other
 from curation.review.stale import stale_q
@@ -304,52 +305,14 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
             result.stale = stale.count()
             targets = targets.exclude(pk__in=stale.values("pk"))
 
-        quote = connection.ops.quote_name
-        if connection.features.has_select_for_update:
-            # Lock the rows: a moderator deciding one of them now waits, then gets a conflict.
-            # The same id list then names the rows in both statements below.
-            ids = list(targets.select_for_update().values_list("pk", flat=True))
-            if not ids:
-                return result
-            where, where_params = "{col} = ANY(%s)", [ids]
-        else:
-            # SQLite: the transaction holds the only write lock, so the set cannot change.
-            sql, params = targets.values("pk").query.sql_with_params()
-            where, where_params = "{col} IN (" + sql + ")", list(params)
-
-        s_table, r_table = Suggestion._meta.db_table, Review._meta.db_table
-        n_table = Note._meta.db_table
-        insert = (
-            f"INSERT INTO {quote(r_table)} "
-            f"({quote('suggestion_id')}, {quote('decision')}, {quote('value')}, "
-            f"{quote('before')}, {quote('reviewer_id')}, {quote('decided_at')}, "
-            f"{quote('comment')}, {quote('note_hash')}, {quote('stale_confirmed')}) "
-            f"SELECT s.{quote('id')}, %s, "
-            + (f"s.{quote('value')}" if decision == Review.Decision.APPROVED else "NULL")
-            + f", CASE s.{quote('field')} WHEN %s THEN n.{quote('tags')} "
-            f"ELSE n.{quote('frontmatter')} -> s.{quote('field')} END, %s, %s, %s, "
-            f"n.{quote('content_hash')}, %s "
-            f"FROM {quote(s_table)} s INNER JOIN {quote(n_table)} n "
-            f"ON n.{quote('id')} = s.{quote('note_id')} "
-            "WHERE " + where.replace("{col}", f"s.{quote('id')}")
+        inserted, result.decided = sql.reviews_record_bulk(
+            suggestions=targets,
+            decision=decision.value,
+            approved=decision == Review.Decision.APPROVED,
+            reviewer_id=user.pk,
+            now=now,
+            comment=comment.strip(),
         )
-        insert_params = [
-            decision.value,
-            Field.TAGS.value,
-            user.pk,
-            connection.ops.adapt_datetimefield_value(now),
-            comment.strip(),
-            False,
-            *where_params,
-        ]
-        update = f"UPDATE {quote(s_table)} SET {quote('state')} = %s WHERE " + where.replace(
-            "{col}", quote("id")
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(insert, insert_params)
-            inserted = cursor.rowcount
-            cursor.execute(update, [decision.value, *where_params])
-            result.decided = cursor.rowcount
         if inserted != result.decided:
             raise ReviewError("The suggestions changed while deciding them; nothing was saved.")
     return result

@@ -25,7 +25,14 @@ from curation.review.decisions import approved_values
 from curation.review.stale import note_hashes_carry
 from curation.roles import can_export
 from ingest import notes
-from ingest.files import FileChanged, UnsafePath, fsync_folder, refuse_unsafe_file, safe_path, write_atomic
+from ingest.files import (
+    FileChanged,
+    UnsafePath,
+    fsync_folder,
+    refuse_unsafe_file,
+    safe_path,
+    write_atomic,
+)
 from ingest.models import ExportRecord, Note, Vault
 from ingest.notes import LINK_BREAKING, tag_clean
 from ingest.writer import Changes, ExportError, Link, link_names, rewrite

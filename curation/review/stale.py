@@ -8,11 +8,10 @@ The text at suggestion time is kept once per (note, hash) in NoteVersion, to sho
 
 import difflib
 
-from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
+from curation import sql
 from curation.models import Item, NoteVersion, Review, Suggestion
-from ingest.models import Note
 
 MAX_DIFF_LINES = 400  # a page stays readable; the whole texts are in NoteVersion and the file
 
@@ -45,24 +44,9 @@ def stale_note_ids(*, vault_id: int | None = None) -> QuerySet:
 
 
 def note_versions_keep(*, note_ids: list[int]) -> None:
-    """Keep the current text of these notes (once per content hash): INSERT ... SELECT."""
-    if not note_ids:
-        return
-    qn = connection.ops.quote_name
-    v_table, n_table = NoteVersion._meta.db_table, Note._meta.db_table
-    marks = ", ".join(["%s"] * len(note_ids))
-    sql = (
-        f"INSERT INTO {qn(v_table)} ({qn('note_id')}, {qn('content_hash')}, "
-        f"{qn('frontmatter_raw')}, {qn('body')}, {qn('created_at')}) "
-        f"SELECT {qn('id')}, {qn('content_hash')}, {qn('frontmatter_raw')}, {qn('body')}, %s "
-        f"FROM {qn(n_table)} WHERE {qn('id')} IN ({marks}) AND {qn('content_hash')} <> '' "
-        "ON CONFLICT DO NOTHING"
-    )
-    from django.utils import timezone
-
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, *note_ids])
+    """Keep the current text of these notes (once per content hash), then drop what is no
+    longer needed."""
+    sql.note_versions_insert(note_ids)
     note_versions_prune(note_ids=note_ids)
 
 

@@ -1,7 +1,8 @@
 """The vault's tag taxonomy: the tag tree with counts, what is new, and tag renames."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.db.models import QuerySet
 
@@ -12,11 +13,10 @@ from ingest.models import Note
 from ingest.notes import tag_clean
 
 
-
 def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
     """Apply renames in order: `old` and `old/...` become `new` (and `new/...`); "" removes.
 
-    Matched without regard to case, as export matches them (ingest.export._rename).
+    Matched without regard to case, as export matches them (ingest.writer._rename).
     """
     result = list(tags)
     for rename in renames:

@@ -11,13 +11,19 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from curation.models import Field, Review, Suggestion, TagRename
+from curation.models import Field, ProposedTag, Review, Suggestion, TagPolicy, TagRename
 from curation.review.decisions import ReviewError, note_value, suggestion_decide
+from curation.review.export import exports_revert, note_last_export
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live, note_lock_release
-from curation.review.taxonomy import tag_is_new, tag_rename, tag_tree, tag_tree_flat, vault_known_tags
-from curation.review.export import exports_revert, note_last_export
 from curation.review.stale import stale_diff
+from curation.review.taxonomy import (
+    tag_is_new,
+    tag_rename,
+    tag_tree,
+    tag_tree_flat,
+    vault_known_tags,
+)
 from curation.review.vocabulary import (
     proposed_tag_decide,
     proposed_tags_of,
@@ -25,7 +31,6 @@ from curation.review.vocabulary import (
     vault_policy,
     vault_policy_set,
 )
-from curation.models import ProposedTag, TagPolicy
 from curation.roles import can_export, can_review, can_view
 from ingest.models import Note, Vault
 from ingest.notes import tag_clean

@@ -115,8 +115,8 @@ def all_urls() -> list[Url]:
                     path = None
             if path is None:
                 path = "/" + re.sub(r"^\^|\$$", "", route)
-                path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: kwargs.get(m.group(1), "x"), path)
-                path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: kwargs.get(m.group(1), "1"), path)
+                path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m, kwargs=kwargs: kwargs.get(m.group(1), "x"), path)
+                path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m, kwargs=kwargs: kwargs.get(m.group(1), "1"), path)
                 label = route
             else:
                 label = full

@@ -174,3 +174,25 @@ def test_task_timeout_stays_below_retry_when_configured(tmp_path, name):
         "from django_q.conf import Conf\nout = [Conf.TIMEOUT, Conf.RETRY]",
     )
     assert out[0] == 30 and out[1] > out[0]
+
+
+def test_every_environment_variable_is_in_the_readme():
+    """A setting read from the environment is one a user can set: the README must name it."""
+    import re
+
+    source = (ROOT / "vaultcms" / "settings.py").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"""(?:env_\w+|os\.environ\.get|os\.environ\[)\(?["']([A-Z][A-Z0-9_]+)["']""", source))
+    assert {"DATABASE_URL", "CURATION_MODEL", "CURATION_POLL_MIN_SECONDS"} <= names
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert not missing, f"settings read from the environment but not in README.md: {missing}"
+
+
+def test_code_reads_no_undeclared_setting():
+    """Every setting is declared in vaultcms/settings.py, so none hides behind a getattr default."""
+    offenders = []
+    for folder in ("curation", "ingest", "vaultcms"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "getattr(settings," in path.read_text(encoding="utf-8"):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"getattr(settings, ...) with a default in: {offenders}"

@@ -1,4 +1,4 @@
-"""Serve the built-in Anthropic Messages + Message Batches emulator (see curation/emulator.py)."""
+"""Serve the built-in Anthropic Messages + Message Batches emulator (see curation/emulator/)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -62,7 +62,9 @@ class Command(BaseCommand):
             )
             emulator.bind()
         except OSError as exc:
-            raise CommandError(f"cannot listen on {opts['host']}:{opts['port']}: {exc.strerror}")
+            raise CommandError(
+                f"cannot listen on {opts['host']}:{opts['port']}: {exc.strerror}"
+            ) from None
         if opts["verbosity"] >= 2:  # one line per request, for the demo's log
             def log(line: str) -> None:
                 self.stdout.write(line)

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.models import Job
 from curation.engine.consolidation import consolidation_run
+from curation.models import Job
 from curation.review.decisions import ReviewError
 from ingest.models import Vault
 

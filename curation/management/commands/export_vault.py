@@ -58,7 +58,7 @@ class Command(BaseCommand):
             )
             if show_progress:
                 self.stdout.write("")
-            for path, diff in summary.diffs:
+            for _path, diff in summary.diffs:
                 self.stdout.write(self._safe(diff), ending="")
             for path, reason in summary.conflicts:
                 self.stdout.write(self._safe(f"conflict {path}: {reason}"))

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
@@ -447,10 +448,10 @@ def test_send_one_async_with_headers_returns_rate_limit_headers(emulator):
 
 
 def test_list_batches_since_oldest_first(emulator):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     ids = [client.submit_batch([(f"c{i}", build_request(note(), model="m"))]).id for i in range(3)]
-    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    since = datetime.now(UTC) - timedelta(minutes=1)
     assert [b.id for b in client.list_batches(since=since)] == ids
-    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    later = datetime.now(UTC) + timedelta(minutes=1)
     assert client.list_batches(since=later) == []

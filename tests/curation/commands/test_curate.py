@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from curation.models import Batch, Item, Job
+from curation.models import Job
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[3]

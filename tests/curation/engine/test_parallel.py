@@ -1,6 +1,5 @@
 """Parallel mode: bounded concurrency, retries on 429/529, cancel, crash and resume, per item."""
 
-import threading
 
 import pytest
 

@@ -48,8 +48,8 @@ def test_same_suggestion_two_moderators(make_note, make_suggestion, moderator, m
     for _ in range(5):
         s = make_suggestion(make_note(), "description", "x")
         outcomes = _race(
-            lambda: suggestion_decide(suggestion_id=s.pk, user=moderator, decision="approved"),
-            lambda: suggestion_decide(suggestion_id=s.pk, user=moderator2, decision="rejected"),
+            lambda s=s: suggestion_decide(suggestion_id=s.pk, user=moderator, decision="approved"),
+            lambda s=s: suggestion_decide(suggestion_id=s.pk, user=moderator2, decision="rejected"),
         )
         conflicts = [o for o in outcomes if isinstance(o, ReviewConflict)]
         reviews = [o for o in outcomes if isinstance(o, Review)]

@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from curation.api import prompt
-from curation.models import Job, TagConsolidation, TagRename
 from curation.engine.consolidation import vault_tag_list
+from curation.models import Job, TagConsolidation, TagRename
 from curation.review.consolidation import consolidation_decide
 from curation.review.decisions import ReviewError
 from curation.review.export import vault_export
