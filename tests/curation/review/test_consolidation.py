@@ -122,3 +122,15 @@ def test_the_consolidation_job_shows_in_the_job_list_and_page(vault, client, sup
     client.force_login(superuser)
     assert client.get(reverse("curation:job", args=[job.pk])).status_code == 200
     assert client.get(reverse("admin:curation_job_changelist")).status_code == 200
+
+
+def test_the_vault_admin_action_starts_a_consolidation(vault, client, superuser, moderator):
+    client.force_login(moderator)  # a moderator is not a curator: may not start jobs
+    url = reverse("admin:ingest_vault_changelist")
+    post = {"action": "consolidate_vault_tags", "_selected_action": [vault.pk]}
+    assert "not allowed to start jobs" in client.post(url, post, follow=True).content.decode()
+    assert not Job.objects.exists()
+    client.force_login(superuser)
+    page = client.post(url, post, follow=True).content.decode()
+    job = Job.objects.get()
+    assert f"job {job.pk} proposed 3 merge(s)" in page and "Review them" in page

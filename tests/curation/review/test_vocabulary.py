@@ -232,3 +232,19 @@ def test_an_approved_proposed_tag_skips_notes_changed_since(vault_with, moderato
     proposed_tag_decide(proposed_id=cabbage.pk, user=moderator, decision="approved")
     assert sorted(vault_export(vault=vault).written) == ["n1.md", "n2.md"]
     assert (root / "n0.md").read_text() == edited
+
+
+def test_the_page_decides_10000_suggestions_in_as_many_queries_as_10(client, moderator):
+    small = _many(Vault.objects.create(name="small", root="/tmp/small"), 10)
+    big = _many(Vault.objects.create(name="big", root="/tmp/big"), 10_000)
+    client.force_login(moderator)
+    counts = []
+    for tag in (small, big):
+        url = reverse("curation:review_proposed_tags", args=[tag.vault_id])
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(url, {"proposed_id": tag.pk, "decision": "rejected"})
+        assert response.status_code == 302
+        counts.append(len(queries))
+    print(f"queries for a proposed-tag decision through the page: 10 {counts[0]}, 10,000 {counts[1]}")
+    assert counts[0] == counts[1]
+    assert ProposedTag.objects.get(pk=big.pk).state == ProposedTag.State.REJECTED
