@@ -140,6 +140,8 @@ class Item(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The note's content hash when the job was made: what its suggestions are for.
+    note_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]
@@ -173,6 +175,12 @@ class Suggestion(models.Model):
     state = models.CharField(
         max_length=16, choices=State.choices, default=State.PENDING, db_index=True
     )
+    # The content hash of the note text this suggestion was made for ("": unknown, made before
+    # hashes were kept). Carried forward over our own exports, so only a change made outside
+    # the app (an edit, then a re-import) makes it stale.
+    note_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="", db_index=True
+    )
 
     class Meta:
         ordering = ["id"]
@@ -184,6 +192,11 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} for {self.note}"
+
+    @property
+    def is_stale(self) -> bool:
+        """Made for other text: the note changed (outside the app) since it was suggested."""
+        return bool(self.note_hash) and self.note_hash != self.note.content_hash
 
 
 class Review(models.Model):
@@ -204,6 +217,14 @@ class Review(models.Model):
     decided_at = models.DateTimeField(auto_now_add=True)
     comment = models.TextField(blank=True)
     exported_at = models.DateTimeField(null=True, blank=True)
+    note_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="The note's content hash when decided: the text the decision is for.",
+    )  # fmt: skip
+    stale_confirmed = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Approved although the suggestion was made for other text, on purpose.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-decided_at", "-id"]
@@ -246,3 +267,141 @@ class ReviewLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.note} held by {self.holder}"
+
+
+class NoteVersion(models.Model):
+    """A note's text as it was when a job was made for it, kept to show what changed since.
+
+    One row per (note, content hash) that was curated: repeated jobs on unchanged text share it.
+    """
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="versions")
+    content_hash = models.CharField(max_length=64)
+    frontmatter_raw = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["note", "content_hash"], name="unique_note_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.note} at {self.content_hash[:12]}"
+
+
+class TagPolicy(models.TextChoices):
+    FREE = "free", "Free: the model may add new tags"
+    PREFER = "prefer", "Prefer existing tags: new ones are proposed, decided once each"
+    ONLY = "only", "Existing tags only: anything else is dropped"
+
+
+class Vocabulary(models.Model):
+    """A vault's tag policy; its vocabulary is the vault's tags plus approved proposed tags."""
+
+    vault = models.OneToOneField(Vault, on_delete=models.CASCADE, related_name="vocabulary")
+    policy = models.CharField(max_length=16, choices=TagPolicy.choices, default=TagPolicy.FREE)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "vocabularies"
+
+    def __str__(self) -> str:
+        return f"{self.vault}: {self.get_policy_display()}"
+
+
+class ProposedTag(models.Model):
+    """A tag outside a vault's vocabulary that the model proposed: decided once for every note."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting a decision"
+        APPROVED = "approved", "Approved (joins the vocabulary)"
+        REJECTED = "rejected", "Rejected (dropped everywhere)"
+        MAPPED = "mapped", "Mapped onto an existing tag"
+
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="proposed_tags")
+    tag = models.CharField(max_length=300)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    mapped_to = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["vault", "tag"], name="unique_vault_proposed_tag")
+        ]
+
+    def __str__(self) -> str:
+        return self.tag
+
+    @property
+    def exported_tag(self) -> str | None:
+        """What a note receives for this tag once decided; None while pending or if rejected."""
+        if self.state == self.State.APPROVED:
+            return self.tag
+        if self.state == self.State.MAPPED:
+            return self.mapped_to
+        return None
+
+
+class ProposedTagUse(models.Model):
+    """One suggestion carrying a proposed tag: the note that receives it once approved."""
+
+    proposed = models.ForeignKey(ProposedTag, on_delete=models.CASCADE, related_name="uses")
+    suggestion = models.ForeignKey(
+        Suggestion, on_delete=models.CASCADE, related_name="proposed_tag_uses"
+    )
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="+")
+    exported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["proposed", "suggestion"], name="unique_proposed_tag_use"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.proposed} on {self.note}"
+
+
+class TagConsolidation(models.Model):
+    """One merge or rename the model proposed for a vault's whole tag list (a consolidation
+    job); approved, it becomes a TagRename that export applies to every note carrying the tag."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting review"
+        APPROVED = "approved", "Approved (a tag rename)"
+        REJECTED = "rejected", "Rejected"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="consolidations")
+    vault = models.ForeignKey(Vault, on_delete=models.CASCADE, related_name="consolidations")
+    old = models.CharField(max_length=300)
+    new = models.CharField(max_length=300)
+    reason = models.CharField(max_length=500, blank=True)
+    notes = models.PositiveIntegerField(default=0, help_text="Notes carrying the tag when proposed.")
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rename = models.ForeignKey(TagRename, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-notes", "old"]
+
+    def __str__(self) -> str:
+        return f"{self.old} → {self.new}"

@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from curation.models import Field, Item, Review, Suggestion
+from curation.models import Field, Item, NoteVersion, Review, Suggestion
 from ingest.models import Note
 
 # Columns an applied outcome sets on its item, in statement order (`id` last, for the WHERE).
@@ -121,7 +121,7 @@ def reviews_record_bulk(
     set-based statements: (reviews inserted, suggestions updated). Call it in a transaction.
 
     The `before` value is read from the note in the same statement (its tags, or its
-    frontmatter key). bench/sql_bench.py "bulk decisions": the ORM reads every row into Python
+    frontmatter key), and so is the note's content hash (the text decided on). bench/sql_bench.py "bulk decisions": the ORM reads every row into Python
     and writes it back (bench/review_bench.py measures the service end to end).
     """
     quote = connection.ops.quote_name
@@ -142,11 +142,12 @@ def reviews_record_bulk(
         f"INSERT INTO {quote(r_table)} "
         f"({quote('suggestion_id')}, {quote('decision')}, {quote('value')}, "
         f"{quote('before')}, {quote('reviewer_id')}, {quote('decided_at')}, "
-        f"{quote('comment')}) "
+        f"{quote('comment')}, {quote('note_hash')}, {quote('stale_confirmed')}) "
         f"SELECT s.{quote('id')}, %s, "
         + (f"s.{quote('value')}" if approved else "NULL")
         + f", CASE s.{quote('field')} WHEN %s THEN n.{quote('tags')} "
-        f"ELSE n.{quote('frontmatter')} -> s.{quote('field')} END, %s, %s, %s "
+        f"ELSE n.{quote('frontmatter')} -> s.{quote('field')} END, %s, %s, %s, "
+        f"n.{quote('content_hash')}, %s "
         f"FROM {quote(s_table)} s INNER JOIN {quote(n_table)} n "
         f"ON n.{quote('id')} = s.{quote('note_id')} "
         "WHERE " + where.replace("{col}", f"s.{quote('id')}")
@@ -157,6 +158,7 @@ def reviews_record_bulk(
         reviewer_id,
         connection.ops.adapt_datetimefield_value(now),
         comment,
+        False,  # a bulk decision never confirms a stale suggestion: those are left out
         *where_params,
     ]
     update = f"UPDATE {quote(s_table)} SET {quote('state')} = %s WHERE " + where.replace(
@@ -168,3 +170,24 @@ def reviews_record_bulk(
         cursor.execute(update, [decision, *where_params])
         updated = cursor.rowcount
     return inserted, updated
+
+
+def note_versions_insert(note_ids: list[int]) -> None:
+    """Keep each note's current text once per content hash: one INSERT ... SELECT ... ON
+    CONFLICT DO NOTHING per chunk of a job. The ORM would read every note's text into Python
+    and send it back (not yet measured in bench/sql_bench.py)."""
+    if not note_ids:
+        return
+    qn = connection.ops.quote_name
+    v_table, n_table = NoteVersion._meta.db_table, Note._meta.db_table
+    marks = ", ".join(["%s"] * len(note_ids))
+    sql = (
+        f"INSERT INTO {qn(v_table)} ({qn('note_id')}, {qn('content_hash')}, "
+        f"{qn('frontmatter_raw')}, {qn('body')}, {qn('created_at')}) "
+        f"SELECT {qn('id')}, {qn('content_hash')}, {qn('frontmatter_raw')}, {qn('body')}, %s "
+        f"FROM {qn(n_table)} WHERE {qn('id')} IN ({marks}) AND {qn('content_hash')} <> '' "
+        "ON CONFLICT DO NOTHING"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *note_ids])

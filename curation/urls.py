@@ -15,7 +15,12 @@ urlpatterns = [
     path(
         "review/note/<int:note_id>/release/", review.note_release, name="review_note_release"
     ),
+    path("review/note/<int:note_id>/revert/", review.note_revert, name="review_note_revert"),
     path("review/decide/", review.queue_decide, name="review_decide"),
+    path(
+        "review/tags/<int:vault_id>/proposed/", review.proposed_tags,
+        name="review_proposed_tags",
+    ),  # fmt: skip
     path("review/tags/", review.taxonomy, name="review_taxonomy"),
     path("review/tags/<int:vault_id>/", review.taxonomy, name="review_taxonomy_vault"),
 ]

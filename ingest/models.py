@@ -1,5 +1,6 @@
 """A vault (a folder of markdown notes) and the notes imported from it."""
 
+from django.conf import settings
 from django.db import models
 
 from ingest.notes import link_name
@@ -65,6 +66,16 @@ class ExportRecord(models.Model):
     reviews = models.JSONField(default=list, help_text="Ids of the Reviews applied.")
     old_hash = models.CharField(max_length=64)
     new_hash = models.CharField(max_length=64)
+    # What the write replaced, to undo it: the file is old_head + rest and new_head + rest with
+    # the same rest (the body is never touched), so the differing heads are all that is kept.
+    old_head = models.BinaryField(null=True, blank=True)
+    new_head_length = models.PositiveIntegerField(null=True, blank=True)
+    run = models.CharField(max_length=32, blank=True, db_index=True, help_text="The export run.")
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-written_at", "-id"]

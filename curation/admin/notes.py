@@ -11,13 +11,22 @@ from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from curation.engine import jobs
+from curation.engine.consolidation import consolidation_run
 from curation.models import ALL_FIELDS, Field, Mode
-from curation.review.export import ExportSummary, vault_export
-from curation.roles import can_curate, can_export, can_ingest_url
-from ingest.admin import NoteAdmin, VaultAdmin
-from ingest.models import Note, Vault
+from curation.review.decisions import ReviewError
+from curation.review.export import (
+    ExportSummary,
+    RevertSummary,
+    export_run_records,
+    exports_revert,
+    vault_export,
+)
+from curation.roles import can_curate, can_export, can_ingest_url, can_view
+from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
+from ingest.models import ExportRecord, Note, Vault
 
 
 class CurateForm(forms.Form):
@@ -187,8 +196,34 @@ def preview_export_notes(modeladmin, request, queryset):
 # --- the extended admins ---------------------------------------------------------------------
 
 
+@admin.action(description="Propose tag consolidation (ask the model about all tags)")
+def consolidate_vault_tags(modeladmin, request, queryset):
+    if not can_curate(request.user):
+        modeladmin.message_user(request, "You are not allowed to start jobs.", messages.ERROR)
+        return
+    for vault in queryset:
+        try:
+            job = consolidation_run(vault_id=vault.pk, user=request.user)
+        except ReviewError as exc:
+            modeladmin.message_user(request, f"{vault.name}: {exc}", messages.WARNING)
+            continue
+        if job.state == job.State.FAILED:
+            modeladmin.message_user(request, f"{vault.name}: job {job.pk} failed: {job.error}",
+                                    messages.ERROR)  # fmt: skip
+            continue
+        n = job.consolidations.count()
+        url = reverse("admin:curation_tagconsolidation_changelist") + f"?job__id__exact={job.pk}"
+        modeladmin.message_user(
+            request,
+            format_html('{}: job {} proposed {} merge(s), cost ${}. <a href="{}">Review them</a>.',
+                        vault.name, job.pk, n, job.cost, url),
+            messages.SUCCESS,
+        )  # fmt: skip
+
+
 class CurationVaultAdmin(VaultAdmin):
-    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults]
+    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults,
+               consolidate_vault_tags]  # fmt: skip
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
@@ -208,6 +243,48 @@ class CurationNoteAdmin(NoteAdmin):
         return can_ingest_url(request.user)
 
 
+# --- undoing exports ---------------------------------------------------------------------------
+
+
+def _report_revert(modeladmin, request, summary: RevertSummary) -> None:
+    level = messages.SUCCESS if summary.ok else messages.WARNING
+    modeladmin.message_user(request, f"Revert: {summary.line()}.", level)
+    for path, reason in summary.conflicts[:SHOWN_PROBLEMS]:
+        modeladmin.message_user(request, f"Conflict: {path}: {reason}", messages.WARNING)
+
+
+@admin.action(description="Revert the selected exports", permissions=["export"])
+def revert_exports(modeladmin, request, queryset):
+    _report_revert(modeladmin, request, exports_revert(records=queryset, user=request.user))
+
+
+@admin.action(description="Revert the whole export runs of the selected", permissions=["export"])
+def revert_export_runs(modeladmin, request, queryset):
+    runs = set(queryset.exclude(run="").values_list("run", flat=True))
+    records = [r for run in sorted(runs) for r in export_run_records(run=run)]
+    _report_revert(modeladmin, request, exports_revert(records=records, user=request.user))
+
+
+class CurationExportRecordAdmin(ExportRecordAdmin):
+    """Export history with undo; reverted records show who reverted them and when."""
+
+    list_display = ["note", "written_at", "fields", "run", "reverted_at", "reverted_by"]
+    list_filter = [*ExportRecordAdmin.list_filter, "run", "reverted_by"]
+    list_select_related = ["note", "reverted_by"]
+    readonly_fields = [*ExportRecordAdmin.readonly_fields, "run", "reverted_at", "reverted_by"]
+    actions = [revert_exports, revert_export_runs]
+    deletable = False
+
+    def has_export_permission(self, request) -> bool:
+        return can_export(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        # Exports are part of the audit trail every role reads (roles.py, not a new grant).
+        return can_view(request.user) or super().has_view_permission(request, obj)
+
+
+admin.site.unregister(ExportRecord)
+admin.site.register(ExportRecord, CurationExportRecordAdmin)
 admin.site.unregister(Vault)
 admin.site.register(Vault, CurationVaultAdmin)
 admin.site.unregister(Note)

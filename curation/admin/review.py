@@ -10,7 +10,17 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from curation.models import Field, Review, ReviewLock, Suggestion, TagRename
+from curation.models import (
+    Field,
+    ProposedTag,
+    Review,
+    ReviewLock,
+    Suggestion,
+    TagConsolidation,
+    TagRename,
+    Vocabulary,
+)
+from curation.review.consolidation import consolidation_decide
 from curation.review.decisions import (
     ReviewError,
     note_value,
@@ -18,8 +28,9 @@ from curation.review.decisions import (
     suggestions_supersede,
 )
 from curation.review.html import STYLE, suggested_html, value_html
+from curation.review.stale import stale_q
 from curation.review.taxonomy import suggestion_ids_with_new_tags, vault_known_tags
-from curation.roles import can_review
+from curation.roles import can_review, can_view
 from vaultcms.admin import ReadOnlyAdminMixin
 
 SUPERSEDE_KEY, SUPERSEDE_EVERY = "curation:review:supersede-sweep", 30
@@ -100,6 +111,23 @@ class TagBranchFilter(admin.SimpleListFilter):
         return queryset.filter(condition)
 
 
+class StaleFilter(admin.SimpleListFilter):
+    """Made for other text: the note changed (outside the app) since the suggestion."""
+
+    title = "made for other text (stale)"
+    parameter_name = "stale"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stale"), ("no", "Current")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(stale_q())
+        if self.value() == "no":
+            return queryset.exclude(stale_q())
+        return queryset
+
+
 class NewTagFilter(admin.SimpleListFilter):
     title = "introduces a new tag"
     parameter_name = "new_tag"
@@ -142,7 +170,8 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     change_list_template = "curation/review/change_list.html"
     list_filter = [
-        StateFilter, "field", "job", "note__vault", FolderFilter, TagBranchFilter, NewTagFilter,
+        StateFilter, StaleFilter, "field", "job", "note__vault", FolderFilter, TagBranchFilter,
+        NewTagFilter,
     ]  # fmt: skip
     list_display_links = None
     list_select_related = ["note", "note__vault", "job"]
@@ -214,6 +243,11 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             # sends them to the one-suggestion view, never to the bulk action.
             if not moderator or obj.state != Suggestion.State.PENDING:
                 return ""
+            edit = reverse("curation:review_note", args=[obj.note_id])
+            if obj.is_stale:  # approving needs a look at what changed and a confirmation
+                return format_html(
+                    '<a href="{}#suggestion-{}">Look and confirm…</a>', edit, obj.pk
+                )
             url = reverse("curation:review_decide") + "?" + urlencode({"next": back})
             buttons = format_html_join(
                 " ",
@@ -233,6 +267,11 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Note", ordering="note__path")
     def note_link(self, obj):
         url = reverse("curation:review_note", args=[obj.note_id])
+        if obj.is_stale:
+            return format_html(
+                '<a href="{}">{}</a> <span class="rv-chip rv-new rv-stale" title="the note '
+                'changed since this was suggested">stale</span>', url, obj.note.path,
+            )  # fmt: skip
         return format_html('<a href="{}">{}</a>', url, obj.note.path)
 
     @admin.display(description="Now")
@@ -247,9 +286,11 @@ class ReviewAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     change_list_template = "curation/review/change_list.html"
     list_display = [
         "decided_at", "reviewer", "decision", "field", "note_link", "before_value",
-        "after_value", "comment", "exported_at",
+        "after_value", "comment", "stale_confirmed", "exported_at",
     ]  # fmt: skip
-    list_filter = ["decision", "reviewer", "suggestion__field", "suggestion__note__vault"]
+    list_filter = [
+        "decision", "reviewer", "suggestion__field", "suggestion__note__vault", "stale_confirmed",
+    ]  # fmt: skip
     list_select_related = ["reviewer", "suggestion", "suggestion__note"]
     search_fields = ["suggestion__note__path", "reviewer__username", "comment"]
     date_hierarchy = "decided_at"
@@ -299,3 +340,78 @@ class ReviewLockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True)
     def live(self, obj):
         return obj.expires_at > timezone.now()
+
+
+@admin.register(ProposedTag)
+class ProposedTagAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Proposed tags and who decided them (audit); decisions are made on the proposed tags page."""
+
+    list_display = ["tag", "vault", "state", "mapped_to", "notes", "decided_by", "decided_at"]
+    list_filter = ["state", "vault", "decided_by"]
+    list_select_related = ["vault", "decided_by"]
+    search_fields = ["tag", "mapped_to"]
+    deletable = False
+
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)
+
+    @admin.display(description="Notes")
+    def notes(self, obj):
+        url = reverse("curation:review_proposed_tags", args=[obj.vault_id])
+        return format_html('<a href="{}">{}</a>', url, obj.uses.count())
+
+
+@admin.register(Vocabulary)
+class VocabularyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each vault's tag policy and who set it; set on the proposed tags page."""
+
+    list_display = ["vault", "policy", "changed_by", "changed_at", "page"]
+    list_select_related = ["vault", "changed_by"]
+
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)
+
+    @admin.display(description="")
+    def page(self, obj):
+        url = reverse("curation:review_proposed_tags", args=[obj.vault_id])
+        return format_html('<a href="{}">Proposed tags and policy</a>', url)
+
+
+@admin.action(description="Approve the selected merges (record tag renames)", permissions=["review"])
+def approve_consolidations(modeladmin, request, queryset):
+    _decide_consolidations(modeladmin, request, queryset, TagConsolidation.State.APPROVED)
+
+
+@admin.action(description="Reject the selected merges", permissions=["review"])
+def reject_consolidations(modeladmin, request, queryset):
+    _decide_consolidations(modeladmin, request, queryset, TagConsolidation.State.REJECTED)
+
+
+def _decide_consolidations(modeladmin, request, queryset, decision):
+    done = 0
+    for pk in queryset.filter(state=TagConsolidation.State.PENDING).values_list("pk", flat=True):
+        try:
+            consolidation_decide(consolidation_id=pk, user=request.user, decision=decision)
+            done += 1
+        except ReviewError as exc:
+            modeladmin.message_user(request, str(exc), messages.WARNING)
+    modeladmin.message_user(request, f"{decision} {done} merge(s).", messages.SUCCESS)
+
+
+@admin.register(TagConsolidation)
+class TagConsolidationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Merges and renames a consolidation job proposed; each decided here, who and when kept."""
+
+    list_display = ["old", "new", "notes", "reason", "state", "vault", "job", "decided_by",
+                    "decided_at"]  # fmt: skip
+    list_filter = ["state", "vault", "decided_by"]
+    list_select_related = ["vault", "job", "decided_by"]
+    search_fields = ["old", "new"]
+    actions = [approve_consolidations, reject_consolidations]
+    deletable = False
+
+    def has_review_permission(self, request):
+        return can_review(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return can_view(request.user) or super().has_view_permission(request, obj)

@@ -24,7 +24,7 @@ from datetime import datetime
 import anthropic
 from django.conf import settings
 
-from curation.api.prompt import Answer, InvalidAnswer, parse_answer
+from curation.api.prompt import Answer, InvalidAnswer, parse_answer, parse_consolidation
 
 PLACEHOLDER_KEY = "emulator-no-key"  # sent when only a base URL is configured
 
@@ -227,6 +227,22 @@ def send_one(params: dict, *, fields, candidates) -> Outcome:
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
     return _outcome(message.model_dump(), fields=fields, candidates=candidates)
+
+
+def send_consolidation(params: dict, *, tags) -> tuple[list, dict, dict]:
+    """One real-time call asking for tag merges: (merges, usage, the raw message).
+
+    Raises ApiError when the call fails or the answer cannot be used.
+    """
+    try:
+        message = sync_client().messages.create(**params).model_dump()
+    except anthropic.AnthropicError as exc:
+        raise _api_error(exc) from None
+    try:
+        merges = parse_consolidation(message, tags=tags)
+    except InvalidAnswer as exc:
+        raise ApiError(f"invalid answer: {exc}", kind="invalid", retryable=False) from None
+    return merges, _usage(message), message
 
 
 async def send_one_async(client, params: dict, *, fields, candidates) -> Outcome:

@@ -166,6 +166,42 @@ def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
     return picked
 
 
+TAG_LINE = re.compile(r"^- (\S+) \((\d+)\):", re.M)
+ALIASES = {"js": "javascript", "ts": "typescript", "py": "python", "ml": "machine-learning"}
+
+
+def _tag_key(tag: str) -> str:
+    """Tags that differ only by case, a plural `s` or a known abbreviation share a key."""
+    parts = []
+    for part in tag.lower().split("/"):
+        part = ALIASES.get(part, part)
+        parts.append(part[:-1] if part.endswith("s") and len(part) > 3 else part)
+    return "/".join(parts)
+
+
+def answer_merges(prompt: Prompt) -> list[dict]:
+    """Tag consolidation: every tag sharing a key with a more used one merges into it; an
+    abbreviation moves onto the tag ending in its full word."""
+    listed = [(tag, int(n)) for tag, n in TAG_LINE.findall(prompt.user)]
+    by_key: dict[str, list[tuple[str, int]]] = {}
+    for tag, n in listed:
+        by_key.setdefault(_tag_key(tag), []).append((tag, n))
+    merges = []
+    for group in by_key.values():
+        if len(group) < 2:
+            continue
+        keep = sorted(group, key=lambda tn: (-tn[1], tn[0] != tn[0].lower(), tn[0]))[0][0]
+        for tag, _ in group:
+            if tag != keep:
+                merges.append({"old": tag, "new": keep, "reason": "same tag spelled differently"})
+    for tag, _ in listed:
+        full = ALIASES.get(tag.lower())
+        target = next((t for t, _ in listed if full and t.lower().endswith("/" + full)), None)
+        if target:
+            merges.append({"old": tag, "new": target, "reason": f"{tag} is short for {full}"})
+    return merges
+
+
 def answer_for(prompt: Prompt, schema: dict) -> dict:
     """The structured answer, with exactly the properties the schema asks for."""
     words = ranked_words(prompt)
@@ -178,6 +214,8 @@ def answer_for(prompt: Prompt, schema: dict) -> dict:
             out[key] = answer_description(prompt)
         elif key == "related":
             out[key] = answer_related(prompt, words)
+        elif key == "merges":
+            out[key] = answer_merges(prompt)
         else:
             kind = spec.get("type") if isinstance(spec, dict) else None
             out[key] = {"array": [], "integer": 0, "number": 0, "boolean": False,

@@ -145,3 +145,11 @@ def _cached_prefix(params: dict, model: str) -> int:
     (with_it, without), _ = _count_all([with_prefix, {"model": model, "messages": probe}])
     tokens = with_it - without
     return tokens if tokens >= pricing.cache_minimum(model) else 0
+
+
+def request_cost(params: dict, *, model: str, batch: bool, output_tokens: int) -> Decimal:
+    """Dollars one request is expected to cost: its input counted as sent (count_tokens, or
+    locally when the endpoint fails) and `output_tokens` of answer."""
+    (input_tokens,), _ = _count_all([params])
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    return pricing.cost(usage, model=model, batch=batch)

@@ -31,6 +31,7 @@ from django.utils import timezone
 from curation import sql
 from curation.api import client, pricing, prompt
 from curation.models import Batch, Item, Job
+from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     now = timezone.now()
     prompt_version = prompt.PROMPT_VERSION
     with transaction.atomic():
-        claimed = set(
+        note_hashes = dict(
             Item.objects.select_for_update()
             .filter(
                 id__in=[item.id for item, _ in pairs],
@@ -331,8 +332,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                 batch_id=batch_id,
             )
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "note_hash")
         )
+        claimed = set(note_hashes)
         rows, suggestions = [], []
         for item, outcome in pairs:
             if item.id not in claimed:
@@ -363,6 +365,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                         "item_id": item.id, "note_id": item.note_id, "job_id": job.id,
                         "field": field, "value": value, "model": job.model,
                         "prompt_version": prompt_version, "cost": share,
+                        "note_hash": note_hashes[item.id],
                     }  # fmt: skip
                     for field, value in fields
                 )
@@ -370,7 +373,10 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                 log.info("job=%s item=%s %s attempt=%s: %s",
                          job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
         sql.items_record_outcomes(rows)
+        # The vault's tag policy: tags outside the vocabulary are dropped or become proposed.
+        suggestions, proposed = suggestions_vet(suggestions=suggestions)
         sql.suggestions_insert(suggestions)
+        proposed_tags_record(proposed=proposed)
     return len(rows)
 
 

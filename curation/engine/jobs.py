@@ -41,6 +41,7 @@ from curation.engine.items import (
 from curation.engine.parallel import batch_run_hedged, parallel_run
 from curation.engine.sync import sync_run
 from curation.models import ALL_FIELDS, Batch, Item, Job, Mode
+from curation.review.stale import note_versions_keep
 from ingest.models import Note
 from ingest.notes import link_name
 
@@ -174,11 +175,15 @@ def job_create(
             rows = list(
                 Note.objects.filter(id__in=ids[start : start + CREATE_CHUNK])
                 .order_by("id")
-                .values_list("id", "path", "vault_id", "size")
+                .values_list("id", "path", "vault_id", "size", "content_hash")
             )
             items = Item.objects.bulk_create(
-                [Item(job=job, note_id=nid, created_at=now, updated_at=now) for nid, *_ in rows]
+                [
+                    Item(job=job, note_id=nid, note_hash=h, created_at=now, updated_at=now)
+                    for nid, _, _, _, h in rows
+                ]
             )
+            note_versions_keep(note_ids=[r[0] for r in rows])
             if any(item.pk is None for item in items):  # a backend that cannot return ids
                 by_note = dict(
                     Item.objects.filter(job=job, note_id__in=[r[0] for r in rows]).values_list(

@@ -14,12 +14,14 @@ from django.db.models import QuerySet
 
 from curation.api import prompt
 from curation.engine.candidates import CandidateIndex
-from curation.models import Batch, Item, Job
+from curation.models import Batch, Item, Job, ProposedTag, TagPolicy
+from curation.review.vocabulary import vault_policy
 from ingest.models import Note
 from ingest.notes import link_name
 
 PAGE = 1000  # items read per query when building requests
 TAXONOMY_SIZE = 300  # most common existing tags shown to the model
+VOCABULARY_SIZE = prompt.MAX_VOCABULARY_TAGS  # "existing tags only": the whole vocabulary
 
 
 class RequestBuilder:
@@ -30,6 +32,7 @@ class RequestBuilder:
         self.want_related = "related" in job.fields
         self._indexes: dict[int, CandidateIndex] = {}
         self._taxonomies: dict[int, list[str]] = {}
+        self._policies: dict[int, str] = {}
 
     def index(self, vault_id: int) -> CandidateIndex:
         index = self._indexes.get(vault_id)
@@ -38,7 +41,15 @@ class RequestBuilder:
                 "path", "title", "tags"
             )
             index = self._indexes[vault_id] = CandidateIndex.build(rows.iterator(chunk_size=5000))
-            self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
+            policy = self._policies[vault_id] = vault_policy(vault_id=vault_id)
+            if policy == TagPolicy.FREE:
+                self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
+            else:  # approved proposed tags are part of the vocabulary too
+                taxonomy = index.taxonomy(VOCABULARY_SIZE)
+                approved = ProposedTag.objects.filter(
+                    vault_id=vault_id, state=ProposedTag.State.APPROVED
+                ).values_list("tag", flat=True)
+                self._taxonomies[vault_id] = list(dict.fromkeys([*taxonomy, *approved]))
         return index
 
     def taxonomy(self, vault_id: int) -> list[str]:
@@ -61,6 +72,7 @@ class RequestBuilder:
             fields=list(self.job.fields),
             candidates=self.candidates(note) if candidates is None else candidates,
             taxonomy=self.taxonomy(note.vault_id),
+            tag_policy=self._policies[note.vault_id],
         )
 
     def params(self, item: Item, note: Note, candidates: list[str] | None = None) -> dict:

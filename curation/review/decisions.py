@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from curation import sql
 from curation.models import Field, Review, ReviewLock, Suggestion
 from curation.review.locks import lock_of_other
+from curation.review.stale import stale_q
 from curation.roles import can_review
 from ingest.models import Note
 from ingest.notes import tag_clean
@@ -34,6 +35,10 @@ class ReviewLocked(ReviewError):
     def __init__(self, message: str, *, lock: ReviewLock):
         super().__init__(message)
         self.lock = lock
+
+
+class ReviewStale(ReviewError):
+    """Approving a suggestion made for other text needs an explicit confirmation."""
 
 
 class ReviewConflict(ReviewError):
@@ -133,6 +138,7 @@ def suggestion_decide(
     value=None,
     comment: str = "",
     expected_state: str = Suggestion.State.PENDING,
+    confirm_stale: bool = False,
 ) -> Review:
     """Record one moderator's decision as a new Review and move the suggestion's state.
 
@@ -141,6 +147,8 @@ def suggestion_decide(
     overwrite. An edit whose value equals the suggestion is an approval; an edit keeping
     nothing (no tags, no related notes) is a rejection. A plain approval cannot replace a
     human edit of the same note and field; such a suggestion is superseded instead.
+    A suggestion made for other text (stale) is approved only with `confirm_stale`, and the
+    Review records it; the Review also records the note's hash, the text decided on.
     """
     if not can_review(user):
         raise ReviewForbidden("Only moderators can decide suggestions.")
@@ -175,6 +183,13 @@ def suggestion_decide(
     else:
         value = None
 
+    stale = suggestion.is_stale
+    if decision == Review.Decision.APPROVED and stale and not confirm_stale:
+        raise ReviewStale(
+            f"This suggestion was made for other text: {note} changed since. Look at what "
+            "changed and confirm to approve it for the text as it is now."
+        )
+
     if decision == Review.Decision.APPROVED:
         edited = Suggestion.objects.filter(
             note_id=note.pk, field=suggestion.field, state=Suggestion.State.EDITED
@@ -204,6 +219,8 @@ def suggestion_decide(
             before=note_value(note, suggestion.field),
             reviewer=user,
             comment=comment.strip(),
+            note_hash=note.content_hash,
+            stale_confirmed=stale and decision == Review.Decision.APPROVED,
         )
         if decision == Review.Decision.EDITED:
             # The human's value now decides this field: older machine suggestions lose.
@@ -221,13 +238,17 @@ class BulkResult:
     decided: int = 0
     superseded: int = 0
     locked: int = 0
+    stale: int = 0
 
     def summary(self, decision: str) -> str:
         verb = Review.Decision(decision).label.lower()
-        return (
+        line = (
             f"{verb} {self.decided} suggestion(s); {self.superseded} superseded by a human edit "
             f"or a newer suggestion; {self.locked} skipped (note locked by another moderator)"
         )
+        if self.stale:
+            line += f"; {self.stale} stale skipped (made for other text: confirm one by one)"
+        return line
 
 
 def suggestions_supersede(*, queryset: QuerySet | None = None) -> int:
@@ -253,7 +274,8 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
     One Review per suggestion is inserted with INSERT ... SELECT and the states are moved
     with one UPDATE, so 10 or 100,000 suggestions cost the same number of queries. Human
     edits win (those suggestions are superseded, not approved); notes another moderator has
-    locked are skipped.
+    locked are skipped; approval skips stale suggestions (made for other text), which need a
+    confirmation one at a time.
     """
     if not can_review(user):
         raise ReviewForbidden("Only moderators can decide suggestions.")
@@ -278,6 +300,10 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
         )
         result.locked = targets.filter(note_id__in=locked_notes).count()
         targets = targets.exclude(note_id__in=locked_notes)
+        if decision == Review.Decision.APPROVED:
+            stale = targets.filter(stale_q())
+            result.stale = stale.count()
+            targets = targets.exclude(pk__in=stale.values("pk"))
 
         inserted, result.decided = sql.reviews_record_bulk(
             suggestions=targets,
@@ -303,10 +329,16 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
     The newest approving Review of a (note, field) wins, except that a human edit is never
     replaced by a later plain approval of a machine suggestion: only a newer edit replaces it.
     A rejection after an approval withdraws that approval for the same suggestion.
+    A decision made for other text than the note's now (the note changed outside the app
+    since) is left out, unless it was confirmed for the text as it is now.
     Values: tags -> list of tags to add; description -> str; related -> list of note paths.
     Tag renames and merges are TagRename rows, applied by export on top of these values.
     """
-    reviews = Review.objects.select_related("suggestion").order_by("decided_at", "id")
+    reviews = (
+        Review.objects.select_related("suggestion")
+        .annotate(current_hash=F("suggestion__note__content_hash"))
+        .order_by("decided_at", "id")
+    )
     if isinstance(note_ids, QuerySet):  # a subquery: no limit on how many notes it names
         reviews = reviews.filter(suggestion__note_id__in=note_ids)
     elif note_ids is not None:
@@ -320,6 +352,8 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
         if review.decision == Review.Decision.REJECTED:
             continue
         suggestion = review.suggestion
+        if not _decided_for_current_text(review):
+            continue
         fields = result.setdefault(suggestion.note_id, {})
         current = fields.get(suggestion.field)
         if (
@@ -333,8 +367,24 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
             "review_id": review.id,
             "decision": review.decision,
             "exported": review.exported_at is not None,
+            "suggestion_id": suggestion.id,
         }
     return result
+
+
+def _decided_for_current_text(review: Review) -> bool:
+    """The decision is for the note's text as it is now ("" hashes: from before hashes were
+    kept). An approval of a suggestion made for other text counts only if confirmed."""
+    decided_for = review.note_hash or review.suggestion.note_hash
+    if decided_for and decided_for != review.current_hash:
+        return False
+    made_for = review.suggestion.note_hash
+    return (
+        review.decision == Review.Decision.EDITED
+        or review.stale_confirmed
+        or not made_for
+        or made_for == decided_for
+    )
 
 
 def pending_count_for(user) -> int | None:

@@ -12,6 +12,7 @@ another export re-applies them on top of the user's edit.
 import difflib
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -19,8 +20,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from curation.models import Field, Review, TagRename
+from curation.models import Field, ProposedTag, ProposedTagUse, Review, Suggestion, TagRename
 from curation.review.decisions import approved_values
+from curation.review.stale import note_hashes_carry
+from curation.roles import can_export
 from ingest import notes
 from ingest.files import (
     FileChanged,
@@ -47,6 +50,7 @@ class ExportSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     diffs: list[tuple[str, str]] = field(default_factory=list)  # (path, unified diff)
     dry_run: bool = False
+    run: str = ""
 
     def line(self) -> str:
         verb = "would write" if self.dry_run else "written"
@@ -67,6 +71,7 @@ class _Plan:
     changes: Changes = field(default_factory=Changes)
     reviews: set[int] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
+    tag_uses: set[int] = field(default_factory=set)  # ProposedTagUse ids carried out
 
 
 def vault_export(
@@ -78,6 +83,8 @@ def vault_export(
 ) -> ExportSummary:
     """Write the approved, not yet exported changes of `vault` (or of `note_ids`) to disk."""
     summary = ExportSummary(dry_run=dry_run)
+    run = uuid.uuid4().hex
+    summary.run = run
     plans, review_notes = _plans(vault=vault, note_ids=note_ids)
     # The whole vault's small columns in one query: no `IN (...)` list as long as the vault.
     rows = {
@@ -88,6 +95,7 @@ def vault_export(
         if n.id in plans
     }
     failed: set[int] = set()
+    uses_done: set[int] = set()
     folders: set[str] = set()  # folders written to: each fsynced once, at the end
     order = sorted(plans, key=lambda i: rows[i].path if i in rows else "")
     for index, note_id in enumerate(order, 1):
@@ -95,11 +103,12 @@ def vault_export(
         if note is None:
             continue
         outcome = _export_note(
-            note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders
+            note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders, run=run
         )
         kind, detail = outcome
         if kind == "written":
             summary.written.append(note.path)
+            uses_done.update(plans[note_id].tag_uses)
             if dry_run:
                 summary.diffs.append((note.path, detail))
         elif kind == "unchanged":
@@ -120,6 +129,11 @@ def vault_export(
         for start in range(0, len(done), CHUNK):
             chunk = done[start : start + CHUNK]
             Review.objects.filter(id__in=chunk, exported_at__isnull=True).update(exported_at=now)
+        done_uses = sorted(uses_done)
+        for start in range(0, len(done_uses), CHUNK):
+            ProposedTagUse.objects.filter(
+                id__in=done_uses[start : start + CHUNK], exported_at__isnull=True
+            ).update(exported_at=now)
     log.info("export vault=%s dry_run=%s %s", vault.name, dry_run, summary.line())
     return summary
 
@@ -168,6 +182,19 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
             return None
         return Link(name=name, target=path[:-3] if path.lower().endswith(".md") else path)
 
+    # Proposed tags are decided once for every note (curation.review.vocabulary): they are taken
+    # out of each approved value and added back through their uses, as decided.
+    uses = list(
+        ProposedTagUse.objects.filter(note__vault=vault).values_list(
+            "id", "suggestion_id", "note_id", "proposed__tag", "proposed__state",
+            "proposed__mapped_to", "suggestion__state", "exported_at",
+            "suggestion__note_hash", "note__content_hash",
+        )
+    )  # fmt: skip
+    proposed_in: dict[int, set[str]] = {}
+    for _, suggestion_id, _, tag, *_ in uses:
+        proposed_in.setdefault(suggestion_id, set()).add(tag.lower())
+
     for note_id, decided in approved.items():
         for key, entry in decided.items():
             if entry["exported"]:
@@ -192,9 +219,23 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
                 continue
             p = plan(note_id, review_id, key)
             if key == Field.TAGS and isinstance(value, list):
-                p.changes.add_tags.extend(str(t) for t in value)
+                held = proposed_in.get(entry["suggestion_id"], set())
+                p.changes.add_tags.extend(str(t) for t in value if str(t).lower() not in held)
             elif key == Field.DESCRIPTION and isinstance(value, str):
                 p.changes.description = value
+
+    live = (Suggestion.State.PENDING, Suggestion.State.APPROVED, Suggestion.State.EDITED)
+    decided = {ProposedTag.State.APPROVED: None, ProposedTag.State.MAPPED: None}
+    for use_id, _, note_id, tag, state, mapped_to, s_state, exported_at, made_for, now in uses:
+        if exported_at is not None or state not in decided or s_state not in live:
+            continue
+        if made_for and made_for != now:
+            continue  # proposed for other text: the note changed since (stale)
+        if selected is not None and note_id not in selected:
+            continue
+        p = plan(note_id, None, "tags")
+        p.changes.add_tags.append(mapped_to if state == ProposedTag.State.MAPPED else tag)
+        p.tag_uses.add(use_id)
 
     renames = [(r.old, r.new) for r in TagRename.objects.filter(vault=vault)]
     if renames:
@@ -211,7 +252,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
 
 
 def _export_note(
-    *, note: Note, vault: Vault, plan: _Plan, dry_run: bool, folders: set[str]
+    *, note: Note, vault: Vault, plan: _Plan, dry_run: bool, folders: set[str], run: str = ""
 ) -> tuple[str, str]:
     """("written" | "unchanged" | "conflict" | "error", detail) for one note file."""
     if note.state != Note.State.OK:
@@ -254,12 +295,43 @@ def _export_note(
         return "conflict", "changed on disk during the export; run import_vault, then export again"
     except OSError as exc:
         return "error", f"cannot write: {exc.strerror or exc}"
-    _record(note=note, data=result.data, path=path, plan=plan, old_hash=old_hash)
+    old_head, new_head_length = heads(data, result.data)
+    with transaction.atomic():
+        new_hash = _note_refresh(note=note, data=result.data, path=path, old_hash=old_hash)
+        ExportRecord.objects.create(
+            note_id=note.id,
+            fields=sorted(plan.fields),
+            reviews=sorted(plan.reviews),
+            old_hash=old_hash,
+            new_hash=new_hash,
+            old_head=old_head,
+            new_head_length=new_head_length,
+            run=run,
+        )
     return "written", ""
 
 
-def _record(*, note: Note, data: bytes, path: str, plan: _Plan, old_hash: str) -> None:
-    """Bring the Note row up to date with the file just written, so re-import sees no change."""
+def heads(old: bytes, new: bytes) -> tuple[bytes, int]:
+    """(old head, length of the new head): the bytes before the longest common tail.
+
+    An export rewrites only the frontmatter at the top, so the common tail is at least the
+    body and the heads are small; `old == old_head + new[new_head_length:]`.
+    """
+    low, high = 0, min(len(old), len(new))  # equal tails of every length up to the longest
+    while low < high:  # binary search on slice comparisons (memcmp), not a loop per byte
+        mid = (low + high + 1) // 2
+        if old[len(old) - mid :] == new[len(new) - mid :]:
+            low = mid
+        else:
+            high = mid - 1
+    return old[: len(old) - low], len(new) - low
+
+
+def _note_refresh(*, note: Note, data: bytes, path: str, old_hash: str) -> str:
+    """Bring the Note row up to date with the file just written, so re-import sees no change.
+
+    What was current for the old text (suggestions, decisions) stays current: it was our write.
+    """
     parsed = notes.parse(data, path=note.path)
     st = os.stat(path)
     new_hash = notes.content_hash(data)
@@ -275,13 +347,8 @@ def _record(*, note: Note, data: bytes, path: str, plan: _Plan, old_hash: str) -
             mtime_ns=st.st_mtime_ns,
             updated_at=now,
         )
-        ExportRecord.objects.create(
-            note_id=note.id,
-            fields=sorted(plan.fields),
-            reviews=sorted(plan.reviews),
-            old_hash=old_hash,
-            new_hash=new_hash,
-        )
+        note_hashes_carry(note_id=note.id, old_hash=old_hash, new_hash=new_hash)
+    return new_hash
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
@@ -289,3 +356,86 @@ def unified_diff(path: str, old: str, new: str) -> str:
         old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+# --- undoing an export ----------------------------------------------------------------------
+
+
+@dataclass
+class RevertSummary:
+    reverted: list[str] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def line(self) -> str:
+        return f"reverted {len(self.reverted)}, conflicts {len(self.conflicts)}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.conflicts
+
+
+def exports_revert(*, records: Iterable[ExportRecord], user) -> RevertSummary:
+    """Put back what each export record replaced, if the file is still exactly what it wrote.
+
+    The file becomes old head + its unchanged rest, byte for byte what it was before the
+    export (checked against the recorded hash before writing). A file changed since (edited,
+    or exported again: revert the later export first) is a conflict and is left alone.
+    Newest records first, so reverting a whole run or several runs of a note unwinds in order.
+    """
+    if not can_export(user):
+        raise PermissionError("Only moderators (or users who may change notes) revert exports.")
+    summary = RevertSummary()
+    ordered = sorted(records, key=lambda r: (r.written_at, r.id), reverse=True)
+    for record in ordered:
+        note = Note.objects.select_related("vault").get(pk=record.note_id)
+        problem = _revert_one(record=record, note=note, user=user)
+        if problem:
+            summary.conflicts.append((note.path, problem))
+            log.warning("revert conflict %s: %s", note.path, problem)
+        else:
+            summary.reverted.append(note.path)
+    log.info("revert by=%s %s", getattr(user, "username", "?"), summary.line())
+    return summary
+
+
+def _revert_one(*, record: ExportRecord, note: Note, user) -> str:
+    """"" when reverted, else the reason it was not."""
+    if record.reverted_at is not None:
+        return "already reverted"
+    if record.old_head is None or record.new_head_length is None:
+        return "this export kept nothing to revert to (written before undo was kept)"
+    try:
+        path = safe_path(note.vault.root, note.path)
+        refuse_unsafe_file(path)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except UnsafePath as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if notes.content_hash(data) != record.new_hash:
+        return "changed since this export wrote it (edited, or exported again: revert that first)"
+    old = bytes(record.old_head) + data[record.new_head_length :]
+    if notes.content_hash(old) != record.old_hash:
+        return "the old text cannot be rebuilt exactly; left alone"
+    try:
+        write_atomic(path, old, expect_hash=record.new_hash)
+    except FileChanged:
+        return "changed on disk during the revert; left alone"
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}"
+    with transaction.atomic():
+        _note_refresh(note=note, data=old, path=path, old_hash=record.new_hash)
+        ExportRecord.objects.filter(pk=record.pk, reverted_at__isnull=True).update(
+            reverted_at=timezone.now(), reverted_by=user
+        )
+    return ""
+
+
+def export_run_records(*, run: str):
+    return ExportRecord.objects.filter(run=run, reverted_at__isnull=True)
+
+
+def note_last_export(*, note_id: int) -> ExportRecord | None:
+    """The note's newest export not yet reverted (the one "Revert this export" undoes)."""
+    return ExportRecord.objects.filter(note_id=note_id, reverted_at__isnull=True).first()

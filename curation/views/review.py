@@ -11,10 +11,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from curation.models import Field, Review, Suggestion, TagRename
+from curation.models import Field, ProposedTag, Review, Suggestion, TagPolicy, TagRename
 from curation.review.decisions import ReviewError, note_value, suggestion_decide
+from curation.review.export import exports_revert, note_last_export
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live, note_lock_release
+from curation.review.stale import stale_diff
 from curation.review.taxonomy import (
     tag_is_new,
     tag_rename,
@@ -22,7 +24,14 @@ from curation.review.taxonomy import (
     tag_tree_flat,
     vault_known_tags,
 )
-from curation.roles import can_review, can_view
+from curation.review.vocabulary import (
+    proposed_tag_decide,
+    proposed_tags_of,
+    proposed_tags_overview,
+    vault_policy,
+    vault_policy_set,
+)
+from curation.roles import can_export, can_review, can_view
 from ingest.models import Note, Vault
 from ingest.notes import tag_clean
 from ingest.render import render_markdown
@@ -56,10 +65,14 @@ def note_review(request, note_id: int):
         holds_lock, lock = False, note_lock_live(note_id=note.pk)
     known = vault_known_tags(vault_id=note.vault_id)
     rows = []
-    suggestions = note.suggestions.select_related("job").order_by("field", "-id")
+    suggestions = list(note.suggestions.select_related("job").order_by("field", "-id"))
+    proposed = proposed_tags_of(suggestion_ids=[s.pk for s in suggestions])
     for suggestion in suggestions:
         current = note_value(note, suggestion.field)
         value = suggestion.value
+        suggestion.note = note  # is_stale compares with the note as loaded here
+        stale = suggestion.is_stale
+        carried = proposed.get(suggestion.pk, {})
         rows.append(
             {
                 "s": suggestion,
@@ -67,6 +80,9 @@ def note_review(request, note_id: int):
                 "suggested_html": suggested_html(
                     suggestion.field, value, current=current, known=known
                 ),
+                "stale": stale,
+                "stale_diff": stale_diff(suggestion) if stale else None,
+                "proposed": sorted(carried.values(), key=lambda p: p.tag),
                 "tags": [
                     {"tag": tag_clean(t), "new": tag_is_new(tag_clean(t), known)}
                     for t in (value if suggestion.field == Field.TAGS and isinstance(value, list)
@@ -78,6 +94,7 @@ def note_review(request, note_id: int):
                 "open": suggestion.state == Suggestion.State.PENDING,
             }
         )  # fmt: skip
+    last_export = note_last_export(note_id=note.pk)
     history = (
         Review.objects.filter(suggestion__note=note)
         .select_related("reviewer", "suggestion")
@@ -103,6 +120,8 @@ def note_review(request, note_id: int):
             "lock": lock,
             "holds_lock": holds_lock,
             "lock_minutes": lock_seconds() // 60,
+            "last_export": last_export,
+            "can_export": can_export(request.user),
         },
     )
 
@@ -132,6 +151,7 @@ def _note_decide(request, note: Note):
             value=value,
             comment=request.POST.get("comment", ""),
             expected_state=request.POST.get("expected_state", Suggestion.State.PENDING),
+            confirm_stale=request.POST.get("confirm_stale") == "1",
         )
     except ReviewError as exc:
         messages.error(request, str(exc))
@@ -233,5 +253,67 @@ def taxonomy(request, vault_id: int | None = None):
             "new_tags": sorted(new_tags.items()),
             "renames": TagRename.objects.filter(vault=vault).select_related("decided_by"),
             "can_review": can_review(request.user),
+        },
+    )
+
+
+@staff_member_required
+@require_POST
+def note_revert(request, note_id: int):
+    """Undo the note's newest export, if the file is still exactly what it wrote."""
+    note = get_object_or_404(Note, pk=note_id)
+    if not can_export(request.user):
+        raise PermissionDenied("Only moderators revert exports.")
+    record = note_last_export(note_id=note.pk)
+    if record is None:
+        messages.error(request, f"{note.path} has no export to revert.")
+    else:
+        summary = exports_revert(records=[record], user=request.user)
+        for path, reason in summary.conflicts:
+            messages.error(request, f"Not reverted: {path}: {reason}")
+        if summary.reverted:
+            messages.success(request, f"Reverted the export of {note.path} ({record.written_at:%Y-%m-%d %H:%M}).")
+    return redirect("curation:review_note", note_id=note.pk)
+
+
+@staff_member_required
+def proposed_tags(request, vault_id: int):
+    """A vault's tag policy and its proposed tags: each decided once, for every note."""
+    if not can_view(request.user):
+        raise PermissionDenied("You cannot see proposed tags.")
+    vault = get_object_or_404(Vault, pk=vault_id)
+    here = reverse("curation:review_proposed_tags", args=[vault.pk])
+    if request.method == "POST":
+        if not can_review(request.user):
+            raise PermissionDenied("Only moderators decide proposed tags.")
+        try:
+            if "policy" in request.POST:
+                vault_policy_set(
+                    vault_id=vault.pk, policy=request.POST["policy"], user=request.user
+                )
+                messages.success(request, "Tag policy saved.")
+            else:
+                tag = proposed_tag_decide(
+                    proposed_id=int(request.POST.get("proposed_id") or 0),
+                    user=request.user,
+                    decision=request.POST.get("decision", ""),
+                    mapped_to=request.POST.get("mapped_to", ""),
+                )
+                messages.success(request, f"{tag.tag}: {tag.get_state_display().lower()}.")
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+        return HttpResponseRedirect(here)
+    return _page(
+        request,
+        "curation/review/proposed_tags.html",
+        {
+            "title": f"Proposed tags of {vault.name}",
+            "vault": vault,
+            "policy": vault_policy(vault_id=vault.pk),
+            "policies": TagPolicy.choices,
+            "rows": proposed_tags_overview(vault_id=vault.pk),
+            "decided": proposed_tags_overview(vault_id=vault.pk, state=None),
+            "can_review": can_review(request.user),
+            "State": ProposedTag.State,
         },
     )

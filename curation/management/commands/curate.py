@@ -1,4 +1,5 @@
-"""`curate [--all | --vault NAME | --path GLOB] [--fields ...] [--mode ...] [--max-cost USD] [--wait]`."""
+"""`curate [--all | --vault NAME | --path GLOB] [--stale] [--fields ...] [--mode ...]
+[--max-cost USD] [--wait]`."""
 
 from fnmatch import fnmatchcase
 
@@ -6,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from curation.engine import jobs
 from curation.models import ALL_FIELDS, Item, Job, Mode
+from curation.review.stale import stale_note_ids
 from ingest.models import Note, Vault
 from vaultcms.console import printable
 
@@ -33,6 +35,12 @@ class Command(BaseCommand):
             metavar="GLOB",
             help="notes whose vault-relative path matches GLOB (e.g. 'projects/*'); "
             "combines with --vault",
+        )
+        parser.add_argument(
+            "--stale",
+            action="store_true",
+            help="only notes whose suggestions were made for other text (changed since); "
+            "alone it means every vault, or combine with --vault/--path",
         )
         parser.add_argument(
             "--fields",
@@ -83,10 +91,14 @@ class Command(BaseCommand):
 
     def selection(self, options):
         path_glob = options["path"]
-        if not (options["all"] or options["vault"] or path_glob):
-            raise CommandError("choose the notes: --all, --vault NAME or --path GLOB")
+        stale = options.get("stale")
+        if not (options["all"] or options["vault"] or path_glob or stale):
+            raise CommandError("choose the notes: --all, --vault NAME, --path GLOB or --stale")
         notes = Note.objects.all()
         described = "--all"
+        if stale:
+            notes = notes.filter(id__in=stale_note_ids())
+            described = "--stale"
         if options["vault"]:
             vault = Vault.objects.filter(name=options["vault"]).first()
             if vault is None:
@@ -95,7 +107,7 @@ class Command(BaseCommand):
                     printable(f"unknown vault {options['vault']!r} (vaults: {known})")
                 )
             notes = notes.filter(vault=vault)
-            described = f"--vault {options['vault']}"
+            described = f"--vault {options['vault']}" + (" --stale" if stale else "")
         if path_glob:
             # Globs differ between databases' pattern languages: match in Python on paths only.
             ids = [

@@ -1,8 +1,13 @@
-"""`export_vault [--vault NAME] [--dry-run]`: write approved changes into the notes' frontmatter."""
+"""`export_vault [--vault NAME] [--dry-run]`: write approved changes into the notes' frontmatter.
 
+`export_vault --revert RUN --as USERNAME` undoes one export run (the id it printed).
+"""
+
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.review.export import vault_export
+from curation.review.export import export_run_records, exports_revert, vault_export
+from curation.roles import can_export
 from ingest.models import Vault
 from vaultcms.console import printable
 
@@ -20,8 +25,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="print the unified diff, write nothing"
         )
+        parser.add_argument(
+            "--revert", metavar="RUN",
+            help="undo the export run RUN (as printed after an export): each file goes back to "
+            "its old bytes if it is still what the export wrote; the rest are conflicts",
+        )  # fmt: skip
+        parser.add_argument("--as", dest="username", metavar="USERNAME", help="who reverts")
 
     def handle(self, *args, vault=None, dry_run=False, **options):
+        if options.get("revert"):
+            return self.revert(options["revert"], options.get("username"))
         if vault:
             vaults = list(Vault.objects.filter(name=vault))
             if not vaults:
@@ -53,10 +66,32 @@ class Command(BaseCommand):
                 self.stdout.write(self._safe(f"error {path}: {reason}"))
             failures += len(summary.conflicts) + len(summary.errors)
             lines.append(f"vault {one.name}: {summary.line()}")
+            if summary.written and not dry_run:  # before the summary lines, which end the output
+                self.stdout.write(
+                    f"export run {summary.run} (undo: export_vault --revert {summary.run} --as USER)"
+                )
         for line in lines:
             self.stdout.write(self._safe(line))
         if failures:
             raise CommandError(f"{failures} note(s) not exported (conflicts or errors above)")
+
+    def revert(self, run: str, username: str | None) -> None:
+        if not username:
+            raise CommandError("say who reverts: --as USERNAME (a moderator)")
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user named {username!r}")
+        if not can_export(user):
+            raise CommandError(f"{username} may not revert exports (needs the Moderator group)")
+        records = list(export_run_records(run=run))
+        if not records:
+            raise CommandError(f"no export run {run!r} with anything left to revert")
+        summary = exports_revert(records=records, user=user)
+        for path, reason in summary.conflicts:
+            self.stdout.write(self._safe(f"conflict {path}: {reason}"))
+        self.stdout.write(f"run {run}: {summary.line()}")
+        if summary.conflicts:
+            raise CommandError(f"{len(summary.conflicts)} note(s) not reverted (conflicts above)")
 
     def _safe(self, text: str) -> str:
         stream = getattr(self.stdout, "_out", None)
