@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "vaultcms",
     "ingest",
     "curation",
 ]
@@ -122,6 +123,19 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The login throttle's counters must be shared by every web process (gunicorn runs several):
+# Redis when there is one, else a table in the database (created by `migrate`, see
+# vaultcms/apps.py). Never LocMem: each process would count alone.
+CACHES["login"] = (
+    {**CACHES["default"], "KEY_PREFIX": CACHES["default"]["KEY_PREFIX"] + ":login"}
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "vaultcms_cache",
+        # Culling runs on writes; the throttle's keys expire within the login window anyway.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+)
 
 Q_CLUSTER = {
     "name": os.environ.get("VAULTCMS_Q_NAME", "vaultcms"),
