@@ -243,6 +243,9 @@ CSRF_TRUSTED_ORIGINS = [
 
 # Error reports (the DEBUG page, error e-mails) never show an API key.
 DEFAULT_EXCEPTION_REPORTER = "vaultcms.logs.RedactingExceptionReporter"
+# Even with DEBUG on (the demo), a 500 shows the plain page with a request id, never Django's
+# technical page (settings, environment, local variables), unless a developer turns this on.
+VAULTCMS_DEBUG_PAGES = env_bool("VAULTCMS_DEBUG_PAGES", False)
 
 # --- Logging: one line per event, never crashing on a filename's characters ---------
 LOGGING = {
