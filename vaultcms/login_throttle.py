@@ -23,12 +23,10 @@ from django.urls import reverse
 
 # One address trying many usernames is throttled too, more loosely (a shared office NAT).
 ADDRESS_FACTOR = 4
-CACHE_ALIAS = "login"
 
 
 def _cache():
-    alias = CACHE_ALIAS if CACHE_ALIAS in settings.CACHES else "default"
-    return caches[alias]
+    return caches["login"]  # shared by every web process: see settings.CACHES
 
 
 def _limits() -> tuple[int, int]:

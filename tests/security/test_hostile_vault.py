@@ -15,7 +15,6 @@ import hashlib
 import os
 import signal
 import stat
-import time
 from io import StringIO
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from curation.models import Item, Job, Review, Suggestion
 from ingest.models import Note, Vault
-from tests.ingest.conftest import article_html, web_server  # noqa: F401 (fixtures)
+from tests.ingest.conftest import ARTICLE, WebServer
 
 pytestmark = pytest.mark.django_db
 
@@ -98,16 +98,28 @@ def test_export_never_writes_through_a_symlink_out_of_the_vault(sandbox):
     assert snapshot(tmp) == before
 
 
+@pytest.fixture
+def web_server():
+    server = WebServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(timeout=5)
+
+
 @pytest.mark.parametrize("folder", ["Linked", "Linked/new", "Linked/new/deeper"])
 def test_url_form_creates_no_folder_through_a_symlinked_folder(
-    sandbox, folder, django_user_model, settings, web_server, article_html
+    sandbox, folder, django_user_model, settings, web_server
 ):
     """A folder of the vault that is a link to a folder outside: nothing is created there."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.VAULTCMS_URL_INGEST_ALLOW_PRIVATE = True
     tmp, vault = sandbox
     (tmp / "vault" / "Linked").symlink_to(tmp / "outside")
-    url = web_server.page("/page", article_html("Escaping page"))
+    url = web_server.page("/page", ARTICLE.format(title="Escaping page"))
     before = snapshot(tmp)
     folders_before = sorted(p for p, _, _ in os.walk(tmp))
     admin = django_user_model.objects.create_superuser("escape-admin", password="x")

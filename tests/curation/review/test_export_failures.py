@@ -39,7 +39,7 @@ def as_if_imported(note: Note, root: Path) -> None:
 def vault(make_vault):
     files = {"a.md": PLAIN.format("A"), "deep.md": DEEP, "z.md": PLAIN.format("Z")}
     root = make_vault(files)
-    vault, summary = vault_import(root=root, name="v")
+    vault, _ = vault_import(root=root, name="v")
     as_if_imported(Note.objects.get(path="deep.md"), root)
     for path in files:
         approve_tags(Note.objects.get(path=path), ["ai/agents"])
