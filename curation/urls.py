@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/retry/", jobs.job_retry, name="job-retry"),
     path("review/note/<int:note_id>/", review.note_review, name="review_note"),
+    path("review/note/<int:note_id>/claim/", review.note_claim, name="review_note_claim"),
     path(
         "review/note/<int:note_id>/release/", review.note_release, name="review_note_release"
     ),

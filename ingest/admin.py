@@ -46,10 +46,16 @@ class IngestPermissionMixin:
 
 @admin.register(Vault)
 class VaultAdmin(IngestPermissionMixin, admin.ModelAdmin):
+    """A vault's folder is set by `import_vault PATH` only: a form that could point it at any
+    folder of the server would let "Re-import" pull that folder's files into the app."""
+
     list_display = ["name", "root", "note_count", "imported_at"]
     search_fields = ["name", "root"]
-    readonly_fields = ["created_at", "imported_at"]
+    readonly_fields = ["root", "created_at", "imported_at"]
     actions = [reimport_vaults]
+
+    def has_add_permission(self, request):
+        return False
 
     def get_queryset(self, request):
         from django.db.models import Count

@@ -73,10 +73,10 @@ def write_atomic(
                 os.chown(tmp, st.st_uid, st.st_gid)
             except OSError:
                 pass
-        if expect_hash is not None:
-            with open(path, "rb") as fh:
-                if notes.content_hash(fh.read()) != expect_hash:
-                    raise FileChanged()
+        if expect_hash is not None and (
+            notes.content_hash(notes.read_regular(path, limit=-1)) != expect_hash
+        ):
+            raise FileChanged()
         os.replace(tmp, path)
     except BaseException:
         try:

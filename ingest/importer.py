@@ -285,6 +285,9 @@ def _check(entry: _Found, *, row, vault, max_bytes: int, now, summary, writes):
         stat = os.stat(entry.abs)
     except OSError as exc:
         return _skip(entry, f"cannot read: {exc.strerror}", **where)
+    not_regular = notes.not_regular_reason(stat.st_mode)
+    if not_regular:  # a FIFO would block the read for ever; a device never ends
+        return _skip(entry, not_regular, mtime_ns=stat.st_mtime_ns, **where)
     if row is not None and row[5] == Note.State.OK and row[2:4] == (stat.st_size, stat.st_mtime_ns):
         summary.unchanged += 1
         return None

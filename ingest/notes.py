@@ -10,16 +10,19 @@ import codecs
 import datetime
 import hashlib
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-try:  # libyaml's loader parses the same YAML several times faster when present
-    from yaml import CSafeLoader as _Loader
+try:  # libyaml's loader parses the same YAML several times faster when present, and is not
+    # recursive in Python: nesting cannot exhaust the stack (it stops at 1,000 levels itself)
+    from yaml import CSafeLoader as YAML_LOADER
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader
+    from yaml import SafeLoader as YAML_LOADER
 
 _YAML = YAMLHandler()
 
@@ -32,6 +35,9 @@ FRONTMATTER_RE = re.compile(
 # A YAML alias can repeat a structure exponentially ("billion laughs"); stop converting
 # frontmatter to JSON after this many values instead of exhausting memory.
 MAX_FRONTMATTER_VALUES = 50_000
+# Real frontmatter nests a few levels; a hostile note nests hundreds. A fixed limit, checked the
+# same way on import and export, instead of whatever depth the caller's stack has left.
+MAX_FRONTMATTER_DEPTH = 100
 
 
 # The frontmatter keys curation writes, in the order they are asked for, shown and written.
@@ -162,7 +168,7 @@ def split(text: str) -> Split:
 def load_yaml(source: str) -> dict:
     """Parse frontmatter YAML into a dict; NoteError says why when it cannot."""
     try:
-        data = _YAML.load(source, Loader=_Loader)
+        data = _YAML.load(source, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
@@ -175,11 +181,11 @@ def load_yaml(source: str) -> dict:
     budget = [MAX_FRONTMATTER_VALUES]
     try:
         return jsonable(data, budget=budget)
-    except RecursionError:
+    except RecursionError:  # a self-referencing alias; depth itself is limited in jsonable
         raise NoteError("frontmatter nests too deeply (or refers to itself)") from None
 
 
-def jsonable(value, *, budget: list[int] | None = None):
+def jsonable(value, *, budget: list[int] | None = None, depth: int = 0):
     """YAML values (dates, sets, non-string keys, NaN) as JSON columns can store them."""
     if budget is not None:
         budget[0] -= 1
@@ -188,12 +194,14 @@ def jsonable(value, *, budget: list[int] | None = None):
                 f"frontmatter too large: more than {MAX_FRONTMATTER_VALUES:,} values "
                 "(YAML aliases expanding?)"
             )
+        if depth > MAX_FRONTMATTER_DEPTH:
+            raise NoteError(f"frontmatter nests deeper than {MAX_FRONTMATTER_DEPTH} levels")
     if type(value) is str:  # by far the most common: checked first
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
-        return {str(k): jsonable(v, budget=budget) for k, v in value.items()}
+        return {str(k): jsonable(v, budget=budget, depth=depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [jsonable(v, budget=budget) for v in value]
+        return [jsonable(v, budget=budget, depth=depth + 1) for v in value]
     if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -255,6 +263,47 @@ def parse(data: bytes, *, path: str) -> ParsedNote:
     )
 
 
+class NotRegular(OSError):
+    """The path is a FIFO, socket, device or folder: never read as a note."""
+
+
+_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def not_regular_reason(mode: int) -> str | None:
+    """Why a file of this st_mode is never read as a note; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'a special file')})"
+
+
+def read_regular(path: str, *, limit: int, max_bytes: int | None = None) -> bytes:
+    """The bytes of the regular file at `path`, never blocking: NotRegular for anything else.
+
+    Opened with O_NONBLOCK, so a FIFO swapped in after a stat() cannot make the open wait for
+    a writer, then checked with fstat() on the open descriptor (what is read is what was
+    checked). Reads `limit` bytes, then, if the file filled them, on up to `max_bytes` + 1.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        reason = not_regular_reason(os.fstat(fd).st_mode)
+        if reason:
+            raise NotRegular(reason)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit)
+            if max_bytes is not None and len(data) == limit and limit <= max_bytes:
+                data += fh.read(max_bytes + 1 - len(data))  # it grew since it was measured
+        return data
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class ReadResult:
     """What reading one file found: "ok" (parsed), "same" (hash unchanged) or "bad" (reason)."""
@@ -274,13 +323,12 @@ def read_file(
     avoids allocating a `max_bytes` buffer for every small note.
     """
     try:
-        with open(path, "rb") as fh:
-            first = min(size, max_bytes) + 1 if size >= 0 else max_bytes + 1
-            data = fh.read(first)
-            if len(data) == first and first <= max_bytes:  # it grew since stat()
-                data += fh.read(max_bytes + 1 - len(data))
+        data = read_regular(path, limit=min(size, max_bytes) + 1 if size >= 0 else max_bytes + 1,
+                            max_bytes=max_bytes)  # fmt: skip
+    except NotRegular as exc:
+        return ReadResult("bad", reason=str(exc))
     except OSError as exc:
-        return ReadResult("bad", reason=f"cannot read: {exc.strerror}")
+        return ReadResult("bad", reason=f"cannot read: {exc.strerror or exc}")
     if len(data) > max_bytes:  # grew after it was measured
         reason = f"too large: over {max_bytes:,} bytes (limit {max_bytes:,})"
         return ReadResult("bad", reason=reason)

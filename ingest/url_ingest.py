@@ -35,6 +35,7 @@ USER_AGENT = "VaultCMS/1.0 (+url-ingest)"
 # Characters that break a file name on some system or an Obsidian [[wikilink]].
 UNSAFE_NAME_CHARS = re.compile(r'[\\/:*?"<>|#^\[\]{}%~`$!@&=+;]|[\x00-\x1f\x7f]')
 MAX_NAME_BYTES = 120  # well under the 255-byte file name limit, leaving room for " 99.md"
+MAX_FOLDER_NAME_BYTES = 255  # one folder's name, on every common file system
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {
     f"lpt{i}" for i in range(10)
 }
@@ -302,7 +303,31 @@ def clean_folder(folder: str) -> str:
             )
         if any(c in part for c in ':*?"<>|') or any(ord(c) < 32 for c in part):
             raise UrlIngestError(f"the folder {folder!r} has characters a file system refuses")
+        if len(part.encode("utf-8")) > MAX_FOLDER_NAME_BYTES:
+            raise UrlIngestError(
+                f"the folder name {part[:40]!r}... is too long "
+                f"(a file system allows {MAX_FOLDER_NAME_BYTES} bytes)"
+            )
     return "/".join(parts)
+
+
+def folder_in_vault(root: Path, folder: str) -> Path:
+    """The real path of `folder` inside the vault; creates nothing.
+
+    Resolved *before* anything is created: a folder of the vault that is a symbolic link to
+    one outside it must not get a new subfolder there first and a refusal after.
+    """
+    root_real = Path(os.path.realpath(root))
+    target = Path(os.path.realpath(root_real.joinpath(*folder.split("/")) if folder else root_real))
+    if os.path.commonpath([root_real, target]) != str(root_real):
+        raise UrlIngestError(f"the folder {folder!r} leads outside the vault")
+    probe = target
+    while probe != root_real and not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():  # the deepest part that exists must be a folder
+        shown = probe.relative_to(root_real).as_posix()
+        raise UrlIngestError(f"{shown!r} in the vault is a file, not a folder")
+    return target
 
 
 def note_text(*, url: str, title: str, markdown: str, created: datetime.datetime) -> str:
@@ -350,6 +375,7 @@ def note_create_from_url(*, url: str, vault: Vault, folder: str = "") -> Note:
     existing = find_duplicate(vault=vault, url=normalized)
     if existing is not None:
         raise DuplicateUrl(f"already in the vault: {existing.path} has source {normalized}", existing)
+    folder_in_vault(root, folder)  # refused before fetching anything
 
     page = fetch_page(normalized)
     if page.url != normalized:
@@ -365,14 +391,19 @@ def note_create_from_url(*, url: str, vault: Vault, folder: str = "") -> Note:
             f"the page's text is too large for a note (limit {settings.VAULTCMS_MAX_NOTE_BYTES:,} bytes)"
         )
 
-    directory = root / folder if folder else root
-    root_real = os.path.realpath(root)
-    directory.mkdir(parents=True, exist_ok=True)
-    # A folder that is (or passes through) a symlink out of the vault is refused.
-    if os.path.commonpath([root_real, os.path.realpath(directory)]) != root_real:
-        raise UrlIngestError(f"the folder {folder!r} leads outside the vault")
-    path = write_new_file(directory=directory, stem=safe_filename(extracted.title), text=text)
-    rel = path.relative_to(root).as_posix()
+    # Again after the fetch (the folders may have changed meanwhile), then created: only
+    # folders whose real path is inside the vault, so no link can lead the mkdir out.
+    directory = folder_in_vault(root, folder)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if os.path.realpath(directory) != str(directory):
+            raise UrlIngestError(f"the folder {folder!r} leads outside the vault")
+        path = write_new_file(directory=directory, stem=safe_filename(extracted.title), text=text)
+    except OSError as exc:
+        raise UrlIngestError(
+            f"cannot write into the folder {folder!r}: {exc.strerror or exc}"
+        ) from None
+    rel = path.relative_to(os.path.realpath(root)).as_posix()
     log.info("url ingest vault=%s url=%s path=%s", vault.name, page.url, rel)
 
     vault_import(root=root, name=vault.name)

@@ -188,7 +188,8 @@ class _Frontmatter:
         self.text = text
         self.newline = newline
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            # The importer's loader: both read a note the same way (libyaml when present).
+            root = yaml.compose(text, Loader=notes.YAML_LOADER)
         except yaml.YAMLError as exc:
             raise ExportError(
                 f"frontmatter YAML cannot be read: {str(exc).splitlines()[0]}"
@@ -552,6 +553,13 @@ def _codec(data: bytes) -> tuple[bytes, str]:
 def rewrite(data: bytes, changes: Changes) -> Rewrite:
     """The file's new bytes with `changes` applied; raises ExportError when it cannot be safe."""
     try:
+        return _rewrite(data, changes)
+    except RecursionError:  # the node walk is recursive; load_yaml bounds depth, this is a net
+        raise ExportError("frontmatter nests too deeply to edit safely") from None
+
+
+def _rewrite(data: bytes, changes: Changes) -> Rewrite:
+    try:
         text, _, _ = notes.decode(data)
     except notes.NoteError as exc:
         raise ExportError(str(exc)) from None
@@ -576,6 +584,11 @@ def rewrite(data: bytes, changes: Changes) -> Rewrite:
             raise ExportError("internal: frontmatter not where split() put it")
         newline = notes.detect_newline(text[: yaml_end] or text)
 
+    if yaml_text:
+        try:  # what the importer refuses (too deep, too large) export never edits
+            notes.load_yaml(yaml_text)
+        except notes.NoteError as exc:
+            raise ExportError(str(exc)) from None
     fm = _Frontmatter(yaml_text, newline)
     writer = _Writer(fm)
     final_tags = None

@@ -4,7 +4,11 @@ import copy
 import logging
 import os
 import re
+import sys
+import uuid
 
+from django.conf import settings
+from django.template import loader
 from django.views.debug import ExceptionReporter
 
 # Anthropic keys look like sk-ant-api03-...; match the family, whatever follows the prefix.
@@ -72,15 +76,47 @@ class OneLineFormatter(logging.Formatter):
         return " | ".join(line for line in super().format(record).splitlines() if line.strip())
 
 
+errors_log = logging.getLogger("vaultcms.errors")
+
+
+def error_page(request, exc_type=None) -> str:
+    """The plain 500 page with a fresh request id, which is logged beside the error."""
+    request_id = uuid.uuid4().hex[:12]
+    name = exc_type.__name__ if exc_type is not None else "error"
+    method = getattr(request, "method", "") or "-"
+    path = getattr(request, "path", "") or "-"
+    errors_log.error("request_id=%s %s %s %s", request_id, method, path, name)
+    return loader.render_to_string("500.html", {"request_id": request_id})
+
+
+def server_error(request):
+    """handler500: the plain page with a request id (DEBUG off)."""
+    from django.http import HttpResponseServerError
+
+    return HttpResponseServerError(error_page(request, sys.exc_info()[0]))
+
+
 class RedactingExceptionReporter(ExceptionReporter):
     """Django's error report (the DEBUG page, error e-mails) with API keys masked.
 
     Django hides settings by name, but a key can still sit in a local variable or an
     exception message shown in the traceback; mask the finished report instead.
+
+    With DEBUG on, a browser gets the plain 500 page with a request id, like production,
+    unless VAULTCMS_DEBUG_PAGES asks for Django's technical page: the demo runs with DEBUG on,
+    and its staff must not see settings, environment or local variables. Error e-mails
+    (is_email) keep the full, masked report.
     """
 
+    def _technical(self) -> bool:
+        return self.is_email or settings.VAULTCMS_DEBUG_PAGES
+
     def get_traceback_html(self):
+        if not self._technical():
+            return error_page(self.request, self.exc_type)
         return redact(str(super().get_traceback_html()))
 
     def get_traceback_text(self):
+        if not self._technical():
+            return error_page(self.request, self.exc_type)
         return redact(str(super().get_traceback_text()))

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "vaultcms",
     "ingest",
     "curation",
 ]
@@ -124,6 +125,19 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The login throttle's counters must be shared by every web process (gunicorn runs several):
+# Redis when there is one, else a table in the database (created by `migrate`, see
+# vaultcms/apps.py). Never LocMem: each process would count alone.
+CACHES["login"] = (
+    {**CACHES["default"], "KEY_PREFIX": CACHES["default"]["KEY_PREFIX"] + ":login"}
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "vaultcms_cache",
+        # Culling runs on writes; the throttle's keys expire within the login window anyway.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+)
 
 Q_CLUSTER = {
     "name": os.environ.get("VAULTCMS_Q_NAME", "vaultcms"),
@@ -247,6 +261,9 @@ CSRF_TRUSTED_ORIGINS = [
 
 # Error reports (the DEBUG page, error e-mails) never show an API key.
 DEFAULT_EXCEPTION_REPORTER = "vaultcms.logs.RedactingExceptionReporter"
+# Even with DEBUG on (the demo), a 500 shows the plain page with a request id, never Django's
+# technical page (settings, environment, local variables), unless a developer turns this on.
+VAULTCMS_DEBUG_PAGES = env_bool("VAULTCMS_DEBUG_PAGES", False)
 
 # --- Logging: one line per event, never crashing on a filename's characters ---------
 LOGGING = {

@@ -37,3 +37,6 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("", admin.site.urls),
 ]
+
+# A plain page with a request id to find the error in the log (DEBUG on or off: vaultcms.logs).
+handler500 = "vaultcms.logs.server_error"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from curation.models import Field, ProposedTag, ProposedTagUse, Review, Suggestion, TagRename
@@ -95,24 +95,33 @@ def vault_export(
         if n.id in plans
     }
     failed: set[int] = set()
-    uses_done: set[int] = set()
+    done: set[int] = set()
     folders: set[str] = set()  # folders written to: each fsynced once, at the end
     order = sorted(plans, key=lambda i: rows[i].path if i in rows else "")
     for index, note_id in enumerate(order, 1):
         note = rows.get(note_id)
         if note is None:
             continue
-        outcome = _export_note(
-            note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders, run=run
-        )
-        kind, detail = outcome
+        # A review is exported once every note it writes to is: marked with the last of them,
+        # in the same transaction as that note's file and record (see _export_note).
+        finishes = _finishes(note_id, review_notes=review_notes, done=done, failed=failed,
+                             reviews=plans[note_id].reviews)  # fmt: skip
+        try:
+            kind, detail = _export_note(
+                note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders,
+                finishes=finishes, run=run,
+            )  # fmt: skip
+        except Exception as exc:  # one note that cannot be processed never stops the others
+            log.exception("export error %s: %s", note.path, type(exc).__name__)
+            kind, detail = "error", f"could not be processed ({type(exc).__name__}); see the log"
         if kind == "written":
             summary.written.append(note.path)
-            uses_done.update(plans[note_id].tag_uses)
             if dry_run:
                 summary.diffs.append((note.path, detail))
         elif kind == "unchanged":
             summary.unchanged += 1
+        if kind in ("written", "unchanged"):
+            done.add(note_id)
         else:
             failed.add(note_id)
             problems = summary.conflicts if kind == "conflict" else summary.errors
@@ -123,19 +132,30 @@ def vault_export(
 
     for folder in folders:
         fsync_folder(folder)
-    if not dry_run:
-        done = [rid for rid, ids in review_notes.items() if not (ids & failed)]
-        now = timezone.now()
-        for start in range(0, len(done), CHUNK):
-            chunk = done[start : start + CHUNK]
-            Review.objects.filter(id__in=chunk, exported_at__isnull=True).update(exported_at=now)
-        done_uses = sorted(uses_done)
-        for start in range(0, len(done_uses), CHUNK):
-            ProposedTagUse.objects.filter(
-                id__in=done_uses[start : start + CHUNK], exported_at__isnull=True
-            ).update(exported_at=now)
     log.info("export vault=%s dry_run=%s %s", vault.name, dry_run, summary.line())
     return summary
+
+
+def _finishes(note_id: int, *, reviews, review_notes, done, failed) -> list[int]:
+    """The reviews this note is the last to write for, none of whose notes failed."""
+    return [
+        rid
+        for rid in reviews
+        if not (review_notes[rid] & failed) and review_notes[rid] - done == {note_id}
+    ]
+
+
+def _mark_exported(review_ids: list[int], *, tag_uses=()) -> None:
+    """The reviews (and approved proposed-tag uses) a written note carried out."""
+    now = timezone.now()
+    for start in range(0, len(review_ids), CHUNK):
+        chunk = review_ids[start : start + CHUNK]
+        Review.objects.filter(id__in=chunk, exported_at__isnull=True).update(exported_at=now)
+    uses = sorted(tag_uses)
+    for start in range(0, len(uses), CHUNK):
+        ProposedTagUse.objects.filter(
+            id__in=uses[start : start + CHUNK], exported_at__isnull=True
+        ).update(exported_at=now)
 
 
 def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[int]]]:
@@ -252,18 +272,24 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
 
 
 def _export_note(
-    *, note: Note, vault: Vault, plan: _Plan, dry_run: bool, folders: set[str], run: str = ""
+    *, note: Note, vault: Vault, plan: _Plan, dry_run: bool, folders: set[str],
+    finishes: list[int], run: str = "",
 ) -> tuple[str, str]:
-    """("written" | "unchanged" | "conflict" | "error", detail) for one note file."""
+    """("written" | "unchanged" | "conflict" | "error", detail) for one note file.
+
+    A written file, its Note row, its ExportRecord and the reviews it finishes are one unit:
+    the rows are saved in a transaction whose last step replaces the file, so a failure
+    before the file is replaced leaves neither, and a failure of the commit puts the old
+    bytes back.
+    """
     if note.state != Note.State.OK:
         state = note.get_state_display().lower()
         return "error", f"note is {state}: {note.reason or 'not imported'}"
     try:
         path = safe_path(vault.root, note.path)
         refuse_unsafe_file(path)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except UnsafePath as exc:
+        data = notes.read_regular(path, limit=-1)
+    except (UnsafePath, notes.NotRegular) as exc:
         return "error", str(exc)
     except OSError as exc:
         return "error", f"cannot read: {exc.strerror or exc}"
@@ -274,41 +300,103 @@ def _export_note(
         )
     try:
         result = rewrite(data, plan.changes)
-    except ExportError as exc:
+        if result.data == data:
+            if not dry_run:
+                _mark_exported(finishes)
+            return "unchanged", ""
+        parsed = notes.parse(result.data, path=note.path)  # what the next import will see
+    except (ExportError, notes.NoteError) as exc:
         return "error", str(exc)
-    if result.data == data:
-        return "unchanged", ""
     if len(result.data) > settings.VAULTCMS_MAX_NOTE_BYTES:
         return "error", "the note would grow past VAULTCMS_MAX_NOTE_BYTES"
     if dry_run:
         return "written", unified_diff(note.path, result.old_text, result.new_text)
     try:
-        write_atomic(path, result.data, expect_hash=old_hash, sync_folder=False)
-        folders.add(os.path.dirname(path))
+        with transaction.atomic():
+            _record(note=note, data=data, new=result.data, parsed=parsed, plan=plan,
+                    old_hash=old_hash, run=run)  # fmt: skip
+            _mark_exported(finishes, tag_uses=plan.tag_uses)
+            write_atomic(path, result.data, expect_hash=old_hash, sync_folder=False)
     except FileChanged:
         try:
-            with open(path, "rb") as fh:
-                if fh.read() == result.data:  # another export got there first
-                    return "unchanged", ""
+            if notes.read_regular(path, limit=-1) == result.data:  # another export was first
+                return "unchanged", ""
         except OSError:
             pass
         return "conflict", "changed on disk during the export; run import_vault, then export again"
     except OSError as exc:
         return "error", f"cannot write: {exc.strerror or exc}"
-    old_head, new_head_length = heads(data, result.data)
-    with transaction.atomic():
-        new_hash = _note_refresh(note=note, data=result.data, path=path, old_hash=old_hash)
-        ExportRecord.objects.create(
-            note_id=note.id,
-            fields=sorted(plan.fields),
-            reviews=sorted(plan.reviews),
-            old_hash=old_hash,
-            new_hash=new_hash,
-            old_head=old_head,
-            new_head_length=new_head_length,
-            run=run,
-        )
+    except DatabaseError as exc:
+        _restore(path, new=result.data, old=data)
+        return "error", f"cannot record the export: {exc}"
+    folders.add(os.path.dirname(path))
+    try:  # the mtime the next import compares; a miss only costs that import a re-hash
+        Note.objects.filter(id=note.id).update(mtime_ns=os.stat(path).st_mtime_ns)
+    except (OSError, DatabaseError):
+        pass
     return "written", ""
+
+
+def _restore(path: str, *, new: bytes, old: bytes) -> None:
+    """The rows were not saved: if the new bytes reached the file, put the old ones back."""
+    try:
+        if notes.read_regular(path, limit=-1) == new:
+            write_atomic(path, old, expect_hash=notes.content_hash(new))
+    except (OSError, FileChanged):
+        log.exception("export: could not restore %s after a failed commit", path)
+
+
+def _record(
+    *, note: Note, data: bytes, new: bytes, parsed, plan: _Plan, old_hash: str, run: str
+) -> None:
+    """Bring the Note row up to date with the file about to be written (re-import sees no
+    change) and record what the export replaced, so it can be reverted.
+
+    What was current for the old text (suggestions, decisions) stays current: it was our write.
+    """
+    new_hash = notes.content_hash(new)
+    Note.objects.filter(id=note.id).update(
+        frontmatter_raw=parsed.yaml or "",
+        frontmatter=parsed.metadata,
+        tags=parsed.tags,
+        title=parsed.title[:1024],
+        content_hash=new_hash,
+        size=len(new),
+        updated_at=timezone.now(),
+    )
+    note_hashes_carry(note_id=note.id, old_hash=old_hash, new_hash=new_hash)
+    old_head, new_head_length = heads(data, new)
+    ExportRecord.objects.create(
+        note_id=note.id,
+        fields=sorted(plan.fields),
+        reviews=sorted(plan.reviews),
+        old_hash=old_hash,
+        new_hash=new_hash,
+        old_head=old_head,
+        new_head_length=new_head_length,
+        run=run,
+    )
+
+
+def _note_refresh(*, note: Note, data: bytes, path: str, old_hash: str) -> str:
+    """Bring the Note row up to date with a file just written (a revert), so re-import sees no
+    change; what was current for the replaced text stays current: it was our write."""
+    parsed = notes.parse(data, path=note.path)
+    st = os.stat(path)
+    new_hash = notes.content_hash(data)
+    with transaction.atomic():
+        Note.objects.filter(id=note.id).update(
+            frontmatter_raw=parsed.yaml or "",
+            frontmatter=parsed.metadata,
+            tags=parsed.tags,
+            title=parsed.title[:1024],
+            content_hash=new_hash,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            updated_at=timezone.now(),
+        )
+        note_hashes_carry(note_id=note.id, old_hash=old_hash, new_hash=new_hash)
+    return new_hash
 
 
 def heads(old: bytes, new: bytes) -> tuple[bytes, int]:
@@ -325,30 +413,6 @@ def heads(old: bytes, new: bytes) -> tuple[bytes, int]:
         else:
             high = mid - 1
     return old[: len(old) - low], len(new) - low
-
-
-def _note_refresh(*, note: Note, data: bytes, path: str, old_hash: str) -> str:
-    """Bring the Note row up to date with the file just written, so re-import sees no change.
-
-    What was current for the old text (suggestions, decisions) stays current: it was our write.
-    """
-    parsed = notes.parse(data, path=note.path)
-    st = os.stat(path)
-    new_hash = notes.content_hash(data)
-    now = timezone.now()
-    with transaction.atomic():
-        Note.objects.filter(id=note.id).update(
-            frontmatter_raw=parsed.yaml or "",
-            frontmatter=parsed.metadata,
-            tags=parsed.tags,
-            title=parsed.title[:1024],
-            content_hash=new_hash,
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            updated_at=now,
-        )
-        note_hashes_carry(note_id=note.id, old_hash=old_hash, new_hash=new_hash)
-    return new_hash
 
 
 def unified_diff(path: str, old: str, new: str) -> str:

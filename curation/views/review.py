@@ -51,7 +51,12 @@ def _page(request, template, context):
 
 @staff_member_required
 def note_review(request, note_id: int):
-    """GET: show the note's suggestions and claim its lock; POST: decide one suggestion."""
+    """GET: show the note's suggestions and who holds its lock; POST: decide one suggestion.
+
+    A GET never takes the lock: an image or link in some note's body pointing here would
+    otherwise lock the note for whoever merely views that other note. The page claims the
+    lock itself, by POST (note_claim), when a moderator opens it.
+    """
     note = get_object_or_404(Note.objects.select_related("vault"), pk=note_id)
     if not can_view(request.user):
         raise PermissionDenied("You cannot see the review queue.")
@@ -59,10 +64,8 @@ def note_review(request, note_id: int):
         return _note_decide(request, note)
 
     moderator = can_review(request.user)
-    if moderator:
-        holds_lock, lock = note_lock_claim(note_id=note.pk, user=request.user)
-    else:
-        holds_lock, lock = False, note_lock_live(note_id=note.pk)
+    lock = note_lock_live(note_id=note.pk)
+    holds_lock = lock is not None and lock.holder_id == request.user.pk
     known = vault_known_tags(vault_id=note.vault_id)
     rows = []
     suggestions = list(note.suggestions.select_related("job").order_by("field", "-id"))
@@ -126,13 +129,40 @@ def note_review(request, note_id: int):
     )
 
 
+@staff_member_required
+@require_POST
+def note_claim(request, note_id: int):
+    """Claim (or renew) the note's review lock; the page's script calls it on load.
+
+    Answers the lock banner as an HTML fragment to the script, else returns to the page.
+    """
+    note = get_object_or_404(Note, pk=note_id)
+    if not can_review(request.user):
+        raise PermissionDenied("Only moderators claim notes.")
+    holds_lock, lock = note_lock_claim(note_id=note.pk, user=request.user)
+    if "fragment=lock" not in request.headers.get("accept", ""):
+        return redirect("curation:review_note", note_id=note.pk)
+    return render(
+        request,
+        "curation/review/lock.html",
+        {"note": note, "lock": lock, "holds_lock": holds_lock, "can_review": True,
+         "lock_minutes": lock_seconds() // 60},
+    )  # fmt: skip
+
+
 def _note_decide(request, note: Note):
     if not can_review(request.user):
         raise PermissionDenied("Only moderators decide suggestions.")
     here = reverse("curation:review_note", args=[note.pk])
-    suggestion = get_object_or_404(
-        Suggestion, pk=request.POST.get("suggestion_id") or 0, note_id=note.pk
+    suggestion_id = request.POST.get("suggestion_id", "")
+    suggestion = (
+        Suggestion.objects.filter(pk=int(suggestion_id), note_id=note.pk).first()
+        if suggestion_id.isdigit()
+        else None
     )
+    if suggestion is None:
+        messages.error(request, "No such suggestion on this note.")
+        return HttpResponseRedirect(here)
     decision = ACTIONS.get(request.POST.get("action", ""))
     if decision is None:
         messages.error(request, "Unknown action.")

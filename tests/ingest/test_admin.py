@@ -157,3 +157,29 @@ def test_vault_list_counts_notes_with_a_link_to_them(staff, vaults):
     main, _ = vaults
     page = staff.get(reverse("admin:ingest_vault_changelist")).content.decode()
     assert f'href="{CHANGELIST}?vault__id__exact={main.id}">6</a>' in page
+
+
+def test_a_vault_folder_cannot_be_changed_or_added_in_the_admin(staff, vaults, tmp_path):
+    """Re-import would pull any folder of the server into the app: the root is set only by
+    `import_vault PATH`."""
+    main, _ = vaults
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.md").write_text("# server secret\n")
+    url = reverse("admin:ingest_vault_change", args=[main.pk])
+    page = staff.get(url).content.decode()
+    assert 'name="root"' not in page and str(main.root) in page
+    response = staff.post(url, {"name": "Renamed", "root": str(elsewhere)})
+    assert response.status_code == 302
+    main.refresh_from_db()
+    assert (main.name, main.root) == ("Renamed", str(tmp_path / "main"))
+    staff.post(
+        reverse("admin:ingest_vault_changelist"),
+        {"action": "reimport_vaults", "_selected_action": [main.pk]},
+    )
+    assert not Note.objects.filter(path="secret.md").exists()
+    assert staff.get(reverse("admin:ingest_vault_add")).status_code == 403
+    assert staff.post(
+        reverse("admin:ingest_vault_add"), {"name": "x", "root": str(elsewhere)}
+    ).status_code == 403
+    assert not Vault.objects.filter(root=str(elsewhere)).exists()

@@ -114,3 +114,23 @@ def test_vault_page_links_to_the_form_with_the_vault_chosen(admin_client, vault)
     assert f'href="{URL}?vault={vault.pk}"' in page.content.decode()
     form = admin_client.get(f"{URL}?vault={vault.pk}").content.decode()
     assert f'<option value="{vault.pk}" selected>web</option>' in form
+
+
+@pytest.mark.parametrize(
+    "folder, reason",
+    [
+        ("x" * 300, "is too long"),
+        ("Inbox/" + "é" * 200, "is too long"),
+        ("Inbox/a.md", "is a file, not a folder"),
+        ("Inbox/a.md/deeper", "is a file, not a folder"),
+    ],
+)
+def test_a_folder_the_file_system_refuses_is_a_form_error(
+    admin_client, vault, web_server, article_html, folder, reason
+):
+    url = web_server.page("/page", article_html("Some page"))
+    admin_client.raise_request_exception = False
+    response = admin_client.post(URL, {"url": url, "vault": vault.pk, "folder": folder})
+    assert response.status_code == 200
+    assert reason in str(response.context["form"].non_field_errors())
+    assert Note.objects.count() == 1

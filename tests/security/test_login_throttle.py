@@ -89,3 +89,20 @@ def test_get_of_login_page_is_never_throttled():
     post_login(client, "nobody", "guess")
     assert post_login(client, "nobody", "guess").status_code == 429
     assert client.get(LOGIN).status_code == 200
+
+
+def test_the_counters_live_in_a_cache_every_web_process_shares(settings):
+    import os
+
+    backend = settings.CACHES["login"]["BACKEND"]
+    shared = "RedisCache" if os.environ.get("REDIS_URL") else "DatabaseCache"
+    assert backend.rsplit(".", 1)[1] == shared  # never LocMem: each process would count alone
+
+
+@override_settings(VAULTCMS_LOGIN_ATTEMPTS=3)
+def test_a_look_alike_username_is_counted_with_the_real_one(staff):
+    client = Client(REMOTE_ADDR=fresh_address())
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in staff.username)
+    for name in (staff.username, full_width, f" {staff.username.upper()} "):
+        assert post_login(client, name, "wrong").status_code == 200
+    assert post_login(client, staff.username, "right-password-123").status_code == 429

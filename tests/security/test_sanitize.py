@@ -127,3 +127,42 @@ def test_the_detector_sees_live_payloads_and_ignores_escaped_ones():
     escaped = "<p>&lt;script&gt;alert('xss1')&lt;/script&gt; onerror=alert('xss2')</p>" \
               "<input value=\"&lt;img src=x onerror=alert('xss2')&gt;\">"
     assert dangerous(escaped, only_marked=True) == []
+
+
+SAME_SITE = [
+    "![x](/curation/review/note/13/)",
+    "![x](../13/)",
+    "![x](13/)",
+    "![x](?claim=1)",
+    "![x](//127.0.0.1:8000/curation/review/note/13/)",
+    "![x](http://127.0.0.1:8000/curation/review/note/13/)",
+    "![x](https://localhost/admin/logout/)",
+    "![x](http://LOCALHOST./ingest/note/)",
+    "![x](http://2130706433/curation/review/note/13/)",
+    "![x](http://0x7f.1/curation/review/note/13/)",
+    "![x](http://[::1]:8000/curation/review/note/13/)",
+    "![x](http://192.168.1.1/router/reboot)",
+    "[open](/curation/review/note/13/)",
+    "[open](http://127.0.0.1:8000/curation/review/note/13/)",
+    '<img src="/curation/review/note/13/">',
+]
+
+
+@pytest.mark.parametrize("text", SAME_SITE)
+def test_urls_back_to_this_site_are_dropped(text, settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    html = render_markdown(text)
+    assert "review/note" not in html and "admin" not in html and "ingest" not in html
+    assert "router" not in html and "src=" not in html and "href=" not in html
+
+
+def test_other_sites_links_and_anchors_stay(settings):
+    settings.ALLOWED_HOSTS = ["vault.example.org"]
+    html = render_markdown(
+        "[a](https://example.org/page) ![i](https://img.example.net/x.png) [toc](#top) "
+        "[same](https://vault.example.org/ingest/note/) [sub](https://a.vault.example.org/)"
+    )
+    assert 'href="https://example.org/page"' in html
+    assert 'src="https://img.example.net/x.png"' in html
+    assert 'href="#top"' in html
+    assert "vault.example.org/ingest" not in html

@@ -13,6 +13,7 @@ from django.test import Client
 
 from curation.models import Item, Job, Review, Suggestion
 from ingest.models import Note, Vault
+from tests.ingest.conftest import ARTICLE, WebServer
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +96,40 @@ def test_export_never_writes_through_a_symlink_out_of_the_vault(sandbox):
     with pytest.raises(CommandError):
         call_command("export_vault", "--vault", "Escape", stdout=io.StringIO())
     assert snapshot(tmp) == before
+
+
+@pytest.fixture
+def web_server():
+    server = WebServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("folder", ["Linked", "Linked/new", "Linked/new/deeper"])
+def test_url_form_creates_no_folder_through_a_symlinked_folder(
+    sandbox, folder, django_user_model, settings, web_server
+):
+    """A folder of the vault that is a link to a folder outside: nothing is created there."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.VAULTCMS_URL_INGEST_ALLOW_PRIVATE = True
+    tmp, vault = sandbox
+    (tmp / "vault" / "Linked").symlink_to(tmp / "outside")
+    url = web_server.page("/page", ARTICLE.format(title="Escaping page"))
+    before = snapshot(tmp)
+    folders_before = sorted(p for p, _, _ in os.walk(tmp))
+    admin = django_user_model.objects.create_superuser("escape-admin", password="x")
+    client = Client()
+    client.force_login(admin)
+    response = client.post(
+        "/ingest/note/from-url/", {"url": url, "vault": vault.pk, "folder": folder}
+    )
+    assert response.status_code == 200
+    assert "leads outside the vault" in str(response.context["form"].non_field_errors())
+    assert sorted(p for p, _, _ in os.walk(tmp)) == folders_before
+    assert snapshot(tmp) == before
+    assert web_server.hits == []  # refused before anything was fetched

@@ -4,6 +4,7 @@ import os
 
 from django.urls import path
 
+from vaultcms.urls import handler500  # noqa: F401 (the project's error page)
 from vaultcms.urls import urlpatterns as project_urlpatterns
 
 

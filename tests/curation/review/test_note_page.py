@@ -21,15 +21,59 @@ def decide(client, s, action, expected_state="pending", **extra):
     return client.post(page_url(s.note), data, follow=True)
 
 
-def test_moderator_opens_note_and_claims_lock(client, make_note, make_suggestion, moderator, settings):
-    settings.REVIEW_LOCK_SECONDS = 120
+def claim_url(note):
+    return reverse("curation:review_note_claim", args=[note.pk])
+
+
+def claim(client, note):
+    """What the page's script does on load: POST the claim (CSRF token in a header)."""
+    return client.post(claim_url(note), headers={"accept": "text/html; fragment=lock"})
+
+
+def test_opening_the_page_never_takes_the_lock(client, make_note, make_suggestion, moderator):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
     html = client.get(page_url(s.note)).content.decode()
+    assert not ReviewLock.objects.exists()
+    assert claim_url(s.note) in html  # the page claims it itself, by POST
+    assert "X-CSRFToken" in html
+
+
+def test_moderator_claims_the_lock_by_post(client, make_note, make_suggestion, moderator, settings):
+    settings.REVIEW_LOCK_SECONDS = 120
+    s = make_suggestion(make_note(), "description", "x")
+    client.force_login(moderator)
+    fragment = claim(client, s.note).content.decode()
     lock = ReviewLock.objects.get(note=s.note)
     assert lock.holder == moderator
     assert timedelta(seconds=110) < lock.expires_at - timezone.now() <= timedelta(seconds=120)
-    assert "You are reviewing this note" in html
+    assert 'id="lock"' in fragment and "You are reviewing this note" in fragment
+    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
+
+
+def test_claim_without_script_returns_to_the_page(client, make_note, make_suggestion, moderator):
+    s = make_suggestion(make_note(), "description", "x")
+    client.force_login(moderator)
+    response = client.post(claim_url(s.note))
+    assert response.status_code == 302 and response["Location"] == page_url(s.note)
+    assert ReviewLock.objects.get(note=s.note).holder == moderator
+
+
+def test_claim_refuses_get_and_a_missing_csrf_token(make_note, make_suggestion, moderator):
+    s = make_suggestion(make_note(), "description", "x")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(moderator)
+    assert strict.get(claim_url(s.note)).status_code == 405
+    assert strict.post(claim_url(s.note)).status_code == 403
+    assert not ReviewLock.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["viewer", "curator", "nobody"])
+def test_only_moderators_claim(client, make_note, make_suggestion, who, request):
+    s = make_suggestion(make_note(), "description", "x")
+    client.force_login(request.getfixturevalue(who))
+    assert claim(client, s.note).status_code == 403
+    assert not ReviewLock.objects.exists()
 
 
 def test_others_see_who_holds_the_lock_and_cannot_decide(
@@ -37,9 +81,10 @@ def test_others_see_who_holds_the_lock_and_cannot_decide(
 ):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
-    client.get(page_url(s.note))
+    claim(client, s.note)
     other = Client()
     other.force_login(moderator2)
+    assert "mod is reviewing this note" in claim(other, s.note).content.decode()
     html = other.get(page_url(s.note)).content.decode()
     assert "mod is reviewing this note" in html
     page = decide(other, s, "approve")
@@ -58,7 +103,7 @@ def test_expired_lock_is_taken_over(client, make_note, make_suggestion, moderato
         expires_at=timezone.now() - timedelta(seconds=1),
     )  # fmt: skip
     client.force_login(moderator2)
-    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
+    assert "You are reviewing this note" in claim(client, s.note).content.decode()
     assert ReviewLock.objects.get(note=s.note).holder == moderator2
     assert "Tags: edited" not in decide(client, s, "approve").content.decode()
     assert Suggestion.objects.get(pk=s.pk).state == "approved"
@@ -67,9 +112,24 @@ def test_expired_lock_is_taken_over(client, make_note, make_suggestion, moderato
 def test_release_frees_the_note(client, make_note, make_suggestion, moderator):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
-    client.get(page_url(s.note))
+    claim(client, s.note)
     client.post(reverse("curation:review_note_release", args=[s.note.pk]))
     assert not ReviewLock.objects.exists()
+
+
+@pytest.mark.parametrize("bad", ["abc", "1e3", "", "-1", "99999999999999999999999"])
+def test_a_malformed_suggestion_id_is_an_error_message(
+    client, make_note, make_suggestion, moderator, bad
+):
+    s = make_suggestion(make_note(), "description", "x")
+    client.force_login(moderator)
+    client.raise_request_exception = False
+    response = client.post(
+        page_url(s.note), {"suggestion_id": bad, "action": "approve"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "No such suggestion on this note." in response.content.decode()
+    assert Suggestion.objects.get(pk=s.pk).state == "pending"
 
 
 def test_two_sessions_decide_same_suggestion(client, make_note, make_suggestion, moderator, moderator2):
