@@ -1,0 +1,94 @@
+"""kill -9 of every worker at submit, at poll, at apply and mid real-time call, then a fresh
+qcluster, on the DEFAULT timers (vaultcms.settings as shipped, nothing shortened): the job
+moves again within 60 s of the new qcluster's start and completes, with no batch submitted
+twice and every note with its own suggestions.
+
+SQLite + the ORM broker by default; PostgreSQL + Redis when DATABASE_URL / REDIS_URL point
+there (CI runs both). Nothing here waits for django-q2 to hand the dead worker's task out
+again (that takes the task timeout + 60 s): the lease lapses and the sweep queues the job.
+"""
+
+import time
+
+import pytest
+
+from tests.faults.test_worker_killed import FIELDS, N, PHASES, finish
+
+pytestmark = pytest.mark.slow
+
+DEFAULT_TIMERS = {"DJANGO_SETTINGS_MODULE": "vaultcms.settings"}
+RESUME_WITHIN = 60.0
+
+
+def kill_and_restart(s, job_id: int, worker) -> float:
+    """kill -9 the worker's whole qcluster, start a fresh one; seconds until the job moved."""
+    dead = s.query("SELECT lease_owner FROM curation_job WHERE id=%s", job_id)[0][0]
+    assert dead, "the killed worker held no lease: the kill came at the wrong moment"
+    s.kill9(worker)
+    killed = time.monotonic()
+    s.emulator.configure(latency=0.05)
+    s.start_worker()
+    started = time.monotonic()
+    s.wait_for(
+        "SELECT lease_owner NOT IN ('', %s) OR state IN ('succeeded', 'failed', 'canceled') "
+        "FROM curation_job WHERE id=%s", dead, job_id,
+        timeout=RESUME_WITHIN + 60, what="a new run to take the job",
+    )  # fmt: skip
+    moved = time.monotonic() - started
+    print(f"job {job_id} moved again {moved:.1f}s after the new qcluster started "
+          f"({time.monotonic() - killed:.1f}s after kill -9)")  # fmt: skip
+    assert moved <= RESUME_WITHIN, s.worker_logs()[-4000:]
+    return moved
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_kill9_during_batch_phase_default_timers(site, phase):
+    config, moment = PHASES[phase]
+    s = site(**DEFAULT_TIMERS)
+    s.emulator.configure(**config)
+    job_id = s.make_job(N, fields=FIELDS, mode="batch")
+    first = s.start_worker()
+    s.wait_for(moment, timeout=90, what=phase)
+    time.sleep(0.3)  # inside the call, not at its edge
+    kill_and_restart(s, job_id, first)
+    finish(s, job_id, timeout=120)
+    stats = s.check_sent_once()
+    assert stats["batches"] == 1  # adopted or polled again, never submitted twice
+
+
+def test_kill9_mid_real_time_call_default_timers(site):
+    n = 6
+    s = site(**DEFAULT_TIMERS)
+    s.emulator.configure(latency=0.6)
+    job_id = s.make_job(n, fields=FIELDS, mode="sync")
+    first = s.start_worker()
+    s.wait_for("SELECT COUNT(*) FROM curation_item WHERE state='succeeded'", timeout=90)
+    s.wait_for("SELECT COUNT(*) FROM curation_item WHERE state='submitted'", timeout=30)
+    time.sleep(0.2)
+    kill_and_restart(s, job_id, first)
+    finish(s, job_id, n=n, timeout=120)
+    # The call in flight at the kill went again at once (not after the task timeout).
+    resent = {path for (path,) in s.query(
+        "SELECT n.path FROM curation_item i JOIN ingest_note n ON n.id=i.note_id "
+        "WHERE i.attempts > 1"
+    )}  # fmt: skip
+    assert len(resent) <= 1
+    s.check_sent_once(allow_resend=resent)
+
+
+def test_the_operator_s_commands_survive_kill9_default_timers(site):
+    """`curate` (no --wait), `qcluster`, kill -9 while submitting, a new `qcluster`, and
+    `jobs ID --wait` exits 0."""
+    s = site(**DEFAULT_TIMERS)
+    s.make_vault(N)
+    s.emulator.configure(latency=2.0)
+    job_id = s.curate("--fields", ",".join(FIELDS), "--mode", "batch")
+    first = s.start_worker()
+    s.wait_for("SELECT COUNT(*) FROM curation_batch WHERE state='submitting'", timeout=90)
+    time.sleep(0.3)
+    kill_and_restart(s, job_id, first)
+    result = s.wait_job(job_id, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr + s.worker_logs()[-4000:]
+    assert f"job {job_id}  succeeded" in result.stdout
+    finish(s, job_id)
+    assert s.check_sent_once()["batches"] == 1
