@@ -239,8 +239,8 @@ def job_run(
         if deadline is not None and time.monotonic() + wait >= deadline:
             return False
         sleep(wait)
-    lease.start()
     try:
+        lease.start()
         while not lease.lost.is_set():
             job_recover_orphans(job_id=job_id)
             wait = job_step(job_id=job_id, deadline=deadline)
@@ -272,7 +272,7 @@ def job_recover_orphans(*, job_id: int) -> None:
     for batch_id in Batch.objects.filter(
         job_id=job_id, state=Batch.State.SUBMITTING, provider_id=None
     ).values_list("id", flat=True):
-        batch_reconcile(batch_id=batch_id, reason="the worker stopped before the batch was confirmed")
+        batch_reconcile(batch_id=batch_id, reason="the worker stopped before the provider answered")
 
 
 def job_step(*, job_id: int, deadline: float | None = None) -> float | None:

@@ -110,7 +110,7 @@ class JobLease:
     def renew(self) -> bool:
         if lease_renew(job_id=self.job_id, owner=self.owner):
             return True
-        if not self.lost.is_set():
+        if not self.lost.is_set() and not self._stop.is_set():
             self.lost.set()
             log.warning("job=%s lease lost by %s: another run holds it", self.job_id, self.owner)
         return False

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.faults.test_worker_killed import FIELDS, N, PHASES, finish
+from tests.faults.test_worker_killed import FIELDS, PHASES, N, finish
 
 pytestmark = pytest.mark.slow
 

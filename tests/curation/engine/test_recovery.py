@@ -44,7 +44,8 @@ def test_a_free_job_is_claimed_by_one_run_only(settings):
     assert recovery.lease_claim(job_id=job_id, owner="a")  # its own, again
     owner, expires = lease_of(job_id)
     left = (expires - timezone.now()).total_seconds()
-    assert owner == "a" and settings.CURATION_LEASE_SECONDS - 5 < left <= settings.CURATION_LEASE_SECONDS
+    assert owner == "a"
+    assert settings.CURATION_LEASE_SECONDS - 5 < left <= settings.CURATION_LEASE_SECONDS
 
 
 def test_a_lapsed_lease_is_taken_over_and_its_old_owner_cannot_renew_it():
