@@ -20,7 +20,8 @@ running job whose lease lapsed. The run that takes the lease over first settles 
 run had in hand (`jobs.job_recover_orphans`). Queuing a task reserves the job for
 CURATION_QUEUED_SECONDS (an unowned lease), so the sweep leaves a job alone while its task
 waits in the queue, and queues it again only if no worker took that task in time (a task
-lost with a Redis worker killed after taking it).
+lost with a Redis worker killed after taking it). A task that raises (a dropped database
+connection) releases the lease on its way out, so the next sweep queues the job again.
 """
 
 from __future__ import annotations

@@ -20,24 +20,26 @@ DEFAULT_TIMERS = {"DJANGO_SETTINGS_MODULE": "vaultcms.settings"}
 RESUME_WITHIN = 60.0
 
 
-def kill_and_restart(s, job_id: int, worker) -> float:
-    """kill -9 the worker's whole qcluster, start a fresh one; seconds until the job moved."""
+def kill_and_restart(s, job_id: int, worker, *, pause: float = 0, within=RESUME_WITHIN) -> float:
+    """kill -9 the worker's whole qcluster, start a fresh one (`pause` seconds later); seconds
+    from the new start until the job moved."""
     dead = s.query("SELECT lease_owner FROM curation_job WHERE id=%s", job_id)[0][0]
     assert dead, "the killed worker held no lease: the kill came at the wrong moment"
     s.kill9(worker)
     killed = time.monotonic()
     s.emulator.configure(latency=0.05)
+    time.sleep(pause)
     s.start_worker()
     started = time.monotonic()
     s.wait_for(
         "SELECT lease_owner NOT IN ('', %s) OR state IN ('succeeded', 'failed', 'canceled') "
         "FROM curation_job WHERE id=%s", dead, job_id,
-        timeout=RESUME_WITHIN + 60, what="a new run to take the job",
+        timeout=within + 60, what="a new run to take the job",
     )  # fmt: skip
     moved = time.monotonic() - started
     print(f"job {job_id} moved again {moved:.1f}s after the new qcluster started "
           f"({time.monotonic() - killed:.1f}s after kill -9)")  # fmt: skip
-    assert moved <= RESUME_WITHIN, s.worker_logs()[-4000:]
+    assert moved <= within, s.worker_logs()[-4000:]
     return moved
 
 
@@ -91,4 +93,19 @@ def test_the_operator_s_commands_survive_kill9_default_timers(site):
     assert result.returncode == 0, result.stdout + result.stderr + s.worker_logs()[-4000:]
     assert f"job {job_id}  succeeded" in result.stdout
     finish(s, job_id)
+    assert s.check_sent_once()["batches"] == 1
+
+
+def test_a_qcluster_started_after_the_lease_lapsed_resumes_at_once(site):
+    """Workers sweep as they start: no wait for the scheduler's first look."""
+    config, moment = PHASES["polling a batch"]
+    s = site(**DEFAULT_TIMERS)
+    s.emulator.configure(**config)
+    job_id = s.make_job(N, fields=FIELDS, mode="batch")
+    first = s.start_worker()
+    s.wait_for(moment, timeout=90, what="polling")
+    lease = float(s.manage("shell", "-c", "from django.conf import settings; "
+                           "print(settings.CURATION_LEASE_SECONDS)").stdout.split()[-1])
+    kill_and_restart(s, job_id, first, pause=lease + 1, within=20)
+    finish(s, job_id, timeout=120)
     assert s.check_sent_once()["batches"] == 1
