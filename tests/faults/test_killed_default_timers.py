@@ -100,12 +100,12 @@ def test_a_qcluster_started_after_the_lease_lapsed_resumes_at_once(site):
     """Workers sweep as they start: no wait for the scheduler's first look."""
     config, moment = PHASES["polling a batch"]
     s = site(**DEFAULT_TIMERS)
+    lease = float(s.manage("shell", "-c", "from django.conf import settings; "
+                           "print(settings.CURATION_LEASE_SECONDS)").stdout.split()[-1])
     s.emulator.configure(**config)
     job_id = s.make_job(N, fields=FIELDS, mode="batch")
     first = s.start_worker()
     s.wait_for(moment, timeout=90, what="polling")
-    lease = float(s.manage("shell", "-c", "from django.conf import settings; "
-                           "print(settings.CURATION_LEASE_SECONDS)").stdout.split()[-1])
-    kill_and_restart(s, job_id, first, pause=lease + 1, within=20)
+    kill_and_restart(s, job_id, first, pause=lease + 1, within=25)
     finish(s, job_id, timeout=120)
     assert s.check_sent_once()["batches"] == 1
