@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 SWEEP_NAME = "curation: wake jobs whose lease lapsed"
 SWEEP_FUNC = "curation.engine.tasks.sweep_jobs"
+# A sweep runs every 30 s: its successes are not kept, or they would push the job tasks out
+# of django-q2's saved results (Q_CLUSTER["save_limit"]); a failing sweep is still kept.
+SWEEP_KWARGS = "{'q_options': {'save': False}}"
 ACTIVE_JOB_STATES = (Job.State.PENDING, Job.State.RUNNING)
 HOST = socket.gethostname()
 
@@ -175,10 +178,10 @@ def sweep_schedule_ensure() -> None:
     """The sweep's Schedule exists (the migration made it; this repairs a deleted one)."""
     from django_q.models import Schedule
 
-    if not Schedule.objects.filter(name=SWEEP_NAME).update(func=SWEEP_FUNC):
+    if not Schedule.objects.filter(name=SWEEP_NAME).update(func=SWEEP_FUNC, kwargs=SWEEP_KWARGS):
         Schedule.objects.create(
-            name=SWEEP_NAME, func=SWEEP_FUNC, schedule_type=Schedule.MINUTES, minutes=1,
-            repeats=-1, next_run=timezone.now(),
+            name=SWEEP_NAME, func=SWEEP_FUNC, kwargs=SWEEP_KWARGS, schedule_type=Schedule.MINUTES,
+            minutes=1, repeats=-1, next_run=timezone.now(),
         )  # fmt: skip
 
 

@@ -7,14 +7,15 @@ from django.utils import timezone
 # As in curation.engine.recovery (a migration keeps its own copy of what it writes).
 SWEEP_NAME = "curation: wake jobs whose lease lapsed"
 SWEEP_FUNC = "curation.engine.tasks.sweep_jobs"
+SWEEP_KWARGS = "{'q_options': {'save': False}}"
 
 
 def add_sweep(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     if not Schedule.objects.filter(name=SWEEP_NAME).exists():
         Schedule.objects.create(
-            name=SWEEP_NAME, func=SWEEP_FUNC, schedule_type="I", minutes=1, repeats=-1,
-            next_run=timezone.now(),
+            name=SWEEP_NAME, func=SWEEP_FUNC, kwargs=SWEEP_KWARGS, schedule_type="I", minutes=1,
+            repeats=-1, next_run=timezone.now(),
         )  # fmt: skip
 
 

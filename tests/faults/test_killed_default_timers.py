@@ -109,3 +109,23 @@ def test_a_qcluster_started_after_the_lease_lapsed_resumes_at_once(site):
     kill_and_restart(s, job_id, first, pause=lease + 1, within=25)
     finish(s, job_id, timeout=120)
     assert s.check_sent_once()["batches"] == 1
+
+
+def test_the_sweep_runs_at_every_look_of_the_scheduler(site):
+    """django-q2 repeats a schedule at most once a minute; the sweep makes itself due again so
+    that it runs at every look of the scheduler (about every 30 s), which the 60 s above rely on."""
+    s = site(**DEFAULT_TIMERS)
+    s.start_worker()
+    created = "from schedule [curation: wake jobs whose lease lapsed]"
+
+    def seen(n: int, within: float) -> float:
+        deadline = time.monotonic() + within
+        while s.worker_logs().count(created) < n:
+            assert time.monotonic() < deadline, s.worker_logs()[-3000:]
+            time.sleep(0.2)
+        return time.monotonic()
+
+    first = seen(1, 90)
+    gap = seen(2, 60) - first
+    print(f"the sweep ran again {gap:.1f}s after its first run")
+    assert gap < 45  # once a minute would be 60 s or more

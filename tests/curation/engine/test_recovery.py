@@ -1,6 +1,7 @@
 """Job leases and the sweep: one run works a job at a time, and a job whose worker died is
 queued again once its lease lapsed (curation/engine/recovery.py), on the ORM with sync tasks."""
 
+import ast
 import pydoc
 import time
 from datetime import timedelta
@@ -198,6 +199,7 @@ def test_the_sweep_is_scheduled_and_due_again_after_each_run(queued):
     schedule = Schedule.objects.get(name=recovery.SWEEP_NAME)  # made by the migration
     assert pydoc.locate(schedule.func) is tasks.sweep_jobs
     assert schedule.repeats == -1
+    assert ast.literal_eval(schedule.kwargs) == {"q_options": {"save": False}}  # not kept
     Schedule.objects.filter(id=schedule.id).update(next_run=timezone.now() + timedelta(hours=1))
     lapsed = make(owner="dead", expires_in=-1)
     assert tasks.sweep_jobs() == "1 job(s) queued again"
