@@ -173,6 +173,34 @@ def test_the_run_releases_its_lease_when_it_ends_or_hands_over(
     assert lease_of(job.id) == ("", None)
 
 
+def test_curate_wait_waits_for_the_holder_and_takes_over_once_its_lease_lapsed(
+    emulator, make_notes, fast_polls
+):
+    job = jobs.job_create(notes=[n.id for n in make_notes(2)], fields=["tags"])
+    Job.objects.filter(id=job.id).update(
+        lease_owner="worker", lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert jobs.job_run(job_id=job.id, budget=0.3) is False  # waited its whole budget
+    assert emulator.stats()["requests"] == 0
+    Job.objects.filter(id=job.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert jobs.job_run(job_id=job.id, sleep=lambda s: None) is True
+    assert Job.objects.get(id=job.id).state == Job.State.SUCCEEDED
+
+
+def test_a_run_whose_lease_was_taken_stops_after_its_pass(emulator, make_notes, fast_polls):
+    emulator.configure(batch_seconds=30)
+    job = jobs.job_create(notes=[n.id for n in make_notes(3)], fields=["tags"])
+
+    def taken_meanwhile(seconds):  # its worker stalled longer than the lease; another took it
+        Job.objects.filter(id=job.id).update(
+            lease_owner="another", lease_expires_at=timezone.now() + timedelta(seconds=30)
+        )
+
+    assert jobs.job_run(job_id=job.id, sleep=taken_meanwhile) is None
+    assert lease_of(job.id)[0] == "another"  # left to it, not released
+    assert emulator.stats()["batches"] == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_keeps_the_lease_and_notices_when_another_run_took_it(settings):
     settings.CURATION_LEASE_SECONDS = 1.0  # a beat every 0.25 s
