@@ -66,6 +66,12 @@ class Job(models.Model):
         help_text="The budget: no request is sent that would carry the job past it (empty: none).",
     )
     error = models.TextField(blank=True)
+    # The run working the job holds its lease (curation/engine/recovery.py): "host:pid:tag" of
+    # that run, or "" when a task for the job waits in the queue or nobody holds it.
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The lease lapses then unless its run renews it."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -198,9 +198,12 @@ CURATION_TIMEOUT_SECONDS = env_float("CURATION_TIMEOUT_SECONDS", 120.0)
 # Seconds a worker's task works on a job before handing over to a fresh task
 # (unset: half of VAULTCMS_TASK_TIMEOUT).
 CURATION_TASK_BUDGET = env_float("CURATION_TASK_BUDGET", None)
-# After this long a batch being submitted, or a real-time call, with no answer recorded is
-# taken to have lost its worker (unset: VAULTCMS_TASK_TIMEOUT + 60 s).
-CURATION_SUBMIT_STALE_SECONDS = env_float("CURATION_SUBMIT_STALE_SECONDS", None)
+# A running job's lease (curation/engine/recovery.py): its run renews it every quarter of
+# this; when its worker dies the lease lapses after this long and the sweep (about every 30 s)
+# queues the job again.
+CURATION_LEASE_SECONDS = env_float("CURATION_LEASE_SECONDS", 20.0)
+# How long a task queued for a job may wait for a worker before the sweep queues another.
+CURATION_QUEUED_SECONDS = env_float("CURATION_QUEUED_SECONDS", 60.0)
 # How long opening a note's review page holds it for that moderator (renewed on reload).
 REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 

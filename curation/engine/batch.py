@@ -3,9 +3,10 @@
 Per batch: PREPARING (row saved, items assigned) -> SUBMITTING (claimed by a conditional
 UPDATE, items SUBMITTED, attempt counted) -> provider call -> IN_PROGRESS (provider id saved)
 -> polled with backoff -> ENDED -> results applied by custom_id -> APPLIED. A SUBMITTING batch
-without a provider id that is older than any task could run is reconciled: an unknown provider
-batch created since the attempt with the same request count is adopted, otherwise the batch is
-marked FAILED and its items go back for another attempt.
+without a provider id that a run which stopped left behind is reconciled by the next holder of
+the job's lease (jobs.job_recover_orphans): an unknown provider batch created since the attempt
+with the same request count is adopted, otherwise the batch is marked FAILED and its items go
+back for another attempt.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from curation.engine.items import (
     items_fail_uncuratable,
     items_requeue,
     poll_bounds,
-    submit_stale_seconds,
     unsent_wait,
 )
 from curation.engine.requests import RequestBuilder, item_pages
@@ -224,8 +224,11 @@ def _request_total(status) -> int:
     return sum(int(v or 0) for v in counts.values())
 
 
-def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: str = "") -> bool:
+def batch_reconcile(*, batch_id: int, stale_after: float = 0, reason: str = "") -> bool:
     """Settle a SUBMITTING batch whose provider id was never saved (the worker died or errored).
+
+    Called by the submitting run itself when the create failed, or by the run that holds the
+    job's lease after another stopped; `stale_after` leaves alone an attempt younger than that.
 
     Adopts an unknown provider batch created since the attempt with the same request count;
     otherwise marks the batch FAILED and sends its items back for another attempt. Returns
@@ -235,7 +238,6 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
     batch = Batch.objects.select_related("job").get(id=batch_id)
     if batch.state != Batch.State.SUBMITTING or batch.provider_id:
         return False
-    stale_after = submit_stale_seconds() if stale_after is None else stale_after
     now = timezone.now()
     if batch.submitted_at and batch.submitted_at > now - timedelta(seconds=stale_after):
         return False  # a live task may still be submitting it
@@ -385,16 +387,9 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
 
 
 def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
-    """Batch mode: one pass of reconcile, prepare, submit, poll, apply, retry."""
+    """Batch mode: one pass of prepare, submit, poll, apply, retry."""
     if job.state == Job.State.CANCELED:
         return None
-    stale = submit_stale_seconds()
-    cutoff = timezone.now() - timedelta(seconds=stale)
-    for batch_id in Batch.objects.filter(
-        job=job, state=Batch.State.SUBMITTING, provider_id=None, submitted_at__lt=cutoff
-    ).values_list("id", flat=True):
-        batch_reconcile(batch_id=batch_id, stale_after=stale)
-
     items_requeue(job=job)
     items_fail_uncuratable(job=job)
     builder = None

@@ -11,7 +11,7 @@ second time. The runners (sync, batch, parallel) and the job services all call t
     items_requeue(job=)     ERRORED/EXPIRED -> PENDING, out of their old batch
     items_cancel(...)       any active state -> CANCELED
     items_fail_uncuratable  PENDING -> FAILED when the note was skipped or went missing
-    items_release_stale     SUBMITTED real-time calls whose worker died -> another attempt
+    items_release_orphans   SUBMITTED real-time calls a run that stopped left -> another attempt
     unsent_wait(job=)       what the real-time side still holds ("is anything left?")
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -58,15 +57,6 @@ def poll_bounds() -> tuple[float, float]:
     """(first wait, longest wait) between two polls of a running batch."""
     longest = float(settings.CURATION_POLL_SECONDS)
     return min(float(settings.CURATION_POLL_MIN_SECONDS), longest), longest
-
-
-def submit_stale_seconds() -> float:
-    """After this long a SUBMITTING batch or a real-time call can no longer be in a live task's
-    hands (django-q2's task timeout plus a margin, unless configured)."""
-    configured = settings.CURATION_SUBMIT_STALE_SECONDS
-    if configured is not None:
-        return float(configured)
-    return float(settings.Q_CLUSTER.get("timeout", 600)) + 60
 
 
 # --- claiming and releasing -------------------------------------------------------------------
@@ -220,14 +210,15 @@ def items_fail_uncuratable(*, job: Job) -> int:
     return n
 
 
-def items_release_stale(*, job: Job) -> int:
-    """A real-time call whose worker died stays SUBMITTED: after the stale delay, retry it."""
-    cutoff = timezone.now() - timedelta(seconds=submit_stale_seconds())
-    stale = Item.objects.filter(
-        job=job, state=Item.State.SUBMITTED, batch=None, updated_at__lt=cutoff
-    ).only("id", "note_id", "attempts")
+def items_release_orphans(*, job: Job) -> int:
+    """Real-time calls no run has in hand any more (its worker died, or it stopped on an
+    error) go back for another attempt. Only the holder of the job's lease calls this: while
+    it holds the lease, every SUBMITTED item outside a batch is another run's leftover."""
+    orphans = Item.objects.filter(job=job, state=Item.State.SUBMITTED, batch=None).only(
+        "id", "note_id", "attempts"
+    )
     outcome = error_outcome("errored", "the worker stopped during the call")
-    return apply_outcomes(job=job, batch_id=None, pairs=[(item, outcome) for item in stale])
+    return apply_outcomes(job=job, batch_id=None, pairs=[(item, outcome) for item in orphans])
 
 
 def unsent_wait(*, job: Job) -> float | None:

@@ -6,7 +6,8 @@ Every door (the admin action, `curate`, `jobs`, the django-q2 task) calls these 
                          cost estimated before anything is sent (engine.estimate); refused
                          when the model has no price or the estimate passes the budget.
     job_start(job_id=)   enqueue `curation.engine.tasks.run_job` once the transaction commits.
-    job_run(job_id=)     loop `job_step` until the job is final (or a time budget ends).
+    job_run(job_id=)     under the job's lease (recovery.JobLease), loop `job_step` until the
+                         job is final (or a time budget ends).
     job_step(job_id=)    one pass of the job's runner (RUNNERS[job.mode]), then finalization.
 
 The runners live one per module (`sync`, `batch`, `parallel`) and never import this one;
@@ -27,14 +28,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation import sql
-from curation.engine import router
-from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
+from curation.engine import recovery, router
+from curation.engine.batch import ACTIVE_BATCH_STATES, batch_reconcile, batches_cancel
 from curation.engine.estimate import job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
     MICRO,
     item_counts,
     items_cancel,
+    items_release_orphans,
     job_cost,
     poll_bounds,
 )
@@ -213,9 +215,14 @@ def job_create(
 
 
 def job_enqueue(*, job_id: int) -> str:
-    """Hand the job to the workers now (use job_start inside a transaction)."""
+    """Hand the job to the workers now (use job_start inside a transaction).
+
+    The job is reserved for the queued task first (unless a live run holds it), so the sweep
+    does not queue it again while the task waits for a worker.
+    """
     from django_q.tasks import async_task
 
+    recovery.lease_reserve(job_id=job_id)
     return async_task(RUN_JOB, job_id, group=f"job-{job_id}")
 
 
@@ -233,19 +240,64 @@ def job_run(
     budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[Job], None] | None = None,
-) -> bool:
-    """Carry a job forward until it is final (True) or `budget` seconds are spent (False)."""
+    wait_for_lease: bool = True,
+) -> bool | None:
+    """Carry a job forward under its lease until it is final (True) or `budget` seconds are
+    spent (False).
+
+    None: another run holds the job's lease (`wait_for_lease` off: a worker's task leaves it
+    to that run), or took it over from this one. With `wait_for_lease` (`curate --wait`), it
+    waits for the holder to end the job or to let its lease lapse.
+    """
     deadline = None if budget is None else time.monotonic() + budget
-    while True:
-        wait = job_step(job_id=job_id, deadline=deadline)
-        if progress is not None:
-            progress(Job.objects.get(id=job_id))
-        if wait is None:
+    lease = recovery.JobLease(job_id=job_id)
+    while not lease.claim():
+        job = Job.objects.get(id=job_id)
+        if job.is_final:
             return True
+        if not wait_for_lease:
+            log.info("job=%s is leased to another run: left to it", job_id)
+            return None
+        if progress is not None:
+            progress(job)
+        wait = poll_bounds()[0]
         if deadline is not None and time.monotonic() + wait >= deadline:
             return False
-        if wait > 0:
-            sleep(wait)
+        sleep(wait)
+    try:
+        lease.start()
+        while not lease.lost.is_set():
+            job_recover_orphans(job_id=job_id)
+            wait = job_step(job_id=job_id, deadline=deadline)
+            if progress is not None:
+                progress(Job.objects.get(id=job_id))
+            if wait is None:
+                return True
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                return False
+            if wait > 0:
+                sleep(wait)
+            lease.renew_inline()
+        return None  # another run took the job over
+    finally:
+        lease.release()
+
+
+def job_recover_orphans(*, job_id: int) -> None:
+    """Settle what a run that stopped without finishing (kill -9, an error) had in hand.
+
+    Only the holder of the job's lease calls this, between its passes, so nothing it finds
+    can still be in a live run's hands: a real-time call never answered goes back for another
+    attempt at once, and a batch whose submission was never confirmed is adopted from the
+    provider, or failed with its items sent back when the provider never got it.
+    """
+    job = Job.objects.get(id=job_id)
+    if items_release_orphans(job=job):
+        log.warning("job=%s real-time calls left by a stopped run sent back", job_id)
+    for batch_id in Batch.objects.filter(
+        job_id=job_id, state=Batch.State.SUBMITTING, provider_id=None
+    ).values_list("id", flat=True):
+        batch_reconcile(batch_id=batch_id, reason="the worker stopped before the provider answered")
 
 
 def job_step(*, job_id: int, deadline: float | None = None) -> float | None:

@@ -557,7 +557,6 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     if job.state == Job.State.CANCELED:
         return None
     items.items_fail_uncuratable(job=job)
-    items.items_release_stale(job=job)
     wait_batches = _sweep_batches(job=job)
     run = ParallelRun(job=job, deadline=deadline)
     async_to_sync(run.main)()

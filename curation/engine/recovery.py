@@ -1,177 +1,205 @@
-"""Puts unfinished jobs back in the queue when their task is lost, so a fault loses nothing.
+"""Job leases and the sweep that queues again every unfinished job whose lease lapsed.
 
-A job's task can vanish. With the Redis broker a task is handed out once and forgotten, so
-kill -9 (or an out-of-memory kill) of the qcluster running it loses it; with the ORM broker
-django-q2 hands an unacknowledged task out again after Q_CLUSTER["retry"] seconds, so
-nothing is needed there. A task can also end in an exception (the database connection
-dropped under it): the cluster's monitor then queues the job again after a growing pause,
-and after RETRY_LIMIT failures in a row writes the reason on the job.
+The database is the source of truth; the task queue is only a wake-up call. A run of a job
+(`jobs.job_run`: a worker's task, or `curate --wait`) works it only while it holds the job's
+lease, taken with a conditional UPDATE that wins when no live lease is held by another:
 
-With Redis, each job's task leaves marks in the cache (the same Redis): "queued" while a
-task waits in the queue, and "running on host H, pid P" while a worker runs it. A worker
-that starts (a restarted qcluster, or the sentinel replacing a dead worker) queues each
-unfinished job again unless a task is queued for it or runs in a live process. A job
-queued twice by mistake is still safe: the job engine claims every item and batch with a
-conditional UPDATE, so a second task only finds what nobody holds.
+    lease_owner          "host:pid:random" of the run holding it; "" when a task for the job
+                         waits in the queue (anyone's task may take it) or nobody holds it
+    lease_expires_at     when the lease lapses unless renewed; NULL: free
+
+While a run works, a heartbeat thread renews its lease every quarter of
+CURATION_LEASE_SECONDS; the run releases it when it stops. A run that finds a live lease held
+by another does nothing, so two tasks for one job (a copy the ORM broker hands out again
+Q_CLUSTER["retry"] seconds after its worker died, a duplicate wake-up) never both work it.
+
+A worker killed with kill -9 stops renewing, so its lease lapses after CURATION_LEASE_SECONDS
+at most. The sweep, a django-q2 Schedule (it runs wherever a qcluster runs, whatever the
+broker) and also run by every worker process as it starts, queues again each pending or
+running job whose lease lapsed. The run that takes the lease over first settles what the dead
+run had in hand (`jobs.job_recover_orphans`). Queuing a task reserves the job for
+CURATION_QUEUED_SECONDS (an unowned lease), so the sweep leaves a job alone while its task
+waits in the queue, and queues it again only if no worker took that task in time (a task
+lost with a Redis worker killed after taking it). A task that raises (a dropped database
+connection) releases the lease on its way out, so the next sweep queues the job again.
 """
+
+from __future__ import annotations
 
 import logging
 import os
 import socket
-import time
+import threading
+import uuid
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from curation.models import Job
 
 log = logging.getLogger(__name__)
 
-RUN_JOB = "curation.engine.tasks.run_job"
-QUEUED_KEY = "curation:job-queued:{job_id}"
-RUNNING_KEY = "curation:job-running:{job_id}"
-QUEUED_SECONDS = 7 * 24 * 3600  # a queued task waits in Redis until a worker takes it
+SWEEP_NAME = "curation: wake jobs whose lease lapsed"
+SWEEP_FUNC = "curation.engine.tasks.sweep_jobs"
+# A sweep runs every 30 s: its successes are not kept, or they would push the job tasks out
+# of django-q2's saved results (Q_CLUSTER["save_limit"]); a failing sweep is still kept.
+SWEEP_KWARGS = "{'q_options': {'save': False}}"
+ACTIVE_JOB_STATES = (Job.State.PENDING, Job.State.RUNNING)
 HOST = socket.gethostname()
 
 
-def _job_of(task: dict) -> int | None:
-    func = task.get("func")
-    if func in (RUN_JOB, f"{__name__}.run_job_after") and task.get("args"):
-        return task["args"][0]
-    return None
+def lease_seconds() -> float:
+    return max(1.0, float(settings.CURATION_LEASE_SECONDS))
 
 
-def _running_seconds() -> int:
-    return int(settings.Q_CLUSTER.get("timeout", 600)) + 60
+def queued_seconds() -> float:
+    return max(1.0, float(settings.CURATION_QUEUED_SECONDS))
 
 
-def on_enqueue(sender, task=None, **kwargs) -> None:
-    """django-q2's pre_enqueue: mark the job as having a task in the queue."""
-    job_id = _job_of(task or {})
-    if job_id is not None:
-        try:
-            cache.set(QUEUED_KEY.format(job_id=job_id), 1, timeout=QUEUED_SECONDS)
-        except Exception:  # the broker is the same Redis: enqueue fails and says so itself
-            log.warning("job=%s could not mark its task queued", job_id)
+def _lapsed(now) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
 
 
-def on_execute(sender, func=None, task=None, **kwargs) -> None:
-    """django-q2's pre_execute (in the worker): the job's task now runs in this process."""
-    job_id = _job_of(task or {})
-    if job_id is not None:
-        try:
-            # Running first, then not queued: a worker checking in between sees one of them.
-            cache.set(RUNNING_KEY.format(job_id=job_id), f"{HOST} {os.getpid()}",
-                      timeout=_running_seconds())
-            cache.delete(QUEUED_KEY.format(job_id=job_id))
-        except Exception:
-            log.warning("job=%s could not mark its task running", job_id)
+# --- the lease ------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def lease_claim(*, job_id: int, owner: str) -> bool:
+    """Take an unfinished job's lease: free, lapsed, reserved for a queued task, or already ours."""
+    now = timezone.now()
+    return Job.objects.filter(
+        _lapsed(now) | Q(lease_owner__in=["", owner]), id=job_id, state__in=ACTIVE_JOB_STATES
+    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds())) == 1
+
+
+def lease_renew(*, job_id: int, owner: str) -> bool:
+    """Push the lease's end out again; False when it is no longer ours (another run took it)."""
+    expires = timezone.now() + timedelta(seconds=lease_seconds())
+    return Job.objects.filter(id=job_id, lease_owner=owner).update(lease_expires_at=expires) == 1
+
+
+def lease_release(*, job_id: int, owner: str) -> None:
+    Job.objects.filter(id=job_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+
+
+def lease_reserve(*, job_id: int) -> bool:
+    """A task for the job is being queued: hold the job for it, unless a live run holds it."""
+    now = timezone.now()
+    return Job.objects.filter(
+        _lapsed(now) | Q(lease_owner=""), id=job_id, state__in=ACTIVE_JOB_STATES
+    ).update(lease_owner="", lease_expires_at=now + timedelta(seconds=queued_seconds())) == 1
+
+
+class JobLease:
+    """One run's hold on one job: claim it, keep it renewed in the background, release it.
+
+    The heartbeat is a thread with its own database connection, so a long call to the API
+    (a batch upload, a slow answer) never lets the lease lapse while the process lives. A run
+    inside a transaction (a test) has no heartbeat: no other connection could see the row;
+    it renews between passes instead (`renew_inline`).
+    """
+
+    def __init__(self, *, job_id: int):
+        self.job_id = job_id
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def claim(self) -> bool:
+        return lease_claim(job_id=self.job_id, owner=self.owner)
+
+    def renew(self) -> bool:
+        if lease_renew(job_id=self.job_id, owner=self.owner):
+            return True
+        if not self.lost.is_set() and not self._stop.is_set():
+            self.lost.set()
+            log.warning("job=%s lease lost by %s: another run holds it", self.job_id, self.owner)
         return False
-    except PermissionError:
-        return True
-    # A killed worker whose parent died too can linger as a zombie until someone reaps it.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
+
+    def renew_inline(self) -> None:
+        """Between two passes: renew here when no heartbeat thread does it."""
+        if self._thread is None:
+            self.renew()
+
+    def start(self) -> None:
+        if transaction.get_connection().in_atomic_block:
+            return
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-job-{self.job_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _beat(self) -> None:
+        interval = lease_seconds() / 4
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    if not self.renew():
+                        return
+                except Exception as exc:  # the database is away: try again at the next beat
+                    log.warning("job=%s lease not renewed: %s", self.job_id, exc)
+                finally:
+                    connection.close()  # this thread's own; a dropped one is never reused
+        finally:
+            connection.close()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            lease_release(job_id=self.job_id, owner=self.owner)
+        except Exception as exc:  # it lapses by itself
+            log.warning("job=%s lease not released: %s", self.job_id, exc)
 
 
-def job_has_live_task(job_id: int) -> bool:
-    """A task for the job waits in the queue, or runs in a process that still exists."""
-    if cache.get(QUEUED_KEY.format(job_id=job_id)):
-        return True
-    running = cache.get(RUNNING_KEY.format(job_id=job_id))
-    if not running:
-        return False
-    host, _, pid = str(running).partition(" ")
-    if host != HOST or not pid.isdigit():
-        return True  # another machine's worker: trust the mark until it expires
-    return _pid_alive(int(pid))
+# --- the sweep ----------------------------------------------------------------------------------
 
 
-def jobs_resume(*, only_orphans: bool = True) -> list[int]:
-    """Queue again each pending or running job no live task carries; returns their ids."""
+def jobs_sweep() -> list[int]:
+    """Queue again each pending or running job whose lease lapsed; returns their ids."""
     from curation.engine import jobs
-    from curation.models import Job
 
     ids = list(
-        Job.objects.filter(state__in=[Job.State.PENDING, Job.State.RUNNING])
+        Job.objects.filter(_lapsed(timezone.now()), state__in=ACTIVE_JOB_STATES)
         .order_by("id")
         .values_list("id", flat=True)
     )
-    resumed = []
     for job_id in ids:
-        if only_orphans and job_has_live_task(job_id):
-            continue
         jobs.job_enqueue(job_id=job_id)
-        resumed.append(job_id)
-        log.info("job=%s had no live task: queued again", job_id)
-    return resumed
+        log.info("job=%s had no live lease: queued again", job_id)
+    return ids
+
+
+def sweep_schedule_ensure() -> None:
+    """The sweep's Schedule exists (the migration made it; this repairs a deleted one)."""
+    from django_q.models import Schedule
+
+    if not Schedule.objects.filter(name=SWEEP_NAME).update(func=SWEEP_FUNC, kwargs=SWEEP_KWARGS):
+        Schedule.objects.create(
+            name=SWEEP_NAME, func=SWEEP_FUNC, kwargs=SWEEP_KWARGS, schedule_type=Schedule.MINUTES,
+            minutes=1, repeats=-1, next_run=timezone.now(),
+        )  # fmt: skip
+
+
+def sweep_due_again() -> None:
+    """Make the sweep due at the scheduler's next look.
+
+    django-q2's scheduler looks for due schedules about every 30 s but repeats one at most
+    once a minute; due again at once, the sweep runs at every look.
+    """
+    from django_q.models import Schedule
+
+    Schedule.objects.filter(name=SWEEP_NAME).update(next_run=timezone.now())
 
 
 def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
-    """django-q2's post_spawn: runs in each new worker process before it takes a task."""
-    if not settings.Q_CLUSTER.get("redis"):
-        return  # the ORM broker hands a dead worker's task out again by itself
+    """django-q2's post_spawn, in each new worker process: sweep once before taking a task."""
     try:
-        jobs_resume()
+        sweep_schedule_ensure()
+        jobs_sweep()
     except Exception:  # a worker must start even when the database is down at that moment
-        log.exception("resuming unfinished jobs at worker start failed")
-
-
-RETRY_LIMIT = 8
-FAILURES_KEY = "curation:run-job-failures:{job_id}"
-
-
-def run_job_after(job_id: int, delay: float) -> str:
-    """A job's task again, after a pause (django-q2 has no delayed enqueue of its own)."""
-    from curation.engine import tasks
-
-    time.sleep(delay)
-    return tasks.run_job(job_id)
-
-
-def _reason(task: dict) -> str:
-    lines = [line for line in str(task.get("result") or "").splitlines() if line.strip()]
-    return (lines[-1] if lines else "unknown error")[:300]
-
-
-def on_task_done(sender, task=None, **kwargs) -> None:
-    """django-q2's post_execute (in the cluster's monitor): requeue a job whose task raised."""
-    task = task or {}
-    job_id = _job_of(task)
-    if job_id is None:
-        return
-    key = FAILURES_KEY.format(job_id=job_id)
-    try:
-        if task.get("success"):
-            cache.delete(key)
-            return
-        from curation.models import Job
-
-        close_old_connections()  # the monitor's own connection may be the one that dropped
-        cache.add(key, 0, timeout=3600)
-        failures = cache.incr(key)
-        reason = _reason(task)
-        active = Job.objects.filter(id=job_id, state__in=[Job.State.PENDING, Job.State.RUNNING])
-        if failures > RETRY_LIMIT:
-            active.update(error=f"the worker task failed {RETRY_LIMIT} times in a row, last: "
-                                f"{reason}; restart the workers to resume")
-            log.error("job=%s task failed %s times, not requeued: %s", job_id, failures, reason)
-            return
-        if not active.exists():
-            return
-        delay = min(2.0 ** (failures - 1), 30.0)
-        from django_q.tasks import async_task
-
-        async_task(f"{__name__}.run_job_after", job_id, delay, group=f"job-{job_id}")
-        log.warning("job=%s task failed (%s), queued again in %.0fs", job_id, reason, delay)
-    except Exception:
-        log.exception("job=%s could not be queued again after its task failed", job_id)
+        log.exception("the sweep at worker start failed")

@@ -10,7 +10,6 @@ from curation.engine.items import (
     error_outcome,
     items_claim,
     items_fail_uncuratable,
-    items_release_stale,
     items_requeue,
     unsent_wait,
 )
@@ -37,7 +36,6 @@ def item_send(*, item: Item, job: Job, builder: RequestBuilder) -> bool:
 def sync_run(*, job: Job, deadline: float | None = None) -> float | None:
     """Real-time mode: one Messages call per item, each saved the moment it finishes."""
     items_fail_uncuratable(job=job)
-    items_release_stale(job=job)
     builder = RequestBuilder(job)
     while True:
         items_requeue(job=job)

@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from curation.engine import jobs
+from curation.engine import jobs, recovery
 from curation.models import Job
 
 log = logging.getLogger(__name__)
@@ -18,15 +18,25 @@ def task_budget() -> float:
 
 
 def run_job(job_id: int) -> str:
-    """Run, poll and finish a job; re-enqueue itself when its time budget is spent.
+    """Run, poll and finish a job under its lease; queue a fresh task when the budget is spent.
 
-    Delivered twice (django-q2 is at-least-once), both copies only find work the other has
-    not claimed, so nothing is sent or applied twice.
+    A copy of the task for a job another run holds (a duplicate wake-up, or the ORM broker
+    handing out again the task of a worker it took for dead) finds the lease taken and ends.
     """
     if not Job.objects.filter(id=job_id).exists():
         log.warning("job=%s not found; task dropped", job_id)
         return "missing"
-    if jobs.job_run(job_id=job_id, budget=task_budget()):
+    done = jobs.job_run(job_id=job_id, budget=task_budget(), wait_for_lease=False)
+    if done is None:
+        return "leased"
+    if done:
         return Job.objects.get(id=job_id).state
-    jobs.job_enqueue(job_id=job_id)
+    jobs.job_enqueue(job_id=job_id)  # the lease was released: the next task takes it
     return "continued"
+
+
+def sweep_jobs() -> str:
+    """The sweep's Schedule: queue again every unfinished job whose lease lapsed."""
+    woken = recovery.jobs_sweep()
+    recovery.sweep_due_again()
+    return f"{len(woken)} job(s) queued again"

@@ -24,6 +24,8 @@ if "orm" in Q_CLUSTER:
 CURATION_TASK_BUDGET = float(os.environ.get("FAULT_TASK_BUDGET", "3"))
 CURATION_POLL_MIN_SECONDS = float(os.environ.get("FAULT_POLL_MIN", "0.2"))
 CURATION_POLL_SECONDS = int(os.environ.get("FAULT_POLL_MAX", "1"))
-CURATION_SUBMIT_STALE_SECONDS = float(os.environ.get("FAULT_SUBMIT_STALE", "3"))
+# A killed worker's lease lapses after 3 s; a queued task not started in 5 s is queued again.
+CURATION_LEASE_SECONDS = float(os.environ.get("FAULT_LEASE", "3"))
+CURATION_QUEUED_SECONDS = float(os.environ.get("FAULT_QUEUED", "5"))
 CURATION_SDK_MAX_RETRIES = 0
 CURATION_TIMEOUT_SECONDS = float(os.environ.get("FAULT_HTTP_TIMEOUT", "10"))

@@ -78,7 +78,7 @@ def test_killed_between_submit_and_save_does_not_submit_twice(
 
 
 def test_killed_before_the_provider_got_it_resubmits_once(
-    emulator, make_notes, fast_polls, monkeypatch, settings
+    emulator, make_notes, fast_polls, monkeypatch
 ):
     job = create(make_notes, 5)
 
@@ -89,8 +89,7 @@ def test_killed_before_the_provider_got_it_resubmits_once(
         patch.setattr(client, "submit_batch", die)
         jobs.job_step(job_id=job.id)
     assert emulator.stats()["batches"] == 0
-    settings.CURATION_SUBMIT_STALE_SECONDS = 0  # the next pass reconciles by itself
-    job = finish(job)
+    job = finish(job)  # the next run, holding the job's lease, reconciles at once
     assert job.state == Job.State.SUCCEEDED
     first, second = Batch.objects.filter(job=job).order_by("id")
     assert first.state == Batch.State.FAILED and second.state == Batch.State.APPLIED
@@ -218,7 +217,6 @@ def test_every_enqueue_resolves_and_runs(
     assert job.state == Job.State.SUCCEEDED  # django-q2 ran the task inline (sync in tests)
     from django_q.models import Task
 
-    # (A worker start may queue unfinished jobs once more: curation.recovery. Harmless.)
     tasks_run = list(Task.objects.filter(group=f"job-{job.id}"))
     assert tasks_run
     for task in tasks_run:
@@ -231,7 +229,7 @@ def test_run_job_task_hands_over_when_its_budget_is_spent(
     settings.CURATION_TASK_BUDGET = 0
     job = create(make_notes, 2)
     enqueued = []
-    monkeypatch.setattr(jobs, "job_enqueue", lambda job_id: enqueued.append(job_id))
+    monkeypatch.setattr(jobs, "job_enqueue", lambda *, job_id: enqueued.append(job_id))
     assert tasks.run_job(job.id) == "continued" and enqueued == [job.id]
     assert tasks.run_job(999999) == "missing"
 

@@ -186,10 +186,9 @@ def test_a_crash_mid_job_resumes_without_repeating_finished_items(
     assert set(suggestions_per_item(job).values()) == {2}
 
 
-def test_a_killed_worker_s_calls_are_retried_after_the_stale_delay(
+def test_a_killed_worker_s_calls_are_retried_by_the_next_run_at_once(
     emulator, make_notes, fast
 ):
-    fast.CURATION_SUBMIT_STALE_SECONDS = 0
     notes = make_notes(4)
     job = create(notes)
     # As a SIGKILL leaves it: two items claimed (an attempt counted), never answered.
