@@ -56,6 +56,23 @@ def is_link_target(path: str) -> bool:
     return bool(name) and not (LINK_BREAKING & set(name))
 
 
+# Code (fenced or inline) shows link syntax without linking; a wikilink is `[[target|alias]]`
+# or `[[target#heading]]`, and `![[...]]` embeds rather than links.
+CODE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[^\n]*$|`[^`\n]*`", re.S | re.M)
+WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]+)\]\]")
+
+
+def body_links(body: str) -> list[str]:
+    """The notes a body already links to: each wikilink's target (no alias, no heading), in
+    order, outside code; embeds (`![[...]]`) are not links."""
+    found = []
+    for match in WIKILINK.finditer(CODE.sub(" ", body)):
+        target = match.group(2).split("|", 1)[0].split("#", 1)[0].strip()
+        if not match.group(1) and target:
+            found.append(target)
+    return found
+
+
 def tag_clean(tag) -> str:
     """A tag as a person wrote it, made safe to compare and write: no `#`, no empty segment."""
     parts = [p.strip() for p in str(tag).strip().lstrip("#").split("/")]
