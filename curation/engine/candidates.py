@@ -8,7 +8,7 @@ read again (`vault_index`). The index ranks a note's candidates by:
 
 - BM25 over the notes' words (the `bm25s` library), as a share of the note's score against
   itself, so 1.0 is "says the same" and the minimum relevance means the same in every vault;
-  words in most notes (template boilerplate, the vault's own name) are dropped first;
+  words in a quarter of the notes or more (template boilerplate) are dropped first;
 - unlinked mentions, both ways: this note's words hold the other's name, or the other's hold
   this one's (what Obsidian's "unlinked mentions" pane shows);
 - co-citation: other notes that link to both;
@@ -44,9 +44,10 @@ from ingest.notes import CODE, body_links, is_link_target, link_name, tag_clean
 MAX_CANDIDATES = 8
 MAX_WORDS = 64  # distinct words kept per note (its most frequent): bounds a 100,000-note index
 MIN_RELEVANCE = 0.05  # share of the note's own BM25 score (or the equivalent in mentions)
-COMMON_SHARE = 0.1  # a word in more than this share of the notes says little about any
-COMMON_MIN = 100  # ... but in a small vault, only once it is in more notes than this
-MENTION_SHARE = 0.01  # ... and a name in more than this share is not a mention
+COMMON_SHARE = 0.25  # a word in more than this share of the notes (template boilerplate,
+COMMON_MIN = 4  # the vault's own name) says nothing about any pair: dropped, past this many
+MENTIONS_MAX = 50  # a name whose rarest word is in more notes is no mention: it says little,
+# and it would make a pair with every one of them
 QUERY_WORDS = 32  # a note is compared by its rarest words: they say the most, and cost least
 MENTION = 0.25  # this note's words hold the other's name
 MENTIONED = 0.25  # the other's words hold this note's name
@@ -112,7 +113,7 @@ def words(text: str) -> list[str]:
 def note_words(*, path: str, title: str, body: str) -> str:
     """What the index keeps of a note: its MAX_WORDS most frequent words as `word:count ...`."""
     counts = Counter(words(clean_text(body)))
-    counts.update(words(f"{title} {link_name(path)}"))  # the name counts, once
+    counts.update(set(words(f"{title} {link_name(path)}")))  # its name and title: once
     kept = counts.most_common(MAX_WORDS)  # ties: first seen first
     return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
 
@@ -245,12 +246,11 @@ class CandidateIndex:
         # Names: a note is mentioned where all the words of its name are among another's.
         by_rarest: dict[int, list[tuple[int, frozenset]]] = {}
         # A name whose rarest word is in many notes would be "mentioned" by all of them.
-        common = max(COMMON_MIN, MENTION_SHARE * n)
         for i, path in enumerate(index.paths):
             name_words = frozenset(int(new_id[vocab[w]]) for w in words(link_name(path))
                                    if w in vocab and keep[vocab[w]])
             rarest = min(name_words, key=index.df.__getitem__) if name_words else None
-            if rarest is None or index.df[rarest] > common:
+            if rarest is None or index.df[rarest] > MENTIONS_MAX:
                 continue
             by_rarest.setdefault(rarest, []).append((i, name_words))
         del vocab, df, keep, new_id
