@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import yaml
@@ -48,6 +49,12 @@ def link_name(path: str) -> str:
     """Obsidian's link name of a note: its file name without `.md` (any case)."""
     name = path.rsplit("/", 1)[-1]
     return name[:-3] if name.lower().endswith(".md") else name
+
+
+def link_key(text: str) -> str:
+    """How link names are compared: case and Unicode form set aside (a name written NFD, as
+    macOS stores file names, is the same name NFC)."""
+    return unicodedata.normalize("NFC", text).casefold()
 
 
 def is_link_target(path: str) -> bool:

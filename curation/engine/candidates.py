@@ -39,7 +39,7 @@ from django.db import models, transaction
 
 from curation.models import NoteWords
 from ingest.models import Note
-from ingest.notes import CODE, body_links, is_link_target, link_name, tag_clean
+from ingest.notes import CODE, body_links, is_link_target, link_key, link_name, tag_clean
 
 MAX_CANDIDATES = 8
 MAX_WORDS = 64  # distinct words kept per note (its most frequent): bounds a 100,000-note index
@@ -121,11 +121,6 @@ def note_words(*, path: str, title: str, body: str) -> str:
 def note_links(body: str) -> str:
     """The note's body wikilink targets, one a line (what it already links to)."""
     return "\n".join(dict.fromkeys(body_links(body)))
-
-
-def _key(name: str) -> str:
-    """How a link and a note's name are compared: case and Unicode form set aside."""
-    return unicodedata.normalize("NFC", name).casefold()
 
 
 class _BM25(bm25s.BM25):
@@ -218,9 +213,9 @@ class CandidateIndex:
         index.position = {p: i for i, p in enumerate(index.paths)}
         index.rank = np.empty(n, dtype=np.int32)
         index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
-        names = Counter(_key(link_name(p)) for p in index.paths)
+        names = Counter(link_key(link_name(p)) for p in index.paths)
         index.linkable = np.array(
-            [names[_key(link_name(p))] == 1 and is_link_target(p) for p in index.paths],
+            [names[link_key(link_name(p))] == 1 and is_link_target(p) for p in index.paths],
             dtype=bool,
         )
         index.folder = np.frombuffer(folder, dtype=np.int32) if n else index.folder
@@ -273,12 +268,12 @@ class CandidateIndex:
         target: dict[str, int | None] = {}
         for i, path in enumerate(index.paths):
             bare = path[:-3] if path.lower().endswith(".md") else path
-            for key in {_key(link_name(path)), _key(bare)}:
+            for key in {link_key(link_name(path)), link_key(bare)}:
                 target[key] = None if key in target and target[key] != i else i
         links, back = array("i"), array("i")
         for i, text in enumerate(link_texts):
             for link in text.splitlines():
-                key = _key(link.strip().lstrip("/"))
+                key = link_key(link.strip().lstrip("/"))
                 other = target.get(key[:-3] if key.endswith(".md") else key)
                 if other is not None and other != i:
                     links.extend((i, other))

@@ -18,7 +18,7 @@ from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live,
 from curation.review.taxonomy import tag_is_new, tag_rename, tag_tree, tag_tree_flat, vault_known_tags
 from curation.roles import can_review, can_view
 from ingest.models import Note, Vault
-from ingest.notes import tag_clean
+from ingest.notes import is_link_target, tag_clean
 from ingest.render import render_markdown
 
 ACTIONS = {
@@ -84,6 +84,7 @@ def note_review(request, note_id: int):
             "title": f"Review {note.path}",
             "note": note,
             "body_html": render_markdown(note.body),
+            "linkable": is_link_target(note.path),
             "rows": rows,
             "history": [
                 {
