@@ -211,7 +211,9 @@ class _Frontmatter:
             self.flow = True
             self.flow_end = _node_end(root.value[-1][1], text) if root.value else close
             first_key = root.value[0][0] if root.value else None
-            if isinstance(first_key, yaml.ScalarNode) and first_key.style in ('"', "'"):
+            if first_key is None:  # `{}`: written as JSON, the style of most flow frontmatter
+                self.flow_quote = '"'
+            elif isinstance(first_key, yaml.ScalarNode) and first_key.style in ('"', "'"):
                 self.flow_quote = first_key.style
         seen_prefix = False
         for key, value in root.value:
@@ -425,7 +427,7 @@ class _Writer:
                 new.append(tag)
         if not new and not changed:
             return None
-        style = _list_style(items)
+        style = _list_style(items) if items else self.fm.flow_quote
         texts = [render_scalar(t, style=style, flow=bool(seq.flow_style)) for t in new]
         if removed:
             self._rebuild_without(key, entry, seq, removed, texts)
@@ -479,7 +481,7 @@ class _Writer:
             return
         node = entry.value
         quoted = isinstance(node, yaml.ScalarNode) and node.style in ('"', "'")
-        style = node.style if quoted else None
+        style = node.style if quoted else self.fm.flow_quote
         self.edits.append(
             _Edit(
                 entry.colon + 1,
