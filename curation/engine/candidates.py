@@ -228,27 +228,31 @@ class CandidateIndex:
         keep = (df >= 2) & (df <= max(COMMON_MIN, COMMON_SHARE * n))
         new_id = (np.cumsum(keep) - 1).astype(np.int32)
         kept_ids = np.where(keep[word_ids], new_id[word_ids], -1).astype(np.int32)
-        if n and keep.any():
-            index.bm25 = _BM25(csc_backend="numpy")
-            index.bm25.scores = index.bm25.build_index_from_ids(
-                unique_token_ids=list(range(int(keep.sum()))),
-                corpus_token_ids=_Docs(kept_ids, word_counts, doc_ptr), show_progress=False,
-            )  # fmt: skip
         index.words, index.word_ptr = kept_ids, doc_ptr  # each note's query
         index.df = df[keep].astype(np.int32)
-        del word_ids, ids, counts, word_counts  # the kept words are all that is needed now
+        kept_words = int(keep.sum())
 
         # Names: a note is mentioned where all the words of its name are among another's.
-        by_rarest: dict[int, list[tuple[int, frozenset]]] = {}
         # A name whose rarest word is in many notes would be "mentioned" by all of them.
+        by_rarest: dict[int, list[tuple[int, frozenset]]] = {}
         for i, path in enumerate(index.paths):
             name_words = frozenset(int(new_id[vocab[w]]) for w in words(link_name(path))
-                                   if w in vocab and keep[vocab[w]])
+                                   if w in vocab and keep[vocab[w]])  # fmt: skip
             rarest = min(name_words, key=index.df.__getitem__) if name_words else None
             if rarest is None or index.df[rarest] > MENTIONS_MAX:
                 continue
             by_rarest.setdefault(rarest, []).append((i, name_words))
-        del vocab, df, keep, new_id
+        # Only the kept word ids are needed from here: free the rest before bm25s builds.
+        del vocab, df, keep, new_id, word_ids, ids
+
+        if n and kept_words:
+            index.bm25 = _BM25(csc_backend="numpy")
+            index.bm25.scores = index.bm25.build_index_from_ids(
+                unique_token_ids=list(range(kept_words)),
+                corpus_token_ids=_Docs(kept_ids, word_counts, doc_ptr), show_progress=False,
+            )  # fmt: skip
+        del counts, word_counts
+
         mentions = array("i")
         for i in range(n):
             mine = kept_ids[doc_ptr[i] : doc_ptr[i + 1]].tolist()
