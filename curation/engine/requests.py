@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 
 from curation.api import prompt
 from curation.engine.candidates import CandidateIndex, vault_index
@@ -36,7 +36,14 @@ class RequestBuilder:
     def index(self, vault_id: int) -> CandidateIndex:
         index = self._indexes.get(vault_id)
         if index is None:
-            index = self._indexes[vault_id] = vault_index(vault_id)
+            if self.want_related:
+                index = vault_index(vault_id)
+            else:  # the taxonomy alone: no note's words need reading
+                rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(
+                    "path", "title", "tags", Value(""), Value("")
+                )
+                index = CandidateIndex.build(rows.iterator(chunk_size=5000))
+            self._indexes[vault_id] = index
             self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
         return index
 

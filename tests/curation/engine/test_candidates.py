@@ -167,3 +167,20 @@ def test_vault_index_stores_words_and_reads_again_only_changed_notes(django_asse
     assert [k for k in after if after[k] != before[k]] == [note.id]
     assert NoteWords.objects.get(note=note).content_hash == "h-new"
     assert "misc/Shopping.md" in candidates_for("ai/Tool loops.md", index)
+
+
+@pytest.mark.django_db
+def test_a_job_without_related_reads_no_notes_words():
+    from curation.engine.requests import RequestBuilder
+    from curation.models import Job
+
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    for path, title, tags, body in ROWS:
+        Note.objects.create(vault=vault, path=path, title=title, tags=tags, body=body)
+    tags_only = RequestBuilder(Job.objects.create(vault=vault, fields=["tags"], model="m"))
+    assert tags_only.taxonomy(vault.id) == ["ai/agents", "food/japanese"]
+    assert not NoteWords.objects.exists()
+    related = RequestBuilder(Job.objects.create(vault=vault, fields=["related"], model="m"))
+    note = Note.objects.get(path="ai/Tool loops.md")
+    assert related.candidates(note) == ["ai/Planner executor.md"]
+    assert NoteWords.objects.count() == len(ROWS)
