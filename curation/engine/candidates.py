@@ -113,7 +113,7 @@ def words(text: str) -> list[str]:
 def note_words(*, path: str, title: str, body: str) -> str:
     """What the index keeps of a note: its MAX_WORDS most frequent words as `word:count ...`."""
     counts = Counter(words(clean_text(body)))
-    counts.update(set(words(f"{title} {link_name(path)}")))  # its name and title: once
+    counts.update(dict.fromkeys(words(f"{title} {link_name(path)}"), 1))  # name, title: once
     kept = counts.most_common(MAX_WORDS)  # ties: first seen first
     return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
 
