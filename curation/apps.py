@@ -8,8 +8,8 @@ class CurationConfig(AppConfig):
     def ready(self):
         from django_q.signals import post_spawn
 
-        from curation.engine import recovery
+        from curation.engine import tasks
 
         # Each worker sweeps as it starts: jobs whose lease lapsed are queued again at once
-        # (curation/engine/recovery.py; its Schedule repeats the sweep while workers run).
-        post_spawn.connect(recovery.on_worker_spawn, dispatch_uid="curation-sweep-on-spawn")
+        # (curation/engine/tasks.py; its Schedule repeats the sweep while workers run).
+        post_spawn.connect(tasks.on_worker_spawn, dispatch_uid="curation-sweep-on-spawn")

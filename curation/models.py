@@ -411,3 +411,19 @@ class TagConsolidation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.old} → {self.new}"
+class NoteWords(models.Model):
+    """What the related-note index keeps of a note, and the content hash it was read from.
+
+    Rebuilt only for notes whose hash changed, so a vault's index is built from these rows
+    rather than by reading every note's text again (curation.engine.candidates).
+    """
+
+    note = models.OneToOneField(
+        Note, on_delete=models.CASCADE, primary_key=True, related_name="index_words"
+    )
+    content_hash = models.CharField(max_length=64)
+    words = models.TextField(blank=True, help_text="Its most frequent words, as `word:count`.")
+    links = models.TextField(blank=True, help_text="Its body wikilink targets, one a line.")
+
+    def __str__(self) -> str:
+        return f"words of note {self.note_id}"

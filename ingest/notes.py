@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 
 import yaml
@@ -56,10 +57,33 @@ def link_name(path: str) -> str:
     return name[:-3] if name.lower().endswith(".md") else name
 
 
+def link_key(text: str) -> str:
+    """How link names are compared: case and Unicode form set aside (a name written NFD, as
+    macOS stores file names, is the same name NFC)."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 def is_link_target(path: str) -> bool:
     """Whether a `[[wikilink]]` can point at this note (its name breaks none)."""
     name = link_name(path)
     return bool(name) and not (LINK_BREAKING & set(name))
+
+
+# Code (fenced or inline) shows link syntax without linking; a wikilink is `[[target|alias]]`
+# or `[[target#heading]]`, and `![[...]]` embeds rather than links.
+CODE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[^\n]*$|`[^`\n]*`", re.S | re.M)
+WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]+)\]\]")
+
+
+def body_links(body: str) -> list[str]:
+    """The notes a body already links to: each wikilink's target (no alias, no heading), in
+    order, outside code; embeds (`![[...]]`) are not links."""
+    found = []
+    for match in WIKILINK.finditer(CODE.sub(" ", body)):
+        target = match.group(2).split("|", 1)[0].split("#", 1)[0].strip()
+        if not match.group(1) and target:
+            found.append(target)
+    return found
 
 
 def tag_clean(tag) -> str:

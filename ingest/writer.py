@@ -76,7 +76,7 @@ def link_names(paths: list[str]) -> dict[str, str]:
     for bare in stripped.values():
         parts = bare.split("/")
         for i in range(len(parts)):
-            suffix = "/".join(parts[i:]).lower()
+            suffix = notes.link_key("/".join(parts[i:]))
             counts[suffix] = counts.get(suffix, 0) + 1
     names = {}
     for path, bare in stripped.items():
@@ -84,14 +84,15 @@ def link_names(paths: list[str]) -> dict[str, str]:
         names[path] = bare
         for i in range(len(parts) - 1, -1, -1):
             suffix = "/".join(parts[i:])
-            if counts[suffix.lower()] == 1:
+            if counts[notes.link_key(suffix)] == 1:
                 names[path] = suffix
                 break
     return names
 
 
 def link_text(value) -> str | None:
-    """The link path inside an existing `related` item (`[[a/B|alias]]` -> `a/B`), lowercased."""
+    """The link path inside an existing `related` item (`[[a/B|alias]]` -> `a/B`), as a
+    link_key (case and Unicode form set aside)."""
     while isinstance(value, list) and len(value) == 1:  # unquoted `- [[B]]` is a nested list
         value = value[0]
     if not isinstance(value, str):
@@ -102,12 +103,12 @@ def link_text(value) -> str | None:
     text = text.split("|", 1)[0].split("#", 1)[0].strip().lstrip("/")
     if text.lower().endswith(".md"):
         text = text[:-3]
-    return text.lower() or None
+    return notes.link_key(text) or None
 
 
 def link_points_to(text: str, target: str) -> bool:
-    """Whether an existing link's path (lowercased) may mean the note at `target` (no `.md`)."""
-    target = target.lower()
+    """Whether an existing link's path (a link_key) may mean the note at `target` (no `.md`)."""
+    target = notes.link_key(target)
     return target == text or target.endswith("/" + text)
 
 
@@ -197,12 +198,26 @@ class _Frontmatter:
         self.entries: dict[str, _Entry] = {}
         self.key_indent = ""
         self.item_prefix = "  - "
+        # A flow mapping (`{"title": "x"}`, one line of JSON as some tools write it) is edited
+        # inside its braces, in its own style: new keys go after the last value.
+        self.flow = False
+        self.flow_end = 0
+        self.flow_quote: str | None = None
         if root is None:
             return
         if not isinstance(root, yaml.MappingNode):
             raise ExportError("frontmatter is not a mapping of keys to values")
         if root.flow_style:
-            raise ExportError("frontmatter is one flow mapping {...}; not edited to keep it intact")
+            close = root.end_mark.index - 1
+            if text[close : close + 1] != "}":
+                raise ExportError("frontmatter flow mapping does not end with `}`; not edited")
+            self.flow = True
+            self.flow_end = _node_end(root.value[-1][1], text) if root.value else close
+            first_key = root.value[0][0] if root.value else None
+            if first_key is None:  # `{}`: written as JSON, the style of most flow frontmatter
+                self.flow_quote = '"'
+            elif isinstance(first_key, yaml.ScalarNode) and first_key.style in ('"', "'"):
+                self.flow_quote = first_key.style
         seen_prefix = False
         for key, value in root.value:
             if not isinstance(key, yaml.ScalarNode):
@@ -271,6 +286,7 @@ class _Writer:
         self.fm = fm
         self.edits: list[_Edit] = []
         self.appended: list[str] = []  # new keys, each a block of lines, at the end
+        self.flow_added: list[str] = []  # new keys of a flow mapping, `key: value` each
 
     # Lists -----------------------------------------------------------------------------
 
@@ -279,7 +295,15 @@ class _Writer:
         return "".join(prefix + t + self.fm.newline for t in texts)
 
     def set_list(self, key: str, kept: list, new_texts: list[str], entry: _Entry | None):
-        """Replace or create `key` as a fresh block list of `kept` source texts + new ones."""
+        """Replace or create `key` as a fresh block list of `kept` source texts + new ones
+        (a flow list `[...]` in a flow mapping)."""
+        if self.fm.flow:
+            items = "[" + ", ".join(kept + new_texts) + "]"
+            if entry is None:
+                self.flow_added.append(f"{self._flow_key(key)}: {items}")
+            else:
+                self.edits.append(_Edit(entry.colon + 1, self.fm.end_of_value(entry), " " + items))
+            return
         lines = self._list_lines(kept + new_texts)
         if entry is None:
             self.appended.append(f"{self.fm.key_indent}{key}:{self.fm.newline}{lines}")
@@ -288,6 +312,9 @@ class _Writer:
         text = self.fm.text
         self.edits.append(_Edit(entry.colon + 1, end, ""))
         self.edits.append(_Edit(_after_line(text, end), _after_line(text, end), lines))
+
+    def _flow_key(self, key: str) -> str:
+        return render_scalar(key, style=self.fm.flow_quote) if self.fm.flow_quote else key
 
     def append_to_sequence(self, seq: yaml.SequenceNode, texts: list[str]) -> bool:
         """Add items after the last one in the list's own style; False if that is not safe."""
@@ -354,7 +381,7 @@ class _Writer:
                 changed = True
         if not changed:
             return None
-        texts = [render_scalar(t) for t in final]
+        texts = [render_scalar(t, style=self.fm.flow_quote, flow=self.fm.flow) for t in final]
         if entry is None and not texts:
             return None
         self.set_list(key, [], texts, entry)
@@ -403,7 +430,7 @@ class _Writer:
                 new.append(tag)
         if not new and not changed:
             return None
-        style = _list_style(items)
+        style = _list_style(items) if items else self.fm.flow_quote
         texts = [render_scalar(t, style=style, flow=bool(seq.flow_style)) for t in new]
         if removed:
             self._rebuild_without(key, entry, seq, removed, texts)
@@ -446,6 +473,10 @@ class _Writer:
 
     def description(self, value: str):
         entry = self.fm.entries.get("description")
+        if entry is None and self.fm.flow:
+            rendered = render_scalar(value, style=self.fm.flow_quote, flow=True)
+            self.flow_added.append(f"{self._flow_key('description')}: {rendered}")
+            return
         if entry is None:
             self.appended.append(
                 f"{self.fm.key_indent}description: {render_scalar(value)}{self.fm.newline}"
@@ -453,29 +484,30 @@ class _Writer:
             return
         node = entry.value
         quoted = isinstance(node, yaml.ScalarNode) and node.style in ('"', "'")
-        style = node.style if quoted else None
+        style = node.style if quoted else self.fm.flow_quote
         self.edits.append(
             _Edit(
                 entry.colon + 1,
                 self.fm.end_of_value(entry),
-                " " + render_scalar(value, style=style),
+                " " + render_scalar(value, style=style, flow=self.fm.flow),
             )
         )
 
-    def related(self, links: list[Link]) -> list[str]:
-        """Add the links not already there (in any spelling); returns the link names added."""
+    def related(self, links: list[Link], *, body_links: list[str] = ()) -> list[str]:
+        """Add the links not already there (in any spelling, nor in the body's own wikilinks);
+        returns the link names added."""
         entry = self.fm.entries.get("related")
         value = entry.value if entry else None
-        existing: list[str] = []
+        existing: list[str] = [t for t in (link_text(b) for b in body_links) if t]
         if entry is not None:
             loaded = notes.load_yaml(self.fm.text).get("related")
             items = loaded if isinstance(loaded, list) else [loaded]
-            existing = [t for t in (link_text(i) for i in items) if t]
+            existing += [t for t in (link_text(i) for i in items) if t]
         new: list[str] = []
         for link in links:
             if any(link_points_to(t, link.target) for t in existing):
                 continue
-            existing.append(link.target.lower())
+            existing.append(notes.link_key(link.target))
             new.append(link.name)
         if not new:
             return []
@@ -497,6 +529,10 @@ class _Writer:
 
     def result(self) -> str:
         text = self.fm.text
+        if self.flow_added:
+            at = self.fm.flow_end
+            before = "" if text[at : at + 1] == "}" and not self.fm.entries else ", "
+            self.edits.append(_Edit(at, at, before + ", ".join(self.flow_added)))
         edits = sorted(self.edits, key=lambda e: (e.start, e.end))
         for a, b in zip(edits, edits[1:], strict=False):
             if b.start < a.end:
@@ -600,7 +636,10 @@ def _rewrite(data: bytes, changes: Changes) -> Rewrite:
         current = notes.load_yaml(yaml_text).get("description") if yaml_text else None
         if description and current != description:
             writer.description(description)
-    related_added = writer.related(changes.add_related) if changes.add_related else []
+    related_added = []
+    if changes.add_related:  # a link the body already has is the author's own: not repeated
+        in_body = notes.body_links(parts.body)
+        related_added = writer.related(changes.add_related, body_links=in_body)
     new_yaml = writer.result()
 
     if new_yaml == yaml_text:
@@ -651,5 +690,5 @@ def _verify(old_text, new_data, changes, final_tags, description, related_added)
     if related_added:
         items = new_meta.get("related")
         texts = {link_text(i) for i in (items if isinstance(items, list) else [items])}
-        if any(name.lower() not in texts for name in related_added):
+        if any(notes.link_key(name) not in texts for name in related_added):
             raise ExportError("internal: related links would not read back")

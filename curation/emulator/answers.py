@@ -83,6 +83,29 @@ def read_prompt(params: dict) -> Prompt:
     )
 
 
+# Words a note uses without being about them: a model does not tag a note "give" or "day".
+GENERIC = frozenset(
+    """able add added adds again ago ahead almost already always another anything around ask
+    away back bad became become becomes begin best better big bit bring build built call called
+    came case change come comes coming continue could day days done during early easy else end
+    enough even ever every example fact far feel few find first five follow found four full
+    get gets give given gives go goes going gone good got great group half hand happen hard help
+    high hold hour hours idea important include including keep kept kind know known large last
+    later least leave left less let level lies life little long look looking looks lot lots low
+    made main make makes making maybe mean means meet minute minutes month months morning much
+    name need needs never next nice night nine number off often old open order others part
+    people per person place plan point possible put quite rather read real really right run
+    said same say says second seems seven several short show side since six small start started
+    still stop sure take taken takes tell ten than thank thing things think third three time
+    times today told tomorrow took top total try turn type under usually want wants way week
+    weeks well went whole work works year years yes yesterday yet monday tuesday wednesday
+    thursday friday saturday sunday january february march april june july august september
+    october november december""".split()
+)
+HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.M)
+MAX_EMULATED_TAGS = 5
+
+
 def keywords(text: str) -> list[str]:
     return [w for w in WORD.findall(text.lower()) if len(w) > 2]
 
@@ -91,16 +114,29 @@ def stem(word: str) -> str:
     return word[:-1] if word.endswith("s") and len(word) > 4 else word
 
 
+def _telling(word: str) -> bool:
+    return word not in STOPWORDS and word not in GENERIC and stem(word) not in GENERIC
+
+
 def ranked_words(prompt: Prompt) -> list[str]:
-    """The note's words, most frequent first (title words count thrice); plural `s` folded."""
-    title = [w for w in keywords(prompt.title) if w not in STOPWORDS]
-    body = [w for w in keywords(prompt.body[:BODY_WINDOW]) if w not in STOPWORDS]
-    counts = Counter(body)
+    """The note's salient words, most telling first: title words count thrice and headings
+    twice; words any note uses (GENERIC) are left out; plural `s` folded."""
+    body = prompt.body[:BODY_WINDOW]
+    counts = Counter(w for w in keywords(body) if _telling(w))
+    title = [w for w in keywords(prompt.title) if _telling(w)]
     for w in title:
         counts[w] += 3
-    first = {w: i for i, w in enumerate(dict.fromkeys(title + body))}
+    for heading in HEADING.findall(body):
+        for w in keywords(heading):
+            if _telling(w):
+                counts[w] += 1
+    if not prompt.note_key.startswith("sha1:"):  # the folders it sits in say what it is about
+        for w in keywords(" ".join(prompt.note_key.split("/")[:-1])):
+            if _telling(w):
+                counts[w] += 2
+    first = {w: i for i, w in enumerate(dict.fromkeys(title + keywords(body)))}
     ranked, stems = [], set()
-    for w in sorted(counts, key=lambda w: (-counts[w], first[w])):
+    for w in sorted(counts, key=lambda w: (-counts[w], first.get(w, 0))):
         if stem(w) not in stems:  # "agent" and "agents" make one tag word, not two
             stems.add(stem(w))
             ranked.append(w)
@@ -108,23 +144,32 @@ def ranked_words(prompt: Prompt) -> list[str]:
 
 
 def answer_tags(prompt: Prompt, words: list[str]) -> list[str]:
-    top = {stem(w) for w in words[:12]}
-    tags: list[str] = []
-    for tag in prompt.taxonomy:
-        leaf = tag.lower().split("/")
-        if any(stem(part) in top for part in leaf) and tag not in tags:
-            tags.append(tag.lower())
-        if len(tags) == 2:
+    """Tags as a model would pick them: the vault's own tags that fit the note's salient words
+    (the most specific first), then the note's most telling words the vault has no tag for."""
+    weight = {stem(w): 12 - i for i, w in enumerate(words[:12])}
+    fitting = []
+    for order, tag in enumerate(prompt.taxonomy):
+        parts = [stem(p) for p in re.split(r"[/-]", tag.lower()) if p]
+        score = sum(weight.get(p, 0) for p in parts)
+        if score and weight.get(parts[-1] if parts else "", 0):  # its own leaf fits
+            fitting.append((-score, -len(parts), order, tag.lower()))
+        elif parts and weight.get(parts[0], 0):  # only its root does: the root is the tag
+            fitting.append((-weight[parts[0]], -1, order, tag.lower().split("/")[0]))
+    chosen: list[str] = []
+    for *_, tag in sorted(fitting):
+        if tag not in chosen and not any(c.startswith(tag + "/") or tag.startswith(c + "/")
+                                         for c in chosen):  # fmt: skip
+            chosen.append(tag)
+        if len(chosen) == 3:
             break
-    if len(words) >= 2:
-        tags.append(f"{words[0]}/{words[1]}")
-    if len(words) >= 3:
-        tags.append(f"{words[0]}/{words[2]}")
-    if len(words) >= 4:
-        tags.append(words[3])
-    if not tags:
-        tags.append(words[0] if words else "misc")
-    return list(dict.fromkeys(tags))[:5]
+    covered = {stem(p) for tag in chosen for p in re.split(r"[/-]", tag)}
+    for word in words:
+        if len(chosen) >= MAX_EMULATED_TAGS or (chosen and len(chosen) >= 3):
+            break
+        if stem(word) not in covered and not any(ch.isdigit() for ch in word):
+            chosen.append(word)
+            covered.add(stem(word))
+    return chosen or [words[0] if words else "misc"]
 
 
 CODE_BLOCK = re.compile(r"```.*?```", re.S)
@@ -154,13 +199,11 @@ def answer_description(prompt: Prompt) -> str:
 
 
 def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
-    mine = set(words[:40])
-    scored = []
-    for i, name in enumerate(prompt.candidates):
-        overlap = len(mine & set(keywords(name)))
-        scored.append((-overlap, i, name))
-    scored.sort()
-    picked = [name for score, _, name in scored if score < 0][:3]
+    """From the top of the candidate list (ranked by the app): those whose names share the
+    note's telling words, in the list's order; else the first candidate alone."""
+    mine = {stem(w) for w in words[:40]}
+    picked = [name for name in prompt.candidates
+              if mine & {stem(w) for w in keywords(name)}][:3]  # fmt: skip
     if not picked and prompt.candidates:
         picked = [prompt.candidates[0]]
     return picked

@@ -1,184 +1,370 @@
-"""Picks candidate related notes locally (no API call), from title words and tags.
+"""Related-note candidates: notes ranked by what they say, offered to the model to link.
 
-Build the index once per job over the vault's notes, then ask it per note:
+Each note is read once into its words (`note_words`: frontmatter, code, links, addresses and
+markup stripped; CJK runs cut into character bigrams so Chinese, Japanese and Korean match;
+stop words dropped) and those words are kept per note with the content hash they came from
+(`NoteWords`), so a vault's index is built from stored words and only notes changed since are
+read again (`vault_index`). The index ranks a note's candidates by:
 
-    index = CandidateIndex.build(Note.objects.filter(vault=v).values_list("path", "title", "tags"))
-    paths = candidates_for(note.path, index)          # or candidates_for(note, index)
-    taxonomy = index.taxonomy()                        # the vault's tags, most used first
+- BM25 over the notes' words (the `bm25s` library), as a share of the note's score against
+  itself, so 1.0 is "says the same" and the minimum relevance means the same in every vault;
+  words in a quarter of the notes or more (template boilerplate) are dropped first;
+- unlinked mentions, both ways: this note's words hold the other's name, or the other's hold
+  this one's (what Obsidian's "unlinked mentions" pane shows);
+- co-citation: other notes that link to both;
+- backlinks: the other note links to this one, so its author may want the link back;
+- a small nudge for the same folder, only for notes already related by the above.
 
-A note shares "terms" with another when they have a title word (lower-case, stop words
-dropped, plural `s` folded) or a tag (whole tag and each `/` segment) in common. Only the
-note's MAX_TERMS rarest terms are used (rare terms say more), and per term at most
-MAX_POSTINGS notes, the nearest in path order (same folder first), so the work per note is
-bounded and a 100,000-note vault stays fast. Candidates are ranked by shared terms; when
-fewer than the limit share any, the nearest notes of the same folder fill the list.
-Notes whose link name breaks a wikilink (`# ^ [ ] |`) or is shared by two notes are never
-candidates, since export could not link to them unambiguously.
+A note gets no candidates when nothing reaches MIN_RELEVANCE, never itself, never a note its
+body already links to (the author linked it), and never a note whose link name breaks a
+wikilink or is shared by another note. A note whose own name breaks a wikilink
+gets no candidates either: a link is written on both notes, and it could not hold its end.
+
+    index = vault_index(vault_id)          # in a job; or CandidateIndex.build(rows) in memory
+    index.candidates("folder/Note.md")      # paths, best first
+    index.taxonomy(300)                     # the vault's tags, most used first
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Iterable
-from operator import itemgetter
 
-from ingest.notes import is_link_target, link_name, tag_clean
+import bm25s
+import numpy as np
+from django.db import models, transaction
+
+from curation.models import NoteWords
+from ingest.models import Note
+from ingest.notes import CODE, body_links, is_link_target, link_key, link_name, tag_clean
 
 MAX_CANDIDATES = 8
-MAX_POSTINGS = 32
-MAX_TERMS = 8
-WORD = re.compile(r"[^\W\d_][\w]*", re.U)
+MAX_WORDS = 64  # distinct words kept per note (its most frequent): bounds a 100,000-note index
+MIN_RELEVANCE = 0.05  # share of the note's own BM25 score (or the equivalent in mentions)
+COMMON_SHARE = 0.25  # a word in more than this share of the notes (template boilerplate,
+COMMON_MIN = 4  # the vault's own name) says nothing about any pair: dropped, past this many
+MENTIONS_MAX = 50  # a name whose rarest word is in more notes is no mention: it says little,
+# and it would make a pair with every one of them
+QUERY_WORDS = 32  # a note is compared by its rarest words: they say the most, and cost least
+MENTION = 0.25  # this note's words hold the other's name
+MENTIONED = 0.25  # the other's words hold this note's name
+COCITED = 0.5  # other notes link to both (scaled by how many, up to 3)
+SAME_FOLDER = 0.05
+LINKED_FROM = 0.5  # the other note links here: the author may want the link back
+STALE_CHUNK = 500  # notes read again per query when their words are stored
+MAX_CITING_LINKS = 100  # a note linking to more (an index page) says little about any pair
+
+WIKILINK = re.compile(r"!?\[\[[^\]\n]*\]\]")
+MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\([^)\n]*\)")
+URL = re.compile(r"\b(?:https?|ftp|file)://\S+|\bwww\.\S+")
+MARKUP = re.compile(r"<[^>\n]*>|\{\{[^}\n]*\}\}|<%.*?%>|%%.*?%%", re.S)
+BLOCK_ID = re.compile(r"\s\^[\w-]+$", re.M)
+WORD = re.compile(r"[^\W_]+", re.U)
+CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]+"
+)
 STOPWORDS = frozenset(
-    """a an and are as at be but by for from has have how in into is it its of on or our that
-    the their this to was were what when where which who why will with you your notes note
-    about vs via part new old draft todo index readme untitled""".split()
+    """a about after all also am an and any are as at be been but by can could did do does for
+    from had has have he her his how i if in into is it its just may me more my no not of on
+    one or other our out she so some such than that the their them then there these they this
+    those to too two use used using very was we were what when where which while who why will
+    with would you your etc via de la le les des du un une et est en el los las y que del por
+    der die das und ist ein eine einer eines zu den dem des im mit von für auf nicht sie es
+    oder wie auch als bei sich wenn noch nur aus kann wird werden sind dass""".split()
 )
 
 
-def _fold(word: str) -> str:
-    return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
+def clean_text(body: str) -> str:
+    """The note's prose: no code, links, addresses, HTML, template tags or block ids."""
+    text = CODE.sub(" ", body)
+    text = WIKILINK.sub(" ", text)
+    text = MD_LINK.sub(lambda m: " " if m.group(1) else m.group(2), text)
+    text = URL.sub(" ", text)
+    text = MARKUP.sub(" ", text)
+    return BLOCK_ID.sub(" ", text)
 
 
-def title_terms(title: str) -> set[str]:
-    return {
-        _fold(w) for w in WORD.findall(title.lower()) if len(w) > 2 and w not in STOPWORDS
-    }
-
-
-def tag_terms(tags: Iterable) -> set[str]:
-    terms = set()
-    for tag in tags or ():
-        if not isinstance(tag, str):
+def words(text: str) -> list[str]:
+    """Lower-case words, stop words and numbers dropped; a CJK run becomes its bigrams."""
+    found: list[str] = []
+    for word in WORD.findall(unicodedata.normalize("NFKC", text).lower()):
+        if CJK.search(word) is None:
+            if len(word) > 1 and word not in STOPWORDS and not word.isdigit():
+                found.append(word)
             continue
-        tag = tag_clean(tag).lower()
-        if not tag:
-            continue
-        terms.add("#" + tag)
-        for segment in tag.split("/"):
-            if len(segment) > 2:
-                terms.add(_fold(segment))
-    return terms
+        at = 0
+        for run in CJK.finditer(word):
+            rest = word[at : run.start()]
+            if len(rest) > 1 and rest not in STOPWORDS and not rest.isdigit():
+                found.append(rest)
+            cjk = run.group(0)
+            found.extend([cjk] if len(cjk) == 1 else [cjk[i : i + 2] for i in range(len(cjk) - 1)])
+            at = run.end()
+        rest = word[at:]
+        if len(rest) > 1 and rest not in STOPWORDS and not rest.isdigit():
+            found.append(rest)
+    return found
 
 
-def _row(note) -> tuple[str, str, list]:
-    if isinstance(note, (tuple, list)):
-        path, title, tags = note[0], note[1], note[2]
-    elif isinstance(note, dict):
-        path, title, tags = note["path"], note.get("title", ""), note.get("tags", [])
-    else:
-        path, title, tags = note.path, note.title, note.tags
-    return path, title or link_name(path), tags if isinstance(tags, list) else []
+def note_words(*, path: str, title: str, body: str) -> str:
+    """What the index keeps of a note: its MAX_WORDS most frequent words as `word:count ...`."""
+    counts = Counter(words(clean_text(body)))
+    counts.update(dict.fromkeys(words(f"{title} {link_name(path)}"), 1))  # name, title: once
+    kept = counts.most_common(MAX_WORDS)  # ties: first seen first
+    return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
+
+
+def note_links(body: str) -> str:
+    """The note's body wikilink targets, one a line (what it already links to)."""
+    return "\n".join(dict.fromkeys(body_links(body)))
+
+
+class _BM25(bm25s.BM25):
+    """bm25s's BM25 with a leaner sparse-matrix step: the (doc, word) pairs arrive in note
+    order, so a stable sort by word alone gives the column order (no 64-bit keys to sort)."""
+
+    @staticmethod
+    def _np_csc(data, rows, cols, shape):
+        order = np.argsort(cols, kind="stable")
+        indptr = np.zeros(shape[1] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
+        return data[order], rows[order], indptr
+
+
+class _Docs:
+    """The notes' kept word ids for bm25s, one list per note, made as bm25s reads them (twice)
+    from flat arrays: a 100,000-note vault never holds a Python list per word."""
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray, ptr: np.ndarray):
+        self.ids, self.counts, self.ptr = ids, counts, ptr
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def __iter__(self):
+        ids, counts, ptr = self.ids, self.counts, self.ptr
+        for i in range(len(ptr) - 1):
+            words, repeat = ids[ptr[i] : ptr[i + 1]], counts[ptr[i] : ptr[i + 1]]
+            kept = words >= 0
+            yield np.repeat(words[kept], repeat[kept]).tolist()
+
+
+def _csr(pairs: array, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pointer, values) of the sorted, unique (row, value) pairs, flat as [r0, v0, r1, v1...]."""
+    flat = np.frombuffer(pairs, dtype=np.int32).reshape(-1, 2) if pairs else np.zeros((0, 2),
+                                                                                     np.int32)
+    flat = np.unique(flat, axis=0) if len(flat) else flat
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat[:, 0], minlength=n), out=ptr[1:])
+    return ptr, np.ascontiguousarray(flat[:, 1])
 
 
 class CandidateIndex:
-    """An inverted index from terms to notes (by position in path order)."""
+    """The vault's notes, their words in a bm25s index, their names and their links."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
-        self.terms: list[tuple[str, ...]] = []
-        self.linkable: list[bool] = []
-        self.postings: dict[str, list[int]] = {}
         self.position: dict[str, int] = {}
         self.tag_counts: Counter = Counter()
-        self.df: Counter = Counter()
-
-    @classmethod
-    def build(cls, notes: Iterable) -> CandidateIndex:
-        """From Note objects, dicts or (path, title, tags) rows."""
-        index = cls()
-        rows = sorted((_row(n) for n in notes), key=lambda r: r[0])
-        names = Counter(link_name(path) for path, _, _ in rows)
-        postings: dict[str, list[int]] = {}
-        df: Counter = Counter()
-        per_tag: dict[str, set[str]] = {}
-        all_terms = []
-        for i, (path, title, tags) in enumerate(rows):
-            name = link_name(path)
-            terms = title_terms(title)
-            if name != title:
-                terms |= title_terms(name)
-            for tag in tags:
-                if isinstance(tag, str):
-                    found = per_tag.get(tag)
-                    if found is None:
-                        found = per_tag[tag] = tag_terms([tag])
-                    terms |= found
-                    index.tag_counts[tag_clean(tag).lower()] += 1
-            index.paths.append(path)
-            index.position[path] = i
-            linkable = names[name] == 1 and is_link_target(path)
-            index.linkable.append(linkable)
-            all_terms.append(terms)
-            df.update(terms)
-            if linkable:  # only linkable notes can be offered as candidates
-                for term in terms:
-                    postings.setdefault(term, []).append(i)
-        index.tag_counts.pop("", None)
-        # Each note keeps only its rarest terms: they say the most and bound the work per note.
-        rarity = df.__getitem__
-        index.terms = [tuple(sorted(terms, key=rarity)[:MAX_TERMS]) for terms in all_terms]
-        index.postings = postings
-        index.df = df
-        return index
+        self.rank = np.zeros(0, dtype=np.int32)  # place in path order, for ties
+        self.linkable = np.zeros(0, dtype=bool)
+        self.folder = np.zeros(0, dtype=np.int32)
+        self.bm25: bm25s.BM25 | None = None
+        empty = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        self.word_ptr, self.words = empty
+        self.df = np.zeros(0, dtype=np.int32)
+        self.mentions = self.mentioned_by = self.links_out = self.links_in = empty
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @classmethod
+    def build(cls, notes: Iterable) -> CandidateIndex:
+        """From (path, title, tags, words, links) rows (see note_words / note_links), dicts or
+        objects with those names, or (path, title, tags, body) rows read here. The rows are
+        read once, in any order."""
+        index = cls()
+        vocab: dict[str, int] = {}
+        ids, counts, ptr = array("i"), array("B"), array("q", [0])
+        link_texts: list[str] = []
+        folders: dict[str, int] = {}
+        folder = array("i")
+        for path, _title, tags, text, links in (_row(n) for n in notes):
+            index.paths.append(path)
+            folder.append(folders.setdefault(path.rsplit("/", 1)[0] if "/" in path else "",
+                                             len(folders)))  # fmt: skip
+            for tag in tags:
+                cleaned = tag_clean(tag).lower() if isinstance(tag, str) else ""
+                if cleaned:
+                    index.tag_counts[cleaned] += 1
+            for item in text.split():
+                word, colon, count = item.rpartition(":")
+                if not colon:
+                    word, count = item, "1"
+                ids.append(vocab.setdefault(word, len(vocab)))
+                counts.append(min(int(count), 255) if count.isdigit() else 1)
+            ptr.append(len(ids))
+            link_texts.append(links)
+        n = len(index.paths)
+        index.position = {p: i for i, p in enumerate(index.paths)}
+        index.rank = np.empty(n, dtype=np.int32)
+        index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
+        names = Counter(link_key(link_name(p)) for p in index.paths)
+        index.linkable = np.array(
+            [names[link_key(link_name(p))] == 1 and is_link_target(p) for p in index.paths],
+            dtype=bool,
+        )
+        index.folder = np.frombuffer(folder, dtype=np.int32) if n else index.folder
+
+        # Words: a word in one note can match no other; one in most notes says nothing.
+        word_ids = np.frombuffer(ids, dtype=np.int32) if ids else np.zeros(0, np.int32)
+        word_counts = np.frombuffer(counts, dtype=np.uint8) if counts else np.zeros(0, np.uint8)
+        doc_ptr = np.frombuffer(ptr, dtype=np.int64)
+        df = np.bincount(word_ids, minlength=len(vocab))
+        keep = (df >= 2) & (df <= max(COMMON_MIN, COMMON_SHARE * n))
+        new_id = (np.cumsum(keep) - 1).astype(np.int32)
+        kept_ids = np.where(keep[word_ids], new_id[word_ids], -1).astype(np.int32)
+        index.words, index.word_ptr = kept_ids, doc_ptr  # each note's query
+        index.df = df[keep].astype(np.int32)
+        kept_words = int(keep.sum())
+
+        # Names: a note is mentioned where all the words of its name are among another's.
+        # A name whose rarest word is in many notes would be "mentioned" by all of them.
+        by_rarest: dict[int, list[tuple[int, frozenset]]] = {}
+        for i, path in enumerate(index.paths):
+            name_words = frozenset(int(new_id[vocab[w]]) for w in words(link_name(path))
+                                   if w in vocab and keep[vocab[w]])  # fmt: skip
+            rarest = min(name_words, key=index.df.__getitem__) if name_words else None
+            if rarest is None or index.df[rarest] > MENTIONS_MAX:
+                continue
+            by_rarest.setdefault(rarest, []).append((i, name_words))
+        # Only the kept word ids are needed from here: free the rest before bm25s builds.
+        del vocab, df, keep, new_id, word_ids, ids
+
+        if n and kept_words:
+            index.bm25 = _BM25(csc_backend="numpy")
+            index.bm25.scores = index.bm25.build_index_from_ids(
+                unique_token_ids=list(range(kept_words)),
+                corpus_token_ids=_Docs(kept_ids, word_counts, doc_ptr), show_progress=False,
+            )  # fmt: skip
+        del counts, word_counts
+
+        mentions = array("i")
+        for i in range(n):
+            mine = kept_ids[doc_ptr[i] : doc_ptr[i + 1]].tolist()
+            found = [by_rarest[w] for w in mine if w in by_rarest]
+            if not found:
+                continue
+            mine_set = set(mine)
+            for group in found:
+                for other, name_words in group:
+                    if other != i and name_words <= mine_set:
+                        mentions.extend((i, other))
+        index.mentions = _csr(mentions, n)
+        flipped = np.frombuffer(mentions, dtype=np.int32).reshape(-1, 2)[:, ::-1]
+        index.mentioned_by = _csr(array("i", flipped.ravel().tobytes()), n)
+
+        # Links: resolved by name (or path) as Obsidian does, ignoring case and Unicode form.
+        target: dict[str, int | None] = {}
+        for i, path in enumerate(index.paths):
+            bare = path[:-3] if path.lower().endswith(".md") else path
+            for key in {link_key(link_name(path)), link_key(bare)}:
+                target[key] = None if key in target and target[key] != i else i
+        links, back = array("i"), array("i")
+        for i, text in enumerate(link_texts):
+            for link in text.splitlines():
+                key = link_key(link.strip().lstrip("/"))
+                other = target.get(key[:-3] if key.endswith(".md") else key)
+                if other is not None and other != i:
+                    links.extend((i, other))
+                    back.extend((other, i))
+        index.links_out, index.links_in = _csr(links, n), _csr(back, n)
+        return index
+
+    @staticmethod
+    def _row_of(table: tuple[np.ndarray, np.ndarray], i: int) -> np.ndarray:
+        ptr, values = table
+        return values[ptr[i] : ptr[i + 1]]
 
     def taxonomy(self, limit: int = 300) -> list[str]:
         """The vault's existing tags, most used first (ties by name)."""
         ranked = sorted(self.tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return [tag for tag, _ in ranked[:limit]]
 
-    def candidates(self, path: str, *, limit: int = MAX_CANDIDATES,
-                   title: str | None = None, tags: list | None = None) -> list[str]:
+    def linked(self, path: str) -> list[str]:
+        """The notes this one's body already links to."""
         me = self.position.get(path)
-        if me is not None and title is None and tags is None:
-            terms = self.terms[me]
-        else:
-            found = title_terms(title or link_name(path)) | tag_terms(tags or [])
-            terms = tuple(sorted(found, key=lambda t: self.df.get(t, 0))[:MAX_TERMS])
-        if me is None:
-            me = bisect_left(self.paths, path)
-        postings = self.postings
-        pool: list[int] = []
-        for term in terms:
-            notes = postings.get(term)
-            if not notes:
-                continue
-            if len(notes) > MAX_POSTINGS:
-                # The notes nearest in path order: neighbours in the same folder first.
-                at = bisect_left(notes, me)
-                lo = max(0, min(at - MAX_POSTINGS // 2, len(notes) - MAX_POSTINGS))
-                notes = notes[lo:lo + MAX_POSTINGS]
-            pool += notes
-        scores = Counter(pool)  # counted in C: this is the per-note hot path
-        scores.pop(me, None)
-        # Most shared terms first; a stable sort leaves ties in the order found (rarest term
-        # first, then path order), so answers are reproducible.
-        best = sorted(scores.items(), key=itemgetter(1), reverse=True)[:limit]
-        found = [self.paths[other] for other, _ in best]
-        if len(found) < limit:
-            found += self._folder_neighbours(me, path, limit - len(found), exclude=set(found))
-        return found
+        return [] if me is None else [self.paths[i] for i in self._row_of(self.links_out, me)]
 
-    def _folder_neighbours(self, me: int, path: str, n: int, *, exclude: set) -> list[str]:
-        """Notes next to this one in its own folder: a weak but cheap relation, used last."""
-        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
-        paths, linkable = self.paths, self.linkable
-        present = me < len(paths) and paths[me] == path
-        lo, hi = me - 1, me + 1 if present else me
-        found: list[str] = []
-        for _ in range(2 * MAX_CANDIDATES):
-            for other in (lo, hi):
-                if len(found) < n and 0 <= other < len(paths) and linkable[other]:
-                    candidate = paths[other]
-                    if (candidate.startswith(folder) and "/" not in candidate[len(folder):]
-                            and candidate not in exclude):
-                        found.append(candidate)
-            lo, hi = lo - 1, hi + 1
-        return found
+    def scores(self, me: int) -> tuple[np.ndarray, np.ndarray]:
+        """(notes, relevance) of the notes related to note `me`, unordered; only the notes
+        that share a word, a mention or a citing note are looked at, never the whole vault."""
+        row = self._row_of
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        query = row((self.word_ptr, self.words), me)
+        query = query[query >= 0]
+        if self.bm25 is not None and len(query):
+            if len(query) > QUERY_WORDS:
+                query = query[np.argsort(self.df[query], kind="stable")[:QUERY_WORDS]]
+            matrix = self.bm25.scores  # bm25s's BM25 weight of each (word, note)
+            spans = [(matrix["indptr"][w], matrix["indptr"][w + 1]) for w in query.tolist()]
+            notes = np.concatenate([matrix["indices"][a:b] for a, b in spans])
+            weights = np.concatenate([matrix["data"][a:b] for a, b in spans])
+            own = float(weights[notes == me].sum())
+            if own > 0:  # as a share of the note's score against itself
+                parts.append((notes, weights / own))
+        for table, weight in ((self.mentions, MENTION), (self.mentioned_by, MENTIONED),
+                              (self.links_in, LINKED_FROM)):  # fmt: skip
+            found = row(table, me)
+            parts.append((found, np.full(len(found), weight, dtype=np.float32)))
+        cited = [row(self.links_out, c) for c in row(self.links_in, me).tolist()
+                 if len(row(self.links_out, c)) <= MAX_CITING_LINKS]  # fmt: skip
+        if cited:
+            found, times = np.unique(np.concatenate(cited), return_counts=True)
+            parts.append((found, COCITED * np.minimum(times, 3) / 3))
+        if not parts:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        notes = np.concatenate([n for n, _ in parts])
+        weights = np.concatenate([w for _, w in parts]).astype(np.float32)
+        notes, at = np.unique(notes, return_inverse=True)
+        score = np.bincount(at, weights=weights).astype(np.float32)
+        keep = (score >= MIN_RELEVANCE) & self.linkable[notes] & (notes != me)
+        score[self.folder[notes] == self.folder[me]] += SAME_FOLDER
+        keep &= ~np.isin(notes, row(self.links_out, me))  # the author already linked them
+        return notes[keep], score[keep]
+
+    def candidates(self, path: str, *, limit: int = MAX_CANDIDATES) -> list[str]:
+        """Paths of up to `limit` notes related to `path`, best first (ties in path order)."""
+        me = self.position.get(path)
+        if me is None or not is_link_target(path):
+            return []  # it could not hold its end of a link
+        notes, score = self.scores(me)
+        best = np.lexsort((self.rank[notes], -score))[:limit]
+        return [self.paths[i] for i in notes[best].tolist()]
+
+
+def _row(note) -> tuple[str, str, list, str, str]:
+    if isinstance(note, (tuple, list)):
+        values = dict(zip(("path", "title", "tags", "words", "links"), note, strict=False))
+        if len(note) == 4:  # (path, title, tags, body)
+            values = {"path": note[0], "title": note[1], "tags": note[2], "body": note[3]}
+    elif isinstance(note, dict):
+        values = note
+    else:
+        values = {k: getattr(note, k) for k in ("path", "title", "tags", "body")
+                  if hasattr(note, k)}  # fmt: skip
+    path = values["path"]
+    title = values.get("title") or link_name(path)
+    tags = values.get("tags")
+    tags = tags if isinstance(tags, list) else []
+    if "words" in values:
+        return path, title, tags, values["words"] or "", values.get("links") or ""
+    body = values.get("body") or ""
+    return path, title, tags, note_words(path=path, title=title, body=body), note_links(body)
 
 
 def build_index(notes: Iterable) -> CandidateIndex:
@@ -186,9 +372,37 @@ def build_index(notes: Iterable) -> CandidateIndex:
 
 
 def candidates_for(note, index: CandidateIndex, *, limit: int = MAX_CANDIDATES) -> list[str]:
-    """Paths of up to `limit` notes likely related to `note` (a path or an object with .path).
-
-    Never the note itself; never a note whose link name is ambiguous or breaks a wikilink.
-    """
+    """Paths of up to `limit` notes related to `note` (a path or an object with .path)."""
     path = note if isinstance(note, str) else note.path
     return index.candidates(path, limit=limit)
+
+
+def vault_index(vault_id: int) -> CandidateIndex:
+    """The vault's index, from the words stored per note; a note new or changed since its words
+    were stored (another content hash) is read again and its row replaced first."""
+    stale = list(
+        Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
+        .exclude(index_words__content_hash=models.F("content_hash"))
+        .values_list("id", flat=True)
+    )
+    for start in range(0, len(stale), STALE_CHUNK):
+        chunk = Note.objects.filter(id__in=stale[start : start + STALE_CHUNK]).values_list(
+            "id", "path", "title", "body", "content_hash"
+        )
+        rows = [
+            NoteWords(note_id=note_id, content_hash=digest,
+                      words=note_words(path=path, title=title, body=body), links=note_links(body))
+            for note_id, path, title, body, digest in chunk
+        ]  # fmt: skip
+        with transaction.atomic():  # another worker may be storing the same notes: last wins
+            NoteWords.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["note"],
+                update_fields=["content_hash", "words", "links"],
+            )  # fmt: skip
+    rows = (
+        Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
+        .values_list("path", "title", "tags", "index_words__words", "index_words__links")
+        .order_by()
+        .iterator(chunk_size=5000)
+    )
+    return CandidateIndex.build(rows)

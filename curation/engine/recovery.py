@@ -159,19 +159,13 @@ class JobLease:
 # --- the sweep ----------------------------------------------------------------------------------
 
 
-def jobs_sweep() -> list[int]:
-    """Queue again each pending or running job whose lease lapsed; returns their ids."""
-    from curation.engine import jobs
-
-    ids = list(
+def jobs_lapsed() -> list[int]:
+    """Ids of the pending or running jobs whose lease lapsed (no run works them)."""
+    return list(
         Job.objects.filter(_lapsed(timezone.now()), state__in=ACTIVE_JOB_STATES)
         .order_by("id")
         .values_list("id", flat=True)
     )
-    for job_id in ids:
-        jobs.job_enqueue(job_id=job_id)
-        log.info("job=%s had no live lease: queued again", job_id)
-    return ids
 
 
 def sweep_schedule_ensure() -> None:
@@ -194,12 +188,3 @@ def sweep_due_again() -> None:
     from django_q.models import Schedule
 
     Schedule.objects.filter(name=SWEEP_NAME).update(next_run=timezone.now())
-
-
-def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
-    """django-q2's post_spawn, in each new worker process: sweep once before taking a task."""
-    try:
-        sweep_schedule_ensure()
-        jobs_sweep()
-    except Exception:  # a worker must start even when the database is down at that moment
-        log.exception("the sweep at worker start failed")

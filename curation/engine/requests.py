@@ -1,8 +1,9 @@
 """Building API requests from a job's items: the note, the vault's taxonomy, the candidates.
 
-Per vault, one candidate index is built once per builder and gives both the taxonomy (existing
-tags, most used first) and each note's candidate related notes, so the same candidates can be
-offered in the request and checked against in the answer.
+Per vault, one candidate index is loaded once per builder (from the words stored per note; see
+curation.engine.candidates.vault_index) and gives both the taxonomy (existing tags, most used
+first) and each note's candidate related notes, kept per note for the builder's life, so the
+same candidates are offered in the request and checked against in the answer.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 
 from curation.api import prompt
-from curation.engine.candidates import CandidateIndex
+from curation.engine.candidates import CandidateIndex, vault_index
 from curation.models import Batch, Item, Job, ProposedTag, TagPolicy
 from curation.review.vocabulary import vault_policy
 from ingest.models import Note
@@ -33,14 +34,19 @@ class RequestBuilder:
         self._indexes: dict[int, CandidateIndex] = {}
         self._taxonomies: dict[int, list[str]] = {}
         self._policies: dict[int, str] = {}
+        self._candidates: dict[tuple[int, str], list[str]] = {}
 
     def index(self, vault_id: int) -> CandidateIndex:
         index = self._indexes.get(vault_id)
         if index is None:
-            rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(
-                "path", "title", "tags"
-            )
-            index = self._indexes[vault_id] = CandidateIndex.build(rows.iterator(chunk_size=5000))
+            if self.want_related:
+                index = vault_index(vault_id)
+            else:  # the taxonomy alone: no note's words need reading
+                rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(
+                    "path", "title", "tags", Value(""), Value("")
+                )
+                index = CandidateIndex.build(rows.iterator(chunk_size=5000))
+            self._indexes[vault_id] = index
             policy = self._policies[vault_id] = vault_policy(vault_id=vault_id)
             if policy == TagPolicy.FREE:
                 self._taxonomies[vault_id] = index.taxonomy(TAXONOMY_SIZE)
@@ -59,7 +65,13 @@ class RequestBuilder:
     def candidates(self, note: Note) -> list[str]:
         if not self.want_related:
             return []
-        return self.index(note.vault_id).candidates(note.path)
+        return self._candidates_of(note.vault_id, note.path)
+
+    def _candidates_of(self, vault_id: int, path: str) -> list[str]:
+        found = self._candidates.get((vault_id, path))
+        if found is None:
+            found = self._candidates[(vault_id, path)] = self.index(vault_id).candidates(path)
+        return found
 
     def note_input(self, item: Item, note: Note, candidates: list[str] | None = None):
         return prompt.NoteInput(
@@ -90,7 +102,7 @@ class RequestBuilder:
         def lookup(custom_id: str) -> list[str]:
             if custom_id not in paths:
                 raise KeyError(custom_id)
-            return self.index(where[custom_id]).candidates(paths[custom_id])
+            return self._candidates_of(where[custom_id], paths[custom_id])
 
         return lookup
 

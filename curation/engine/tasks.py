@@ -37,6 +37,24 @@ def run_job(job_id: int) -> str:
 
 def sweep_jobs() -> str:
     """The sweep's Schedule: queue again every unfinished job whose lease lapsed."""
-    woken = recovery.jobs_sweep()
+    woken = jobs_sweep()
     recovery.sweep_due_again()
     return f"{len(woken)} job(s) queued again"
+
+
+def jobs_sweep() -> list[int]:
+    """Queue again each pending or running job whose lease lapsed; returns their ids."""
+    ids = recovery.jobs_lapsed()
+    for job_id in ids:
+        jobs.job_enqueue(job_id=job_id)
+        log.info("job=%s had no live lease: queued again", job_id)
+    return ids
+
+
+def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
+    """django-q2's post_spawn, in each new worker process: sweep once before taking a task."""
+    try:
+        recovery.sweep_schedule_ensure()
+        jobs_sweep()
+    except Exception:  # a worker must start even when the database is down at that moment
+        log.exception("the sweep at worker start failed")

@@ -34,7 +34,7 @@ from ingest.files import (
     write_atomic,
 )
 from ingest.models import ExportRecord, Note, Vault
-from ingest.notes import LINK_BREAKING, tag_clean
+from ingest.notes import LINK_BREAKING, link_key, tag_clean
 from ingest.writer import Changes, ExportError, Link, link_names, rewrite
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
 
     by_name: dict[str, int | None] = {}
     for path, name in names.items():  # a link name only this note answers to
-        by_name[name.lower()] = None if name.lower() in by_name else by_path[path][0]
+        key = link_key(name)
+        by_name[key] = None if key in by_name else by_path[path][0]
 
     def resolve(value) -> int | None:
         """A related value is a note path; `Name`, `[[Name]]` or a path without .md also work."""
@@ -191,7 +192,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
             if candidate in by_path:
                 return by_path[candidate][0]
         bare = text[:-3] if text.lower().endswith(".md") else text
-        return by_name.get(bare.lower())
+        return by_name.get(link_key(bare))
 
     def target(note_id: int) -> Link | None:
         path = path_of.get(note_id)
@@ -229,11 +230,10 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
                 plan(note_id, review_id)
                 for other_id in others:
                     there, back = target(other_id), target(note_id)
-                    if there is None:
-                        continue
+                    if there is None or back is None:
+                        continue  # a link is written on both notes, or on neither
                     plan(note_id, review_id, "related").changes.add_related.append(there)
-                    if back is not None:
-                        plan(other_id, review_id, "related").changes.add_related.append(back)
+                    plan(other_id, review_id, "related").changes.add_related.append(back)
                 continue
             if selected is not None and note_id not in selected:
                 continue

@@ -33,7 +33,7 @@ from curation.review.vocabulary import (
 )
 from curation.roles import can_export, can_review, can_view
 from ingest.models import Note, Vault
-from ingest.notes import tag_clean
+from ingest.notes import is_link_target, tag_clean
 from ingest.render import render_markdown
 
 ACTIONS = {
@@ -110,6 +110,7 @@ def note_review(request, note_id: int):
             "title": f"Review {note.path}",
             "note": note,
             "body_html": render_markdown(note.body),
+            "linkable": is_link_target(note.path),
             "rows": rows,
             "history": [
                 {

@@ -124,3 +124,13 @@ def test_moderator_sees_what_awaits_them(world, client):
     client.force_login(mod)
     html = client.get(reverse("admin:index")).content.decode()
     assert '<span id="dash-awaiting-you">1 awaiting you</span>' in html
+
+
+def test_the_dashboard_says_when_suggestions_come_from_the_emulator(world, client, monkeypatch):
+    client.force_login(User.objects.create_superuser("boss2", password="x"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert 'id="dash-emulated"' in html and "built-in emulator" in html
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-shown")
+    html = client.get(reverse("admin:index")).content.decode()
+    assert 'id="dash-emulated"' not in html and "sk-ant-test-not-shown" not in html

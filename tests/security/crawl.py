@@ -196,6 +196,7 @@ def populate(*, owner=None) -> dict:
         before=[PAYLOAD], reviewer=owner, comment=PAYLOAD,
     )
     cm.TagRename.objects.create(vault=vault, old=f"{MARKER}/old", new=f"{MARKER}/new")
+    cm.NoteWords.objects.create(note=note, content_hash="0" * 64, words=f"{MARKER}:1", links="")
     # Models added by other areas get one generic row each (several passes: foreign keys).
     pending = [
         m for app in PROJECT_APPS for m in apps.get_app_config(app).get_models()

@@ -248,7 +248,7 @@ def test_malformed_answers_have_no_tool_block(sdk, emulator):
 
 
 def test_concurrent_calls_are_counted_in_flight(emulator):
-    emulator.configure(latency=0.5)
+    emulator.configure(latency=2.0)  # long enough to overlap on a loaded machine
     ready = threading.Barrier(4)
     errors = []
 

@@ -1,71 +1,142 @@
-"""Local candidate related notes: from title words and tags, never the note itself."""
+"""Related-note candidates: ranked by what notes say, never the note itself or what it links."""
 
-from curation.engine.candidates import CandidateIndex, build_index, candidates_for
+import unicodedata
+
+import pytest
+
+from curation.engine.candidates import (
+    CandidateIndex,
+    build_index,
+    candidates_for,
+    note_words,
+    vault_index,
+    words,
+)
+from curation.models import NoteWords
+from ingest.models import Note, Vault
+
+SOURDOUGH = "Feed the starter with flour and water; the levain rises, then bake the loaf."
+RAMEN = "Tonkotsu broth simmers for hours; noodles, chashu pork and a soft egg."
+AGENTS = "An agent calls tools in a loop: the planner picks a tool, the executor runs it."
 
 ROWS = [
-    ("ai/Agent Frameworks.md", "Agent Frameworks", ["ai/agents"]),
-    ("ai/LangGraph Agents.md", "LangGraph Agents", ["ai/agents/frameworks"]),
-    ("ai/Prompting.md", "Prompting", ["ai/llm"]),
-    ("cooking/Sourdough.md", "Sourdough", ["cooking/baking"]),
-    ("cooking/Bread Baking.md", "Bread Baking", ["cooking/baking"]),
-    ("misc/Agent Smith.md", "Agent Smith", []),
+    ("cooking/Weekend bread.md", "Weekend bread", [], SOURDOUGH + " Bake at 250 degrees."),
+    ("cooking/Starter care.md", "Starter care", [], "Feed the starter daily. " + SOURDOUGH),
+    ("cooking/Ramen.md", "Ramen", ["food/japanese"], RAMEN),
+    ("ai/Tool loops.md", "Tool loops", ["ai/agents"], AGENTS),
+    ("ai/Planner executor.md", "Planner executor", ["ai/agents"], AGENTS + " Retries too."),
+    ("misc/Shopping.md", "Shopping", [], "Batteries, light bulbs, stamps."),
 ]
+# Words in a quarter of the notes or more are dropped as boilerplate: a vault has other notes.
+FILLER = [(f"misc/Other {i}.md", f"Other {i}", [], f"Unrelated{i} text{i}.") for i in range(20)]
+FILLER += [(f"misc/More {i}.md", f"More {i}", [], f"Filler{i} prose{i}.") for i in range(10)]
 
 
-def test_related_by_shared_title_words_and_tags():
+def test_notes_meet_by_what_they_say_not_by_their_titles():
     index = build_index(ROWS)
-    found = candidates_for("ai/Agent Frameworks.md", index)
-    assert found[0] == "ai/LangGraph Agents.md"  # shares "agent" and the ai/agents tag terms
-    assert "misc/Agent Smith.md" in found  # shares a title word
-    assert "cooking/Sourdough.md" not in found
-    assert "ai/Agent Frameworks.md" not in found  # never the note itself
-    assert candidates_for("cooking/Sourdough.md", index) == ["cooking/Bread Baking.md"]
+    assert candidates_for("cooking/Weekend bread.md", index)[0] == "cooking/Starter care.md"
+    assert candidates_for("ai/Tool loops.md", index) == ["ai/Planner executor.md"]
+    assert "cooking/Weekend bread.md" not in candidates_for("cooking/Weekend bread.md", index)
+
+
+def test_a_note_with_nothing_related_gets_no_candidates():
+    index = build_index(ROWS)
+    assert candidates_for("misc/Shopping.md", index) == []
+    assert candidates_for("not/in the vault.md", index) == []
 
 
 def test_accepts_note_like_objects_and_dicts():
     class FakeNote:
-        def __init__(self, path, title, tags):
-            self.path, self.title, self.tags = path, title, tags
+        def __init__(self, path, title, tags, body):
+            self.path, self.title, self.tags, self.body = path, title, tags, body
 
     notes = [FakeNote(*row) for row in ROWS]
     index = CandidateIndex.build(notes)
-    assert candidates_for(notes[3], index) == ["cooking/Bread Baking.md"]
-    index = CandidateIndex.build({"path": p, "title": t, "tags": g} for p, t, g in ROWS)
+    assert candidates_for(notes[3], index) == ["ai/Planner executor.md"]
+    index = CandidateIndex.build(
+        {"path": p, "title": t, "tags": g, "body": b} for p, t, g, b in ROWS
+    )
     assert len(index) == len(ROWS)
 
 
-def test_unlinkable_and_ambiguous_names_are_never_candidates():
+def test_what_the_author_already_linked_is_never_suggested():
+    rows = [ROWS[0], (*ROWS[1][:3], ROWS[1][3] + " See [[Weekend bread|the bread]].")]
+    index = build_index(rows)
+    assert candidates_for("cooking/Starter care.md", index) == []
+    assert index.linked("cooking/Starter care.md") == ["cooking/Weekend bread.md"]
+    # The other end may get it back: a backlink is a reason, not a link it has.
+    assert candidates_for("cooking/Weekend bread.md", index) == ["cooking/Starter care.md"]
+
+
+def test_unlinkable_names_neither_get_nor_are_candidates():
     rows = ROWS + [
-        ("ai/Agents #1.md", "Agents #1", ["ai/agents"]),  # `#` breaks a wikilink
-        ("a/Agent Tools.md", "Agent Tools", ["ai/agents"]),
-        ("b/Agent Tools.md", "Agent Tools", ["ai/agents"]),  # same link name twice
+        ("ai/Agents #1.md", "Agents #1", [], AGENTS),  # `#` breaks a wikilink
+        ("a/Loops.md", "Loops", [], AGENTS),
+        ("b/Loops.md", "Loops", [], AGENTS),  # the same link name twice
+        ("ai/LOOPS.md", "LOOPS", [], AGENTS),  # ... in any case
+    ] + FILLER
+    index = build_index(rows)
+    found = candidates_for("ai/Tool loops.md", index, limit=20)
+    assert found == ["ai/Planner executor.md"]
+    # A link is written on both notes: one whose name cannot hold its end gets none at all.
+    assert candidates_for("ai/Agents #1.md", index) == []
+
+
+def test_frontmatter_code_links_and_addresses_are_not_words():
+    text = note_words(
+        path="x/Note.md",
+        title="Note",
+        body="Prose here.\n```python\nimport starter\n```\n`flour` [[Levain]] "
+        "![[img.png]] https://example.com/bake [label](https://x.y/water)\n",
+    )
+    assert set(text.split()) == {"prose", "here", "label", "note"}
+
+
+def test_cjk_text_is_cut_so_it_can_match():
+    assert words("東京ラーメン") == ["東京", "京ラ", "ラー", "ーメ", "メン"]
+    assert words("서울 여행 계획") == ["서울", "여행", "계획"]
+    rows = [
+        ("t/東京 ラーメン.md", "東京 ラーメン", [],
+         "東京で一番おいしいラーメン屋を探した。豚骨スープが濃い。"),
+        ("t/博多.md", "博多", [], "博多の豚骨ラーメンはスープが濃い。替え玉を頼む。"),
+        ("t/서울.md", "서울", [], "서울 여행 계획: 경복궁, 한강 공원, 그리고 시장 음식."),
+        ("t/부산.md", "부산", [], "부산 여행 계획: 해운대, 시장 음식, 그리고 밀면."),
     ]
     index = build_index(rows)
-    found = candidates_for("ai/Agent Frameworks.md", index, limit=20)
-    assert "ai/Agents #1.md" not in found
-    assert "a/Agent Tools.md" not in found and "b/Agent Tools.md" not in found
-    assert candidates_for("ai/Agents #1.md", index)  # such a note still gets candidates
+    assert candidates_for("t/博多.md", index) == ["t/東京 ラーメン.md"]
+    assert candidates_for("t/부산.md", index) == ["t/서울.md"]
+
+
+def test_decomposed_and_composed_names_resolve_the_same_links():
+    nfd = unicodedata.normalize("NFD", "한국어 노트")
+    rows = [
+        (f"k/{nfd}.md", nfd, [], "한국어 문법 정리와 예문."),
+        ("k/Other.md", "Other", [], f"See [[{unicodedata.normalize('NFC', nfd)}]]."),
+    ]
+    index = build_index(rows)
+    assert index.linked("k/Other.md") == [f"k/{nfd}.md"]
+
+
+def test_template_boilerplate_does_not_make_notes_related():
+    template = "## Log\nCreated with the daily template. Mood energy sleep water gratitude.\n"
+    rows = [(f"d/Day {i}.md", f"Day {i}", [], template + f"Unique{i} words only{i}.")
+            for i in range(12)]  # fmt: skip
+    index = build_index(rows)
+    assert all(candidates_for(p, index) == [] for p, *_ in rows)
 
 
 def test_limit_and_deterministic_order():
-    rows = [(f"f/Topic {i}.md", f"Topic {i} shared words", ["x/y"]) for i in range(50)]
-    index = build_index(rows)
-    first = candidates_for("f/Topic 7.md", index, limit=5)
+    rows = [(f"f/Topic {i}.md", f"Topic {i}", ["x/y"], "shared words about sourdough " * 3)
+            for i in range(10)] + FILLER  # fmt: skip
+    first = candidates_for("f/Topic 7.md", build_index(rows), limit=5)
     assert len(first) == 5 and "f/Topic 7.md" not in first
     assert candidates_for("f/Topic 7.md", build_index(reversed(rows)), limit=5) == first
 
 
-def test_a_note_outside_the_index_can_ask_with_its_title_and_tags():
-    index = build_index(ROWS)
-    found = index.candidates("new/Baking Bread.md", title="Baking Bread", tags=["cooking"])
-    assert found[:2] == ["cooking/Bread Baking.md", "cooking/Sourdough.md"]
-
-
 def test_taxonomy_most_used_first():
-    index = build_index(ROWS + [("x.md", "X", ["#AI/Agents", "cooking/baking"])])
-    # cooking/baking: 3 notes; ai/agents: 2 ("#AI/Agents" folds into it); then by name
-    assert index.taxonomy()[:3] == ["cooking/baking", "ai/agents", "ai/agents/frameworks"]
-    assert index.taxonomy(limit=1) == ["cooking/baking"]
+    index = build_index(ROWS + [("x.md", "X", ["#AI/Agents", "food/japanese"], "x")])
+    assert index.taxonomy()[:2] == ["ai/agents", "food/japanese"]
+    assert index.taxonomy(limit=1) == ["ai/agents"]
 
 
 def test_empty_vault():
@@ -73,15 +144,43 @@ def test_empty_vault():
     assert candidates_for("a.md", index) == [] and index.taxonomy() == []
 
 
-def test_same_folder_neighbours_fill_a_short_list():
-    rows = [
-        ("travel/Lisbon.md", "Lisbon", []),
-        ("travel/Packing.md", "Packing", []),
-        ("travel/sub/Visa.md", "Visa", []),  # another folder, even if nested
-        ("work/Standup.md", "Standup", []),
-    ]
-    index = build_index(rows)
-    assert candidates_for("travel/Lisbon.md", index) == ["travel/Packing.md"]
-    assert candidates_for("work/Standup.md", index) == []
-    assert index.candidates("travel/Madrid.md", title="Madrid") == [
-        "travel/Lisbon.md", "travel/Packing.md"]
+@pytest.mark.django_db
+def test_vault_index_stores_words_and_reads_again_only_changed_notes(django_assert_num_queries):
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    for path, title, tags, body in ROWS:
+        Note.objects.create(vault=vault, path=path, title=title, tags=tags, body=body,
+                            content_hash=f"h-{path}")  # fmt: skip
+    index = vault_index(vault.id)
+    assert NoteWords.objects.filter(note__vault=vault).count() == len(ROWS)
+    assert candidates_for("ai/Tool loops.md", index) == ["ai/Planner executor.md"]
+
+    # Nothing changed: one query for what is stale (nothing), one for the stored words.
+    with django_assert_num_queries(2):
+        vault_index(vault.id)
+
+    note = Note.objects.get(path="misc/Shopping.md")
+    note.body, note.content_hash = AGENTS + " A shopping agent.", "h-new"
+    note.save()
+    before = dict(NoteWords.objects.values_list("note_id", "words"))
+    index = vault_index(vault.id)
+    after = dict(NoteWords.objects.values_list("note_id", "words"))
+    assert [k for k in after if after[k] != before[k]] == [note.id]
+    assert NoteWords.objects.get(note=note).content_hash == "h-new"
+    assert "misc/Shopping.md" in candidates_for("ai/Tool loops.md", index)
+
+
+@pytest.mark.django_db
+def test_a_job_without_related_reads_no_notes_words():
+    from curation.engine.requests import RequestBuilder
+    from curation.models import Job
+
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    for path, title, tags, body in ROWS:
+        Note.objects.create(vault=vault, path=path, title=title, tags=tags, body=body)
+    tags_only = RequestBuilder(Job.objects.create(vault=vault, fields=["tags"], model="m"))
+    assert tags_only.taxonomy(vault.id) == ["ai/agents", "food/japanese"]
+    assert not NoteWords.objects.exists()
+    related = RequestBuilder(Job.objects.create(vault=vault, fields=["related"], model="m"))
+    note = Note.objects.get(path="ai/Tool loops.md")
+    assert related.candidates(note) == ["ai/Planner executor.md"]
+    assert NoteWords.objects.count() == len(ROWS)

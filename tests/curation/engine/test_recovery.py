@@ -100,7 +100,7 @@ def test_the_sweep_queues_only_unfinished_jobs_without_a_live_lease(queued):
     make(Job.State.PENDING, owner="", expires_in=30)  # its task waits in the queue
     for state in Job.FINAL_STATES:
         make(state, owner="dead", expires_in=-1)
-    assert recovery.jobs_sweep() == [never_leased, lapsed, reserved_lapsed] == queued
+    assert tasks.jobs_sweep() == [never_leased, lapsed, reserved_lapsed] == queued
 
 
 def test_a_task_for_a_job_another_run_holds_does_nothing(emulator, make_notes):
@@ -132,11 +132,11 @@ def test_a_job_whose_worker_died_mid_submit_is_swept_adopted_and_finished(
     Job.objects.filter(id=job.id).update(
         lease_owner="dead", lease_expires_at=timezone.now() + timedelta(seconds=20)
     )
-    assert recovery.jobs_sweep() == []  # not yet: it could be a live worker in a long call
+    assert tasks.jobs_sweep() == []  # not yet: it could be a live worker in a long call
     assert Batch.objects.get(job=job).state == Batch.State.SUBMITTING
 
     Job.objects.filter(id=job.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert recovery.jobs_sweep() == [job.id]  # queued, and run at once (sync tasks)
+    assert tasks.jobs_sweep() == [job.id]  # queued, and run at once (sync tasks)
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED and job.lease_owner == ""
     stats = emulator.stats()
@@ -242,7 +242,7 @@ def test_the_sweep_is_scheduled_and_due_again_after_each_run(queued):
 def test_each_worker_sweeps_as_it_starts_and_repairs_the_schedule(queued):
     Schedule.objects.filter(name=recovery.SWEEP_NAME).delete()
     lapsed = make(owner="dead", expires_in=-1)
-    recovery.on_worker_spawn(sender="django_q", proc_name="Process-1")
+    tasks.on_worker_spawn(sender="django_q", proc_name="Process-1")
     assert queued == [lapsed]
     assert Schedule.objects.filter(name=recovery.SWEEP_NAME, func=recovery.SWEEP_FUNC).count() == 1
 
@@ -251,8 +251,8 @@ def test_a_failing_sweep_never_stops_a_worker_from_starting(monkeypatch, caplog)
     def broken():
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(recovery, "jobs_sweep", broken)
-    recovery.on_worker_spawn(sender="django_q", proc_name="Process-1")  # does not raise
+    monkeypatch.setattr(tasks, "jobs_sweep", broken)
+    tasks.on_worker_spawn(sender="django_q", proc_name="Process-1")  # does not raise
     assert "the sweep at worker start failed" in caplog.text
 
 

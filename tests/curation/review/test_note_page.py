@@ -266,3 +266,14 @@ def test_payloads_render_inert(client, make_note, make_suggestion, moderator, pa
     assert any("&lt;" in html for html in pages)  # the payloads are there, as text
     for html in pages:
         assert live_script(html) == []
+
+
+def test_a_note_whose_name_breaks_links_says_why_it_gets_none(
+    client, make_note, make_suggestion, moderator
+):
+    client.force_login(moderator)
+    plain = make_suggestion(make_note("notes/Plain.md"), "description", "x")
+    assert 'id="no-links"' not in client.get(page_url(plain.note)).content.decode()
+    odd = make_suggestion(make_note("notes/What? Why! How#.md"), "description", "x")
+    html = client.get(page_url(odd.note)).content.decode()
+    assert 'id="no-links"' in html and "breaks a wikilink" in html

@@ -1,0 +1,44 @@
+"""The emulator's answers read like a model's: telling tags fitted to the taxonomy, the opening
+sentence as description, related notes from the top of the candidate list."""
+
+from curation.emulator.answers import Prompt, answer_for
+
+SCHEMA = {"properties": {"tags": {}, "description": {}, "related": {}}}
+DAILY = """# Friday
+
+Give the day a shape: three things. Took a long walk in the morning, then baked sourdough
+bread with the rye starter. The starter doubled in six hours; the sourdough loaf was sour.
+"""
+
+
+def prompt(body, *, path="Cooking/Sourdough day.md", title="Sourdough day", taxonomy=(),
+           candidates=()):  # fmt: skip
+    return Prompt(note_key=path, title=title, body=body, candidates=list(candidates),
+                  taxonomy=list(taxonomy), system="", user="")  # fmt: skip
+
+
+def test_tags_are_the_notes_telling_words_not_words_every_note_uses():
+    tags = answer_for(prompt(DAILY), SCHEMA)["tags"]
+    assert "sourdough" in tags and "starter" in tags
+    assert not {"give", "day", "three", "friday", "morning", "took"} & set(tags)
+    assert all(t == t.lower() and " " not in t and not t.endswith("/three") for t in tags)
+
+
+def test_tags_reuse_the_vaults_taxonomy_where_it_fits():
+    taxonomy = ["cooking/baking", "cooking/sourdough", "ai/agents", "travel"]
+    tags = answer_for(prompt(DAILY, taxonomy=taxonomy), SCHEMA)["tags"]
+    assert tags[0] == "cooking/sourdough"  # the most specific existing tag that fits
+    assert "ai/agents" not in tags and "travel" not in tags
+    # Only a tag's root fits (the note is in Cooking/ but not about baking): the root it is.
+    knife = prompt("The claw grip protects fingertips when you dice onions.",
+                   path="Cooking/Knife skills.md", title="Knife skills", taxonomy=taxonomy)
+    assert answer_for(knife, SCHEMA)["tags"][0] == "cooking"
+
+
+def test_description_is_the_opening_sentence_and_related_the_fitting_top_candidates():
+    answer = answer_for(prompt(DAILY, candidates=["Rye starter", "Sourdough loaf", "Budget",
+                                                  "Starter feeding"]), SCHEMA)  # fmt: skip
+    assert answer["description"] == "Give the day a shape: three things."
+    assert answer["related"] == ["Rye starter", "Sourdough loaf", "Starter feeding"]
+    assert answer_for(prompt(DAILY, candidates=["Budget", "Taxes"]), SCHEMA)["related"] == [
+        "Budget"]  # the app ranked it first: nothing fits better
