@@ -18,10 +18,11 @@ from itertools import islice
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from curation.api import client, prompt
-from curation.engine import router
+from curation.engine import refusals, router
 from curation.engine.items import (
     ItemRef,
     apply_outcomes,
@@ -154,12 +155,13 @@ def batch_submit(
     now = timezone.now()
     batch = Batch.objects.select_related("job").get(id=batch_id)
     job = batch.job
-    if job.is_final:
-        return False
+    if job.is_final or creates_blocked_until(job=job) is not None:
+        return False  # ended, or a refused create of this job is being waited out
     with transaction.atomic():
         if not Batch.objects.filter(
-            id=batch_id, state=Batch.State.PREPARING, provider_id=None
-        ).update(state=Batch.State.SUBMITTING, submitted_at=now):
+            Q(retry_at__isnull=True) | Q(retry_at__lte=now),
+            id=batch_id, state=Batch.State.PREPARING, provider_id=None,
+        ).update(state=Batch.State.SUBMITTING, submitted_at=now, retry_at=None):
             return False
         n = items_claim(job_id=job.id, batch_id=batch_id)
         Batch.objects.filter(id=batch_id).update(request_count=n)
@@ -175,10 +177,62 @@ def batch_submit(
         status = client.submit_batch(requests)
     except client.ApiError as exc:
         log.warning("job=%s batch=%s submit failed: %s", job.id, batch_id, exc)
-        Batch.objects.filter(id=batch_id).update(error=f"submit failed: {exc}"[:5000])
-        batch_reconcile(batch_id=batch_id, stale_after=0, reason=f"submit failed: {exc}")
+        if refusals.is_fatal(exc):
+            refusals.job_fail(job_id=job.id, exc=exc)
+            return False
+        wait = refusals.wait_for(exc, retry=batch.refusals)
+        if refusals.surely_not_created(exc):
+            batch_release(batch_id=batch_id, wait=wait, reason=f"create refused: {exc}")
+        else:  # maybe made: look for it at the provider after the wait, before sending again
+            Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
+                retry_at=timezone.now() + timedelta(seconds=wait),
+                refusals=F("refusals") + 1,
+                error=f"create unanswered: {exc}"[:5000],
+            )
         return False
     batch_mark_submitted(batch_id=batch_id, provider_id=status.id)
+    return True
+
+
+def creates_blocked_until(*, job: Job):
+    """When a refused create of this job may be tried again (None: creates may go now).
+
+    One refusal holds back every create of the job: the limit it hit is the account's.
+    """
+    return (
+        Batch.objects.filter(
+            job=job, state__in=[Batch.State.PREPARING, Batch.State.SUBMITTING],
+            retry_at__gt=timezone.now(),
+        )
+        .order_by("-retry_at")
+        .values_list("retry_at", flat=True)
+        .first()
+    )
+
+
+def batch_release(*, batch_id: int, wait: float, reason: str, counted: bool = True) -> bool:
+    """A create that made no batch: SUBMITTING -> PREPARING, tried again after `wait` seconds.
+
+    Its items go back to PENDING in the same batch with their attempt given back: a refusal
+    of the call is not the item's result. Returns False when the batch was not SUBMITTING.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
+        ).update(
+            state=Batch.State.PREPARING,
+            submitted_at=None,
+            retry_at=now + timedelta(seconds=wait),
+            refusals=F("refusals") + (1 if counted else 0),
+            error=reason[:5000],
+        ):
+            return False
+        n = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.info("job batch=%s items=%s: %s; again in %.1fs (no attempt used)",
+             batch_id, n, reason, wait)  # fmt: skip
     return True
 
 
@@ -196,6 +250,8 @@ def batch_mark_submitted(*, batch_id: int, provider_id: str) -> bool:
                 poll_interval=first,
                 next_poll_at=now + timedelta(seconds=first),
                 error="",
+                retry_at=None,
+                refusals=0,
             )
     except IntegrityError:
         n = 0
@@ -227,10 +283,11 @@ def _request_total(status) -> int:
 def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: str = "") -> bool:
     """Settle a SUBMITTING batch whose provider id was never saved (the worker died or errored).
 
-    Adopts an unknown provider batch created since the attempt with the same request count;
-    otherwise marks the batch FAILED and sends its items back for another attempt. Returns
-    True when a provider batch was adopted. Results are matched by custom_id only, so even a
-    wrong adoption cannot put a result on the wrong note: unmatched items are retried.
+    Adopts an unknown provider batch created since the attempt with the same request count
+    (marked `adopted`: before any of its results is applied, every result's custom_id must be
+    one of this batch's items, else the adoption is undone: batch_apply_results); otherwise the
+    batch goes back to PREPARING to be sent again, its items' attempts given back. Returns
+    True when a provider batch was adopted.
     """
     batch = Batch.objects.select_related("job").get(id=batch_id)
     if batch.state != Batch.State.SUBMITTING or batch.provider_id:
@@ -244,6 +301,13 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
         listed = list(client.list_batches(since=since))
     except client.ApiError as exc:
         log.warning("job=%s batch=%s cannot list provider batches: %s", batch.job_id, batch_id, exc)
+        if refusals.is_fatal(exc):
+            refusals.job_fail(job_id=batch.job_id, exc=exc)
+        else:  # look again after a wait
+            Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
+                retry_at=now + timedelta(seconds=refusals.wait_for(exc, retry=batch.refusals)),
+                refusals=F("refusals") + 1,
+            )
         return False
     known = set(
         Batch.objects.filter(provider_id__in=[s.id for s in listed]).values_list(
@@ -264,6 +328,8 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
                     poll_interval=first,
                     next_poll_at=now,
                     error="",
+                    retry_at=None,
+                    adopted=True,  # its results are checked as ours before any is applied
                 )
         except IntegrityError:  # another batch adopted it at the same moment
             continue
@@ -273,20 +339,11 @@ def batch_reconcile(*, batch_id: int, stale_after: float | None = None, reason: 
             return True
         return False
     reason = reason or "submission was never confirmed"
-    with transaction.atomic():
-        if not Batch.objects.filter(
-            id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
-        ).update(state=Batch.State.FAILED, ended_at=now, error=reason[:5000]):
-            return False
-        unsent = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
-        outcome = error_outcome("errored", reason)
-        apply_outcomes(
-            job=batch.job,
-            batch_id=batch_id,
-            pairs=[(item, outcome) for item in unsent.only("id", "note_id", "attempts")],
-        )
-    log.warning("job=%s batch=%s not found at the provider: items sent back (%s)",
-                batch.job_id, batch_id, reason)  # fmt: skip
+    # Never made: send it again (the lost call was not the items' result: no attempt used).
+    if batch_release(batch_id=batch_id, wait=0, reason=f"not found at the provider: {reason}",
+                     counted=False):
+        log.warning("job=%s batch=%s not found at the provider: to be sent again (%s)",
+                    batch.job_id, batch_id, reason)  # fmt: skip
     return False
 
 
@@ -300,9 +357,14 @@ def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
             status = client.get_batch(batch.provider_id)
         except client.ApiError as exc:
             log.warning("job=%s batch=%s poll failed: %s", batch.job_id, batch_id, exc)
+            if refusals.is_fatal(exc):
+                refusals.job_fail(job_id=batch.job_id, exc=exc)
+                return Batch.objects.get(id=batch_id).state
             interval = min(max(batch.poll_interval, first) * 2, longest)
+            asked = refusals.retry_after(exc.headers or {})
+            wait = max(interval, asked) if asked is not None else interval
             Batch.objects.filter(id=batch_id).update(
-                poll_interval=interval, next_poll_at=now + timedelta(seconds=interval)
+                poll_interval=interval, next_poll_at=now + timedelta(seconds=wait)
             )
             return batch.state
         counts = dict(getattr(status, "request_counts", None) or {})
@@ -322,9 +384,47 @@ def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
         log.info("job=%s batch=%s ended %s", batch.job_id, batch_id, counts)
         batch.refresh_from_db()
     if batch.state == Batch.State.ENDED:
-        batch_apply_results(batch_id=batch_id, builder=builder)
+        try:
+            batch_apply_results(batch_id=batch_id, builder=builder)
+        except client.ApiError as exc:
+            results_refused(batch=batch, exc=exc)
         batch.refresh_from_db()
     return batch.state
+
+
+def results_refused(*, batch: Batch, exc: client.ApiError) -> None:
+    """Reading an ended batch's results failed: wait and read again, or give up on them.
+
+    Results applied before the failure stay (applying one twice changes nothing).
+    """
+    log.warning("job=%s batch=%s results failed: %s", batch.job_id, batch.id, exc)
+    if exc.status == 404:  # past the retention period: the items must be sent again
+        batch_results_gone(batch_id=batch.id, reason=f"results no longer available: {exc}")
+    elif refusals.is_fatal(exc):
+        refusals.job_fail(job_id=batch.job_id, exc=exc)
+    else:
+        wait = refusals.wait_for(exc, retry=batch.refusals)
+        Batch.objects.filter(id=batch.id, state=Batch.State.ENDED).update(
+            next_poll_at=timezone.now() + timedelta(seconds=wait),
+            refusals=F("refusals") + 1,
+            error=f"results refused: {exc}"[:5000],
+        )
+
+
+def batch_results_gone(*, batch_id: int, reason: str) -> int:
+    """An ended batch whose results cannot be had: APPLIED, its waiting items sent again
+    with their attempt given back (losing the results was not the items' doing)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state__in=[Batch.State.ENDED, Batch.State.IN_PROGRESS]
+        ).update(state=Batch.State.APPLIED, error=reason[:5000], ended_at=now):
+            return 0
+        n = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.warning("job batch=%s: %s; items=%s sent again", batch_id, reason, n)
+    return n
 
 
 def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
@@ -344,6 +444,8 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
     job = batch.job
     fields = list(job.fields)
     applied = 0
+    if batch.adopted and not adopted_batch_is_ours(batch=batch):
+        return 0
     results = client.iter_results(
         batch.provider_id,
         fields_for=lambda custom_id: fields,
@@ -384,6 +486,38 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
     return applied
 
 
+def adopted_batch_is_ours(*, batch: Batch) -> bool:
+    """Every result of an adopted provider batch must be for one of this batch's items.
+
+    Another deployment sharing the workspace may have made a batch with as many requests at
+    the same time; its custom_ids carry another install prefix (jobs.custom_id_for), so one
+    foreign id is proof. Then nothing is applied: the batch is FAILED and its items are sent
+    again, their attempt given back. Reads the results once more only for adopted batches.
+    """
+    mine = set(Item.objects.filter(batch=batch).values_list("custom_id", flat=True))
+    seen = foreign = 0
+    for custom_id, _ in client.iter_results(
+        batch.provider_id, fields_for=lambda custom_id: None, candidates_for=lambda c: None
+    ):
+        seen += 1
+        foreign += custom_id not in mine
+    if not foreign and seen <= len(mine):
+        Batch.objects.filter(id=batch.id).update(adopted=False)  # checked: ours
+        return True
+    now = timezone.now()
+    reason = (f"adopted provider batch {batch.provider_id} was not ours "
+              f"({foreign} of {seen} results for other custom_ids): sent again")
+    with transaction.atomic():
+        Batch.objects.filter(id=batch.id, state=Batch.State.ENDED).update(
+            state=Batch.State.FAILED, error=reason, ended_at=now
+        )
+        n = Item.objects.filter(batch=batch, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.error("job=%s batch=%s %s (items=%s)", batch.job_id, batch.id, reason, n)
+    return False
+
+
 def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     """Batch mode: one pass of reconcile, prepare, submit, poll, apply, retry."""
     if job.state == Job.State.CANCELED:
@@ -394,6 +528,14 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
         job=job, state=Batch.State.SUBMITTING, provider_id=None, submitted_at__lt=cutoff
     ).values_list("id", flat=True):
         batch_reconcile(batch_id=batch_id, stale_after=stale)
+    # Creates that got no answer (timeout, dropped connection): look for them once their wait
+    # is over, then adopt or send again.
+    for batch_id in Batch.objects.filter(
+        job=job, state=Batch.State.SUBMITTING, provider_id=None, retry_at__lte=timezone.now()
+    ).values_list("id", flat=True):
+        batch_reconcile(batch_id=batch_id, stale_after=0)
+    if Job.objects.filter(id=job.id, state=Job.State.FAILED).exists():
+        return None
 
     items_requeue(job=job)
     items_fail_uncuratable(job=job)
@@ -424,8 +566,10 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     ).only("id", "state", "next_poll_at"):
         if deadline is not None and time.monotonic() >= deadline:
             return 0.0
-        if batch.state != Batch.State.ENDED and batch.next_poll_at and batch.next_poll_at > now:
-            continue
+        if batch.next_poll_at and batch.next_poll_at > now and (
+            batch.state != Batch.State.ENDED or batch.refusals
+        ):
+            continue  # not due yet (an ENDED batch waits only after its results were refused)
         builder = builder or RequestBuilder(job)
         batch_poll(batch_id=batch.id, builder=builder)
 
@@ -436,11 +580,20 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     if not waiting.exists():
         return unsent  # a real-time retry may be in another worker's hands
     first, _ = poll_bounds()
-    due = [
-        b.next_poll_at
-        for b in waiting.filter(state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING])
-    ]
-    if len(due) < waiting.count():
-        return first  # a batch is being prepared or submitted elsewhere
+    due = []
+    blocked = creates_blocked_until(job=job)
+    for b in waiting.only("state", "next_poll_at", "retry_at", "refusals"):
+        if b.state in (Batch.State.IN_PROGRESS, Batch.State.CANCELING):
+            due.append(b.next_poll_at)
+        elif b.retry_at is not None:
+            due.append(b.retry_at)  # a refused or unanswered create, waiting
+        elif b.state == Batch.State.ENDED and b.refusals and b.next_poll_at:
+            due.append(b.next_poll_at)  # results refused, waiting
+        elif b.state == Batch.State.PREPARING and blocked is not None:
+            due.append(blocked)  # held back by another batch's refused create
+        else:
+            return first  # a batch is being prepared or submitted elsewhere
+    if Job.objects.filter(id=job.id).exclude(state=Job.State.RUNNING).exists():
+        return None  # ended meanwhile (a fatal refusal)
     soonest = min((d for d in due if d is not None), default=timezone.now())
     return max(0.0, (soonest - timezone.now()).total_seconds())
