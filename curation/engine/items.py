@@ -352,6 +352,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                     "result": outcome.raw,
                     "usage": outcome.usage or None,
                     "cost": cost,
+                    "batch_cost": cost if batch_id is not None else Decimal("0"),
                     "finished_at": now if state in Item.FINAL_STATES else None,
                     "updated_at": now,
                     "id": item.id,

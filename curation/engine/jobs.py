@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from curation import sql
 from curation.engine import router
-from curation.engine.batch import ACTIVE_BATCH_STATES, batches_cancel
+from curation.engine.batch import ACTIVE_BATCH_STATES, batch_poll, batches_cancel
 from curation.engine.estimate import job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
@@ -251,6 +251,8 @@ def job_run(
 def job_step(*, job_id: int, deadline: float | None = None) -> float | None:
     """One pass over the job; returns seconds until the next pass is useful, None when final."""
     job = Job.objects.get(id=job_id)
+    if job.state == Job.State.CANCELED:
+        return canceled_batches_sweep(job=job)
     if job.is_final:
         return None
     if job.state == Job.State.PENDING:
@@ -277,8 +279,12 @@ def job_finalize(*, job_id: int) -> bool:
         return False
     if Batch.objects.filter(job_id=job_id, state__in=ACTIVE_BATCH_STATES).exists():
         return False
-    ok = counts.get(Item.State.SUCCEEDED, 0)
-    state = Job.State.SUCCEEDED if ok == sum(counts.values()) else Job.State.FAILED
+    if counts.get(Item.State.FAILED, 0):
+        state = Job.State.FAILED
+    elif counts.get(Item.State.CANCELED, 0):
+        state = Job.State.CANCELED  # what was left was canceled: nothing failed
+    else:
+        state = Job.State.SUCCEEDED
     cost = job_cost(job_id=job_id)
     n = Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
         state=state, cost=cost, finished_at=timezone.now()
@@ -359,7 +365,28 @@ def job_cancel(*, job_id: int) -> int:
     batches_cancel(job_id=job_id)
     Job.objects.filter(id=job_id).update(cost=job_cost(job_id=job_id))
     log.info("job=%s canceled items=%s", job_id, n)
+    if Batch.objects.filter(job_id=job_id, state__in=ACTIVE_BATCH_STATES).exists():
+        job_start(job_id=job_id)  # a worker polls its canceled batches to their end
     return n
+
+
+def canceled_batches_sweep(*, job: Job) -> float | None:
+    """A canceled job's provider batches: ask again to cancel those still running, poll the
+    canceling ones to their end and close them (results land on no item: all are canceled).
+    Returns seconds until the next poll, None when none is left."""
+    batches_cancel(job_id=job.id)
+    now = timezone.now()
+    left = Batch.objects.filter(
+        job=job, state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING, Batch.State.ENDED]
+    )
+    for batch in left.only("id", "state", "next_poll_at"):
+        if batch.state == Batch.State.ENDED or not batch.next_poll_at or batch.next_poll_at <= now:
+            batch_poll(batch_id=batch.id)
+    due = [b.next_poll_at for b in left.only("next_poll_at")]
+    if not due:
+        return None
+    soonest = min((d for d in due if d is not None), default=timezone.now())
+    return max(0.0, (soonest - timezone.now()).total_seconds())
 
 
 
@@ -370,11 +397,17 @@ def job_retry_failed(*, job_id: int) -> int:
     """
     now = timezone.now()
     with transaction.atomic():
+        if Job.objects.filter(id=job_id, state=Job.State.CANCELED).exists():
+            return 0  # a canceled job stays canceled
         n = Item.objects.filter(job_id=job_id, state=Item.State.FAILED).update(
             state=Item.State.PENDING, attempts=0, batch=None, finished_at=None, updated_at=now
         )
         if n:
-            Job.objects.filter(id=job_id).update(state=Job.State.RUNNING, finished_at=None)
+            # retried_at: the hedge of a batch job counts from the retry, not the first start.
+            Job.objects.filter(id=job_id).update(
+                state=Job.State.RUNNING, finished_at=None, retried_at=now, error="",
+                request_id="",
+            )
             job_start(job_id=job_id)
     if n:
         log.info("job=%s retrying failed items=%s", job_id, n)

@@ -595,7 +595,9 @@ def batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None
     after = hedge_after_seconds()
     if after <= 0 or job.started_at is None:
         return batch_run(job=job, deadline=deadline)
-    hedge_at = job.started_at + timedelta(seconds=after)
+    # From the latest start: a retried job gets its batch the same time as a new one.
+    started = max(job.started_at, job.retried_at or job.started_at)
+    hedge_at = started + timedelta(seconds=after)
     if timezone.now() >= hedge_at:
         job_hedge(job_id=job.id, reason=f"batch not ended after {after:g}s, switched to parallel")
         return 0.0
