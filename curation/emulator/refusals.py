@@ -227,7 +227,8 @@ class FaultScript:
     """Scripted faults: each rule answers the next `times` requests to its endpoint.
 
     A rule: {"endpoint": "batch_create" (see ENDPOINTS, or "*"), "status": 429 | 529 | 500 |
-    401 | 403 | 404 | "drop", "times": 1, "retry_after": seconds or null, "delay": seconds}.
+    401 | 403 | 404 | "drop" | "ok", "times": 1, "retry_after": seconds or null, "delay":
+    seconds}. "ok" serves the request after its delay (the work is done, the answer late).
     Rules are used in order: a request takes the first rule for its endpoint with times left.
     "drop" closes the connection without an answer (the SDK sees a connection error); `delay`
     holds the request that long first (past the client's timeout: a timeout).
@@ -271,6 +272,8 @@ class FaultScript:
         status = rule.get("status", 529)
         if status == DROP:
             return DROP
+        if status == "ok":  # only held (with `delay`), then served: a late answer
+            return None
         status = int(status)
         headers = {}
         if rule.get("retry_after") is not None:

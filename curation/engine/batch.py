@@ -446,6 +446,7 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
     applied = 0
     if batch.adopted and not adopted_batch_is_ours(batch=batch):
         return 0
+    fatal = None  # an errored result no retry mends (the key, the model): ends the job
     results = client.iter_results(
         batch.provider_id,
         fields_for=lambda custom_id: fields,
@@ -470,6 +471,8 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
                          job.id, batch_id, item_id, state)  # fmt: skip
             else:
                 pairs.append((ItemRef(item_id, note_id, attempts), outcome))
+                if fatal is None and outcome.state == "errored":
+                    fatal = refusals.fatal_result(outcome.error)
         applied += apply_outcomes(job=job, batch_id=batch.id, pairs=pairs)
     with transaction.atomic():
         if Batch.objects.filter(id=batch_id, state=Batch.State.ENDED).update(
@@ -483,6 +486,8 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
                 pairs=[(item, lost) for item in leftovers.only("id", "note_id", "attempts")],
             )
     log.info("job=%s batch=%s results applied=%s", job.id, batch_id, applied)
+    if fatal is not None:
+        refusals.job_fail(job_id=job.id, exc=fatal)
     return applied
 
 

@@ -294,6 +294,10 @@ def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[
     reason = (outcome.error or outcome.state or "no result").strip()
     if outcome.state == "canceled" and job.state == Job.State.CANCELED:
         return Item.State.CANCELED, reason, cost
+    if outcome.state == "errored" and reason.startswith("invalid_request_error:"):
+        # The API rejected this request itself (reported per request in a batch): sending
+        # the same request again cannot mend it.
+        return Item.State.FAILED, f"{reason} (rejected by the API: not retried)", cost
     if attempts >= max_attempts():
         return Item.State.FAILED, f"{reason} (gave up after {attempts} attempts)", cost
     if outcome.state == "expired":

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import string
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -40,7 +42,7 @@ from curation.engine.items import (
 )
 from curation.engine.parallel import batch_run_hedged, parallel_run
 from curation.engine.sync import sync_run
-from curation.models import ALL_FIELDS, Batch, Item, Job, Mode
+from curation.models import ALL_FIELDS, Batch, Install, Item, Job, Mode
 from curation.review.stale import note_versions_keep
 from ingest.models import Note
 from ingest.notes import link_name
@@ -77,13 +79,30 @@ def budget_for(max_cost: Decimal | str | None) -> Decimal | None:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def custom_id_for(*, item_id: int, name: str) -> str:
-    """`item_00000042_Building_RAG_Systems`: the Item's id (unique everywhere) + a readable name.
+def install_key() -> str:
+    """This deployment's random key (made once, kept in the database): the custom_id prefix
+    that tells our batch requests from those of another deployment sharing the workspace."""
+    found = Install.objects.order_by("id").values_list("key", flat=True).first()
+    if found:
+        return found
+    alphabet = string.ascii_lowercase + string.digits
+    key = "vc" + "".join(secrets.choice(alphabet) for _ in range(8))
+    try:
+        with transaction.atomic():
+            Install.objects.create(key=key)
+    except IntegrityError:
+        pass
+    return Install.objects.order_by("id").values_list("key", flat=True).first()
+
+
+def custom_id_for(*, item_id: int, name: str, install: str = "item") -> str:
+    """`vc3k9x2m7q_00000042_Building_RAG_Systems`: this install's key (install_key), the
+    Item's id (unique in this install) and a readable name.
 
     Always matches ^[a-zA-Z0-9_-]{1,64}$; the name part only helps a person reading logs,
     results are matched by the whole id looked up in the database.
     """
-    prefix = f"item_{item_id:08d}"
+    prefix = f"{install}_{item_id:08d}"
     room = 64 - len(prefix) - 1
     slug = _UNSAFE.sub("_", name).strip("_")[: max(room, 0)].strip("_")
     return f"{prefix}_{slug}" if slug else prefix
@@ -157,6 +176,7 @@ def job_create(
             f"estimated cost ${cost_estimate} for {len(ids)} notes ({model}, {chosen}) is over "
             f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
         )
+    install = install_key()
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.create(
@@ -195,7 +215,8 @@ def job_create(
             names = {nid: path for nid, path, *_ in rows}
             sql.items_set_custom_ids(
                 [
-                    (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id])), item.pk)
+                    (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id]),
+                                   install=install), item.pk)
                     for item in items
                 ]
             )
@@ -341,6 +362,8 @@ def job_progress(*, job_id: int) -> dict:
         "counts": {state: counts.get(state, 0) for state in Item.State.values},
         "cost": str(job.cost if job.is_final else job_cost(job_id=job_id)),
         "cost_estimate": str(job.cost_estimate),
+        "error": job.error,  # why it ended at once, with the API's request-id
+        "request_id": job.request_id,
         "batches": batches,
         "items": recent,
     }

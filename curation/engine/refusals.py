@@ -32,7 +32,9 @@ from curation.models import Batch, Item, Job
 log = logging.getLogger(__name__)
 
 MAX_WAIT = 60.0  # the longest single wait for a rate limit or a retry-after
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # 529/5xx/connection errors without retry-after
+# 529/5xx/connection errors without retry-after: 0.5 s doubling up to 8 s, the SDK's own
+# INITIAL_RETRY_DELAY and MAX_RETRY_DELAY (src/anthropic/_constants.py).
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 8.0
 
 
 def retry_after(headers: dict, *, now: float | None = None) -> float | None:
@@ -78,6 +80,20 @@ def is_fatal(exc: client.ApiError) -> bool:
 def surely_not_created(exc: client.ApiError) -> bool:
     """A refused batch create that certainly made no batch (else: list before sending again)."""
     return exc.status is not None and (exc.status < 500 or exc.status in (503, 529))
+
+
+RESULT_STATUS = {"authentication_error": 401, "permission_error": 403, "not_found_error": 404}
+
+
+def fatal_result(error: str) -> client.ApiError | None:
+    """A batch request's errored result that no retry can mend for any item (the key, the
+    permission, the model: the batch API reports these per request), as an ApiError."""
+    kind, _, message = (error or "").partition(": ")
+    status = RESULT_STATUS.get(kind)
+    if status is None or (status == 404 and not message.startswith("model:")):
+        return None
+    return client.ApiError(f"HTTP {status} {kind}: {message}", status=status, kind=kind,
+                           retryable=False, message=message)
 
 
 def reason_for(exc: client.ApiError) -> str:
