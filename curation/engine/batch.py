@@ -4,8 +4,14 @@ Per batch: PREPARING (row saved, items assigned) -> SUBMITTING (claimed by a con
 UPDATE, items SUBMITTED, attempt counted) -> provider call -> IN_PROGRESS (provider id saved)
 -> polled with backoff -> ENDED -> results applied by custom_id -> APPLIED. A SUBMITTING batch
 without a provider id that is older than any task could run is reconciled: an unknown provider
-batch created since the attempt with the same request count is adopted, otherwise the batch is
-marked FAILED and its items go back for another attempt.
+batch created since the attempt with the same request count is adopted (and its results checked
+to be ours before any is applied), otherwise the batch goes back to PREPARING to be sent again.
+
+Refusals (curation.engine.refusals): a create refused (429/529/4xx) goes back to PREPARING and
+waits out its retry-after or backoff (every create of the job waits with it); a create with no
+answer (timeout, dropped connection, 5xx) waits, then is looked for before being sent again;
+refused polls and result downloads are tried again later. None of these uses an item's attempt.
+A refusal no retry mends (key, permission, model, request) ends the job at once.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from curation.models import Batch, Item, Job
 log = logging.getLogger(__name__)
 
 APPLY_CHUNK = 500  # results applied per transaction
+# A create that got no answer may still be at work on the server: look for its batch only this
+# long after, so a late one is adopted rather than sent (and paid) twice.
+UNANSWERED_WAIT = 5.0
 
 ACTIVE_BATCH_STATES = (
     Batch.State.PREPARING,
@@ -184,6 +193,7 @@ def batch_submit(
         if refusals.surely_not_created(exc):
             batch_release(batch_id=batch_id, wait=wait, reason=f"create refused: {exc}")
         else:  # maybe made: look for it at the provider after the wait, before sending again
+            wait = max(wait, UNANSWERED_WAIT)
             Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
                 retry_at=timezone.now() + timedelta(seconds=wait),
                 refusals=F("refusals") + 1,

@@ -194,3 +194,36 @@ def test_refusals_are_switched_over_the_control_api(emulator):
         with pytest.raises(anthropic.APIStatusError) as info:
             sdk.messages.batches.list()
         assert info.value.status_code == 529
+
+
+def test_the_command_switches_refusals_by_flag():
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "anthropic_emulator", "--port", "0", "--api-key", KEY,
+         "--models", "claude-haiku-4-5", "--lenient-params", "--batch-create-rpm", "5",
+         "--otpm", "900", "--expire-seconds", "60", "--retention-seconds", "120",
+         "--permission-denied"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, proc.stderr.read() if not line else line
+        url = line.split("listening on ")[1].strip()
+        with urllib.request.urlopen(url + "/_emulator/config", timeout=10) as response:
+            config = json.loads(response.read())
+        assert (config["api_key"], config["models"], config["strict_params"]) == (
+            KEY, "claude-haiku-4-5", False)
+        assert (config["batch_create_rpm"], config["otpm"], config["expire_seconds"],
+                config["retention_seconds"], config["permission_denied"]) == (5, 900, 60, 120, True)
+        with anthropic.Anthropic(base_url=url, api_key="sk-other", max_retries=0) as client:
+            with pytest.raises(anthropic.AuthenticationError):
+                client.messages.batches.list()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

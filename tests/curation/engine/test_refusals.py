@@ -63,9 +63,10 @@ def test_ten_refused_creates_with_the_shipped_timers(emulator, make_notes, setti
     assert Suggestion.objects.filter(job=job).count() == 300
 
 
-def test_refused_creates_of_every_kind(emulator, make_notes, fast_polls, settings):
+def test_refused_creates_of_every_kind(emulator, make_notes, fast_polls, settings, monkeypatch):
     """429, 529, 500 (maybe made: looked for first), a dropped connection, a timeout."""
     settings.CURATION_TIMEOUT_SECONDS = 0.5
+    monkeypatch.setattr(batch_mode, "UNANSWERED_WAIT", 0.5)  # (the default: next tests)
     emulator.configure(script=[
         *refuse("batch_create", "drop"),
         {"endpoint": "batch_create", "status": 529, "delay": 1.0},  # held past the timeout
