@@ -91,6 +91,41 @@ def test_refused_polls_results_and_lists_are_waited_out(emulator, make_notes, fa
     assert stats["batch_retrieve"] == 6 and stats["batch_results"] == 4
 
 
+def test_refused_lists_while_looking_for_an_unanswered_create(
+    emulator, make_notes, fast_polls, monkeypatch
+):
+    monkeypatch.setattr(batch_mode, "UNANSWERED_WAIT", 0.2)
+    emulator.configure(script=[
+        *refuse("batch_create", "drop"),
+        *refuse("batch_list", 529, 429, 500, retry_after=0.2, only_429=False),
+    ])
+    job = run(create(make_notes, 5, mode="batch"))
+    assert job.state == Job.State.SUCCEEDED and attempts(job) == {1}
+    assert emulator.stats()["scripted"] == {"batch_create": 1, "batch_list": 3}
+    assert emulator.stats()["batches"] == 1
+
+
+def test_the_batch_create_limit_is_waited_out(emulator, make_notes, fast_polls, settings):
+    settings.CURATION_BATCH_SIZE = 4
+    emulator.configure(batch_create_rpm=1, rate_window=1.0)
+    job = run(create(make_notes, 10, mode="batch"))  # three creates, one a second allowed
+    assert job.state == Job.State.SUCCEEDED and attempts(job) == {1}
+    stats = emulator.stats()
+    assert stats["batches"] == 3 and stats["status_429"] >= 1
+
+
+def test_the_output_token_limit_paces_parallel_mode(emulator, make_notes, fast_polls, settings):
+    settings.CURATION_CONCURRENCY = 4
+    emulator.configure(otpm=300, rate_window=1.0)  # a few answers a second
+    job = create(make_notes, 10, mode="parallel")
+    started = time.monotonic()
+    job = run(job)
+    assert job.state == Job.State.SUCCEEDED and attempts(job) == {1}
+    output = sum(item.usage["output_tokens"] for item in job.items.all())
+    assert output > 300  # more than one window's worth...
+    assert time.monotonic() - started >= 1.0  # ...so the run waited for the window to pass
+
+
 def test_refused_cancels_are_asked_again(emulator, make_notes, fast_polls):
     emulator.configure(batch_seconds=30, cancel_seconds=0.05)
     job = create(make_notes, 4, mode="batch")
