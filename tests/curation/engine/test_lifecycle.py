@@ -101,15 +101,6 @@ def test_cancel_after_the_job_ended_says_so_and_changes_nothing(
     assert said == [f"Job {job.id} had already ended (Succeeded): nothing to cancel."]
 
 
-def test_the_job_page_script_drops_the_cancel_button_once_the_job_ended():
-    from pathlib import Path
-
-    import curation
-
-    script = (Path(curation.__file__).parent / "static/curation/job_progress.js").read_text()
-    assert "job-cancel" in script and ".remove()" in script
-
-
 def test_saved_by_batching_counts_retried_and_hedged_items(emulator, make_notes, fast_polls):
     job = create(make_notes, 1, mode="batch")
     item = job.items.get()
