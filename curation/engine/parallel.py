@@ -33,9 +33,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from curation.api import client, prompt
-from curation.engine import items
+from curation.engine import items, refusals
 from curation.engine.batch import batch_poll, batch_run, batches_cancel
-from curation.engine import refusals
 from curation.engine.refusals import MAX_WAIT, backoff, retry_after  # noqa: F401 - re-exported
 from curation.engine.requests import RequestBuilder
 from curation.models import Batch, Item, Job, Mode
