@@ -63,6 +63,8 @@ KNOWN_PARAMS = frozenset("""
 # Model names the emulator knows (src/anthropic/types/model.py of the SDK, 2.17, plus the
 # 4.x and 3.x names still listed on https://docs.claude.com/en/docs/about-claude/models).
 KNOWN_MODELS = frozenset("""
+    claude-fable-5-2 claude-mythos-5-2 claude-fable-5-1 claude-mythos-5-1 claude-fable-5
+    claude-mythos-5 claude-mythos-preview
     claude-opus-5-5 claude-sonnet-5-5 claude-haiku-5-5 claude-opus-5 claude-sonnet-5
     claude-opus-4-8 claude-opus-4-7 claude-opus-4-6 claude-sonnet-4-6
     claude-opus-4-5 claude-opus-4-5-20251101 claude-haiku-4-5 claude-haiku-4-5-20251001
