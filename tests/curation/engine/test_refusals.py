@@ -211,6 +211,8 @@ def test_no_permission_ends_the_job(emulator, make_notes, fast_polls):
 @pytest.mark.parametrize("mode", ["batch", "sync"])
 def test_an_unknown_model_ends_the_job(emulator, make_notes, fast_polls, settings, mode):
     settings.CURATION_MODEL = "claude-nonexistent-9"
+    # Priced by the user (else the job is refused before anything is sent), unknown to the API.
+    settings.CURATION_PRICES = {"claude-nonexistent-9": {"input": 1, "output": 5}}
     job = run(create(make_notes, 3, mode=mode))
     assert job.state == Job.State.FAILED
     assert "CURATION_MODEL" in job.error and "model: claude-nonexistent-9" in job.error
