@@ -15,7 +15,7 @@ def batch_cost_so_far(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0005_14b_job_max_cost'),
+        ('curation', '0007_tag_consolidation'),
     ]
 
     operations = [
