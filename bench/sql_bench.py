@@ -142,7 +142,7 @@ def main() -> int:
     def outcome_rows(items):
         return [
             {"id": i, "state": Item.State.SUCCEEDED, "error": "", "result": {"id": f"msg_{i}"},
-             "usage": usage, "cost": 0.0012, "finished_at": now, "updated_at": now}
+             "usage": usage, "cost": 0.0012, "batch_cost": 0.0012, "finished_at": now, "updated_at": now}
             for i, _ in items
         ]  # fmt: skip
 

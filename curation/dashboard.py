@@ -83,8 +83,8 @@ def dashboard_counts() -> Dashboard:
     items = Item.objects.aggregate(
         total=Count("id"),
         done=Count("id", filter=Q(state__in=Item.FINAL_STATES)),
-        # An item that went through a Message Batch was billed at the batch price.
-        batch_cost=Sum("cost", filter=Q(batch__isnull=False)),
+        # What each item was billed at the batch price, whichever batch or none it is in now.
+        batch_cost=Sum("batch_cost"),
     )
     d.items_total, d.items_done = items["total"], items["done"]
     d.batch_cost = items["batch_cost"] or ZERO

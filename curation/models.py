@@ -72,6 +72,12 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="The lease lapses then unless its run renews it."
     )
+    request_id = models.CharField(
+        max_length=200, blank=True, help_text="The API's request-id of the refusal that ended it."
+    )
+    retried_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last 'Retry failed items': the hedge counts from here."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -92,7 +98,7 @@ class Batch(models.Model):
         CANCELING = "canceling", "Canceling"
         ENDED = "ended", "Ended"
         APPLIED = "applied", "Results applied"
-        FAILED = "failed", "Failed to submit"
+        FAILED = "failed", "Failed (not sent, or abandoned)"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="batches")
     provider_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
@@ -108,6 +114,12 @@ class Batch(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     poll_interval = models.FloatField(default=2.0)
     error = models.TextField(blank=True)
+    # A refused or unanswered create waits until retry_at (no item attempt is used by it).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    refusals = models.PositiveIntegerField(default=0, help_text="Creates refused in a row.")
+    adopted = models.BooleanField(
+        default=False, help_text="Found at the provider after an unanswered create."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -143,6 +155,7 @@ class Item(models.Model):
     result = models.JSONField(null=True, blank=True, help_text="The API's answer, as received.")
     usage = models.JSONField(null=True, blank=True)
     cost = models.DecimalField(**MONEY)
+    batch_cost = models.DecimalField(**MONEY, help_text="Of `cost`, what was billed at the batch price.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -155,6 +168,17 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.custom_id or f"Item {self.pk}"
+
+
+class Install(models.Model):
+    """This deployment's random key: the prefix of its custom_ids, so a batch of another
+    deployment sharing the API workspace can never be taken for one of ours."""
+
+    key = models.CharField(max_length=16, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Suggestion(models.Model):

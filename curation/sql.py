@@ -15,8 +15,13 @@ from curation.models import Field, Item, NoteVersion, Review, Suggestion
 from ingest.models import Note
 
 # Columns an applied outcome sets on its item, in statement order (`id` last, for the WHERE).
-OUTCOME_COLUMNS = ("state", "error", "result", "usage", "cost", "finished_at", "updated_at")
-_OUTCOME_ADAPTED = {"result", "usage", "cost", "finished_at", "updated_at"}
+OUTCOME_COLUMNS = (
+    "state", "error", "result", "usage", "cost", "batch_cost", "finished_at", "updated_at"
+)
+_OUTCOME_ADAPTED = {"result", "usage", "cost", "batch_cost", "finished_at", "updated_at"}
+# Added to what the item already cost: every attempt is billed, and a batch attempt's share is
+# kept apart so "saved by batching" counts it even after the item left its batch.
+_ADDED = {"cost", "batch_cost"}
 
 
 def items_set_custom_ids(pairs: list[tuple[str, int]]) -> None:
@@ -46,7 +51,7 @@ def items_record_outcomes(rows: list[dict]) -> None:
     qn = conn.ops.quote_name
     col = {name: qn(Item._meta.get_field(name).column) for name in (*OUTCOME_COLUMNS, "id")}
     sets = ", ".join(
-        f"{col[name]} = {col[name]} + %s" if name == "cost" else f"{col[name]} = %s"
+        f"{col[name]} = {col[name]} + %s" if name in _ADDED else f"{col[name]} = %s"
         for name in OUTCOME_COLUMNS
     )
     sql = (

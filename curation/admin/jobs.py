@@ -98,7 +98,7 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "progress_link", "state", "requested_mode", "mode", "urgent", "fields", "model",
         "vault", "selection", "created_by", "created_at", "started_at", "finished_at",
-        "cost_estimate", "max_cost", "cost", "item_counts", "error",
+        "cost_estimate", "max_cost", "cost", "item_counts", "error", "request_id",
     ]  # fmt: skip
     fields = readonly_fields
 

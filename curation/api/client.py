@@ -54,13 +54,16 @@ class ApiError(Exception):
     """A whole call failed (after the SDK's retries). The message is safe to store and show."""
 
     def __init__(self, reason: str, *, status: int | None = None, kind: str = "",
-                 retryable: bool = True, headers: dict | None = None):
+                 retryable: bool = True, headers: dict | None = None, request_id: str = "",
+                 message: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.kind = kind
         self.retryable = retryable
         self.headers = headers or {}  # rate-limit and retry-after headers only (limit_headers)
+        self.request_id = request_id  # the API's `request-id` header, when it answered
+        self.message = message  # the API's own error message (key-free), when it answered
 
 
 
@@ -154,8 +157,11 @@ def _api_error(exc: Exception) -> ApiError:
         reason = _scrub(f"HTTP {status} {kind or 'error'}: {message or 'no message'}")
         retryable = status in (408, 409, 429) or status >= 500
         response = getattr(exc, "response", None)
+        # The SDK reads `request-id` from the headers (src/anthropic/_exceptions.py).
+        request_id = str(getattr(exc, "request_id", None) or "")[:200]
         return ApiError(reason[:1000], status=status, kind=kind, retryable=retryable,
-                        headers=limit_headers(getattr(response, "headers", None)))
+                        headers=limit_headers(getattr(response, "headers", None)),
+                        request_id=request_id, message=_scrub(message)[:1000])
     if isinstance(exc, anthropic.APITimeoutError):
         return ApiError("request timed out", kind="timeout")
     if isinstance(exc, anthropic.APIConnectionError):

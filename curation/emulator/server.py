@@ -30,12 +30,12 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from curation.api.pricing import cache_minimum
-from curation.emulator import protocol
+from curation.emulator import protocol, refusals
 from curation.emulator.answers import Prompt, answer_description, answer_for, read_prompt
 from curation.emulator.caching import FIVE_MINUTES, ONE_HOUR_FACTOR, PromptCache, split
 from curation.emulator.protocol import ApiProblem, count_tokens, rfc3339, unit, validate_params
@@ -63,6 +63,16 @@ class EmulatorConfig:
     cache_min_tokens: int = 0  # smallest cached prefix; 0: the model's documented minimum
     batch_cache_hits: float = 0.3  # share of batch requests that may hit a live cache entry
     seed: int = 0
+    # What the real API refuses (curation/emulator/refusals.py has the rules and their sources).
+    api_key: str = ""  # when set, any other key is answered 401 authentication_error
+    permission_denied: bool = False  # every API call answered 403 permission_error
+    models: str = ""  # known models, comma-separated ("": refusals.KNOWN_MODELS, "*": any)
+    strict_params: bool = True  # unknown top-level Messages parameters: 400
+    batch_create_rpm: int = 0  # batch creates per rate_window (0: no limit of their own)
+    otpm: int = 0  # output tokens per rate_window (0: no limit)
+    expire_seconds: float = 24 * 3600.0  # a batch not ended by then expires (the API's 24 h)
+    retention_seconds: float = 29 * 24 * 3600.0  # results downloadable this long (29 days)
+    script: list = field(default_factory=list)  # scripted endpoint faults (refusals.FaultScript)
 
     def update(self, changes: dict) -> None:
         known = {f.name: f.type for f in fields(self)}
@@ -85,6 +95,7 @@ class BatchItem:
     outcome: str  # succeeded | errored | expired | invalid
     problem: str = ""
     message: dict | None = None  # its answer, made once: results read twice are the same
+    problem_kind: str = "invalid_request_error"  # the error type of an `invalid` request
 
 
 @dataclass
@@ -98,6 +109,7 @@ class EmulatedBatch:
     cancel_at: float | None = None
     ended_at: float | None = None
     canceled_from: int | None = None  # items at order[k >= canceled_from] were canceled
+    expired_from: int | None = None  # items at order[k >= expired_from] expired unprocessed
     counts: dict | None = None
 
     def processed_by(self, ts: float) -> int:
@@ -194,6 +206,8 @@ class Emulator:
             self.counters: Counter = Counter()
             self.in_flight = 0
             self.max_in_flight = 0
+            self.limits = refusals.Limits()
+            self.faults = refusals.FaultScript()
 
     def stats(self) -> dict:
         """Counters for tests and benches.
@@ -232,6 +246,9 @@ class Emulator:
                 "cache_writes": c["cache_writes"],
                 "cache_reads": c["cache_reads"],
                 "count_tokens": c["count_tokens"],
+                # Scripted faults answered, per endpoint (refusals.FaultScript).
+                "scripted": {k[len("scripted_"):]: v for k, v in c.items()
+                             if k.startswith("scripted_")},
                 "notes": dict(self.attempts),
                 "notes_ok": dict(self.notes_ok),
             }
@@ -401,6 +418,11 @@ class Emulator:
     def create_message(self, params, headers: dict | None = None) -> dict:
         """Answer one Messages call; `headers` receives the input-token limit headers, if any."""
         validate_params(params)
+        for problem in (refusals.params_problem(self.config, params),
+                        refusals.model_problem(self.config, params)):
+            if problem is not None:
+                raise problem
+        self.limits.admit_output(self.config)
         prompt = read_prompt(params)
         attempt = self._attempt(prompt.note_key)
         fault = self._http_fault(prompt.note_key, attempt)
@@ -421,6 +443,9 @@ class Emulator:
                              f"input tokens per {self.config.rate_window:g} s.",
                              {"retry-after": str(max(1, math.ceil(wait))),
                               "retry-after-ms": str(int(wait * 1000) + 1)})
+        self.limits.count_output(self.config, usage["output_tokens"])
+        if headers is not None:
+            headers.update(self.limits.output_headers(self.config))
         with self._lock:
             self.counters["messages_ok"] += 1
             self.notes_ok[prompt.note_key] += 1
@@ -449,6 +474,7 @@ class Emulator:
         requests = body["requests"]
         if not requests:
             raise ApiProblem(400, "invalid_request_error", "requests: at least one request is required")
+        self.limits.admit_batch_create(self.config)
         if len(requests) > protocol.MAX_BATCH_REQUESTS:
             raise ApiProblem(400, "invalid_request_error",
                              f"requests: a batch holds at most {protocol.MAX_BATCH_REQUESTS} requests")
@@ -472,9 +498,14 @@ class Emulator:
             params = req["params"]
             try:
                 validate_params(params)
-                problem = ""
+                for found in (refusals.params_problem(self.config, params),
+                              refusals.model_problem(self.config, params)):
+                    if found is not None:
+                        raise found
+                problem, kind = "", ""
             except ApiProblem as exc:
-                problem = exc.message  # the real API reports bad params per item, at the end
+                # The real API reports bad params per item, at the end (refusals.py).
+                problem, kind = exc.message, exc.kind
             prompt = read_prompt(params) if not problem else None
             key = prompt.note_key if prompt else f"custom_id:{req['custom_id']}"
             attempt = self._attempt(key)
@@ -486,7 +517,8 @@ class Emulator:
                 outcome = "errored"
             else:
                 outcome = "succeeded"
-            items.append(BatchItem(req["custom_id"], params, key, attempt, outcome, problem))
+            items.append(BatchItem(req["custom_id"], params, key, attempt, outcome, problem,
+                                   problem_kind=kind or "invalid_request_error"))
         batch_id = self._next_id("msgbatch_emu_")
         now = time.time()
         order = list(range(len(items)))
@@ -503,12 +535,15 @@ class Emulator:
             self._advance(batch, now)
             return self.batch_json(batch)
 
-    def _finish(self, batch: EmulatedBatch, ts: float, canceled_from: int | None) -> None:
+    def _finish(self, batch: EmulatedBatch, ts: float, canceled_from: int | None,
+                expired_from: int | None = None) -> None:
         counts = Counter()
         for k, idx in enumerate(batch.order):
             item = batch.items[idx]
             if canceled_from is not None and k >= canceled_from:
                 counts["canceled"] += 1
+            elif expired_from is not None and k >= expired_from:
+                counts["expired"] += 1
             elif item.outcome in ("succeeded",):
                 counts["succeeded"] += 1
             elif item.outcome == "expired":
@@ -516,6 +551,7 @@ class Emulator:
             else:
                 counts["errored"] += 1
         batch.canceled_from = canceled_from
+        batch.expired_from = expired_from
         batch.counts = {k: counts[k] for k in ("succeeded", "errored", "expired", "canceled")}
         batch.status = "ended"
         batch.ended_at = ts
@@ -523,7 +559,11 @@ class Emulator:
             self.counters[f"items_{key}"] += counts[key]
 
     def _advance(self, batch: EmulatedBatch, now: float) -> None:
-        if batch.status == "in_progress" and now >= batch.ends:
+        expires = batch.created + self.config.expire_seconds
+        if batch.status == "in_progress" and batch.ends > expires and now >= expires:
+            # Not done in time: what was not processed by then ends `expired` (refusals.py).
+            self._finish(batch, expires, None, batch.processed_by(expires))
+        elif batch.status == "in_progress" and now >= batch.ends:
             self._finish(batch, batch.ends, None)
         elif batch.status == "canceling" and now >= batch.cancel_at + self.config.cancel_seconds:
             end = batch.cancel_at + self.config.cancel_seconds
@@ -539,12 +579,16 @@ class Emulator:
             "request_counts": {"processing": 0 if batch.counts else n, **counts},
             "ended_at": rfc3339(batch.ended_at) if batch.ended_at else None,
             "created_at": rfc3339(batch.created),
-            "expires_at": rfc3339(batch.created + 24 * 3600),
-            "archived_at": None,
+            "expires_at": rfc3339(batch.created + self.config.expire_seconds),
+            "archived_at": (rfc3339(batch.created + self.config.retention_seconds)
+                            if self._archived(batch) else None),
             "cancel_initiated_at": rfc3339(batch.cancel_at) if batch.cancel_at else None,
             "results_url": (f"{self.url}/v1/messages/batches/{batch.id}/results"
                             if batch.status == "ended" else None),
         }
+
+    def _archived(self, batch: EmulatedBatch) -> bool:
+        return time.time() >= batch.created + self.config.retention_seconds
 
     def _batch(self, batch_id: str) -> EmulatedBatch:
         with self._lock:
@@ -620,16 +664,22 @@ class Emulator:
                 raise ApiProblem(404, "not_found_error",
                                  f"Results for message batch '{batch_id}' are not available "
                                  "until it has ended.")
+            if self._archived(batch):  # past the retention period (refusals.py)
+                raise ApiProblem(404, "not_found_error",
+                                 f"Results for message batch '{batch_id}' are no longer "
+                                 "available.")
         for k, idx in enumerate(batch.order):
             item = batch.items[idx]
             if batch.canceled_from is not None and k >= batch.canceled_from:
                 result = {"type": "canceled"}
-            elif item.outcome == "expired":
+            elif item.outcome == "expired" or (
+                batch.expired_from is not None and k >= batch.expired_from
+            ):
                 result = {"type": "expired"}
             elif item.outcome == "invalid":
                 result = {"type": "errored", "error": {
                     "type": "error", "request_id": self._next_id("req_emu_"),
-                    "error": {"type": "invalid_request_error", "message": item.problem}}}
+                    "error": {"type": item.problem_kind, "message": item.problem}}}
             elif item.outcome == "errored":
                 result = {"type": "errored", "error": {
                     "type": "error", "request_id": self._next_id("req_emu_"),
@@ -727,10 +777,16 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
         try:
             self._take_body(protocol.MAX_BATCH_BYTES if path == "/v1/messages/batches" else protocol.MAX_MESSAGE_BYTES)
-            if not (self.headers.get("x-api-key") or
-                    (self.headers.get("authorization") or "").lower().startswith("bearer ")):
-                raise ApiProblem(401, "authentication_error",
-                                 "x-api-key header is required (any value works here).")
+            endpoint = refusals.endpoint_of(method, path)
+            fault = emu.faults.fault(emu.config.script, endpoint)
+            if fault is not None:
+                with emu._lock:
+                    emu.counters[f"scripted_{endpoint}"] += 1
+                if fault == refusals.DROP:
+                    self.close_connection = True  # no answer at all: a dropped connection
+                    return
+                raise fault
+            refusals.check_key(emu.config, self.headers)
             if emu.config.latency > 0:
                 time.sleep(emu.config.latency)
             counting = path == "/v1/messages/count_tokens"  # rate-limited apart at the API

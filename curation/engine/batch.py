@@ -5,8 +5,14 @@ UPDATE, items SUBMITTED, attempt counted) -> provider call -> IN_PROGRESS (provi
 -> polled with backoff -> ENDED -> results applied by custom_id -> APPLIED. A SUBMITTING batch
 without a provider id that a run which stopped left behind is reconciled by the next holder of
 the job's lease (jobs.job_recover_orphans): an unknown provider batch created since the attempt
-with the same request count is adopted, otherwise the batch is marked FAILED and its items go
-back for another attempt.
+with the same request count is adopted (and its results checked to be ours before any is
+applied), otherwise the batch goes back to PREPARING to be sent again.
+
+Refusals (curation.engine.refusals): a create refused (429/529/4xx) goes back to PREPARING and
+waits out its retry-after or backoff (every create of the job waits with it); a create with no
+answer (timeout, dropped connection, 5xx) waits, then is looked for before being sent again;
+refused polls and result downloads are tried again later. None of these uses an item's attempt.
+A refusal no retry mends (key, permission, model, request) ends the job at once.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from itertools import islice
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from curation.api import client, prompt
-from curation.engine import router
+from curation.engine import refusals, router
 from curation.engine.items import (
     ItemRef,
     apply_outcomes,
@@ -40,6 +47,9 @@ from curation.models import Batch, Item, Job
 log = logging.getLogger(__name__)
 
 APPLY_CHUNK = 500  # results applied per transaction
+# A create that got no answer may still be at work on the server: look for its batch only this
+# long after, so a late one is adopted rather than sent (and paid) twice.
+UNANSWERED_WAIT = 5.0
 
 ACTIVE_BATCH_STATES = (
     Batch.State.PREPARING,
@@ -154,12 +164,13 @@ def batch_submit(
     now = timezone.now()
     batch = Batch.objects.select_related("job").get(id=batch_id)
     job = batch.job
-    if job.is_final:
-        return False
+    if job.is_final or creates_blocked_until(job=job) is not None:
+        return False  # ended, or a refused create of this job is being waited out
     with transaction.atomic():
         if not Batch.objects.filter(
-            id=batch_id, state=Batch.State.PREPARING, provider_id=None
-        ).update(state=Batch.State.SUBMITTING, submitted_at=now):
+            Q(retry_at__isnull=True) | Q(retry_at__lte=now),
+            id=batch_id, state=Batch.State.PREPARING, provider_id=None,
+        ).update(state=Batch.State.SUBMITTING, submitted_at=now, retry_at=None):
             return False
         n = items_claim(job_id=job.id, batch_id=batch_id)
         Batch.objects.filter(id=batch_id).update(request_count=n)
@@ -175,10 +186,63 @@ def batch_submit(
         status = client.submit_batch(requests)
     except client.ApiError as exc:
         log.warning("job=%s batch=%s submit failed: %s", job.id, batch_id, exc)
-        Batch.objects.filter(id=batch_id).update(error=f"submit failed: {exc}"[:5000])
-        batch_reconcile(batch_id=batch_id, stale_after=0, reason=f"submit failed: {exc}")
+        if refusals.is_fatal(exc):
+            refusals.job_fail(job_id=job.id, exc=exc)
+            return False
+        wait = refusals.wait_for(exc, retry=batch.refusals)
+        if refusals.surely_not_created(exc):
+            batch_release(batch_id=batch_id, wait=wait, reason=f"create refused: {exc}")
+        else:  # maybe made: look for it at the provider after the wait, before sending again
+            wait = max(wait, UNANSWERED_WAIT)
+            Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
+                retry_at=timezone.now() + timedelta(seconds=wait),
+                refusals=F("refusals") + 1,
+                error=f"create unanswered: {exc}"[:5000],
+            )
         return False
     batch_mark_submitted(batch_id=batch_id, provider_id=status.id)
+    return True
+
+
+def creates_blocked_until(*, job: Job):
+    """When a refused create of this job may be tried again (None: creates may go now).
+
+    One refusal holds back every create of the job: the limit it hit is the account's.
+    """
+    return (
+        Batch.objects.filter(
+            job=job, state__in=[Batch.State.PREPARING, Batch.State.SUBMITTING],
+            retry_at__gt=timezone.now(),
+        )
+        .order_by("-retry_at")
+        .values_list("retry_at", flat=True)
+        .first()
+    )
+
+
+def batch_release(*, batch_id: int, wait: float, reason: str, counted: bool = True) -> bool:
+    """A create that made no batch: SUBMITTING -> PREPARING, tried again after `wait` seconds.
+
+    Its items go back to PENDING in the same batch with their attempt given back: a refusal
+    of the call is not the item's result. Returns False when the batch was not SUBMITTING.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
+        ).update(
+            state=Batch.State.PREPARING,
+            submitted_at=None,
+            retry_at=now + timedelta(seconds=wait),
+            refusals=F("refusals") + (1 if counted else 0),
+            error=reason[:5000],
+        ):
+            return False
+        n = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.info("job batch=%s items=%s: %s; again in %.1fs (no attempt used)",
+             batch_id, n, reason, wait)  # fmt: skip
     return True
 
 
@@ -196,6 +260,8 @@ def batch_mark_submitted(*, batch_id: int, provider_id: str) -> bool:
                 poll_interval=first,
                 next_poll_at=now + timedelta(seconds=first),
                 error="",
+                retry_at=None,
+                refusals=0,
             )
     except IntegrityError:
         n = 0
@@ -227,13 +293,15 @@ def _request_total(status) -> int:
 def batch_reconcile(*, batch_id: int, stale_after: float = 0, reason: str = "") -> bool:
     """Settle a SUBMITTING batch whose provider id was never saved (the worker died or errored).
 
-    Called by the submitting run itself when the create failed, or by the run that holds the
-    job's lease after another stopped; `stale_after` leaves alone an attempt younger than that.
+    Called by the submitting run itself when the create failed or got no answer, or by the run
+    that holds the job's lease after another stopped; `stale_after` leaves alone an attempt
+    younger than that.
 
-    Adopts an unknown provider batch created since the attempt with the same request count;
-    otherwise marks the batch FAILED and sends its items back for another attempt. Returns
-    True when a provider batch was adopted. Results are matched by custom_id only, so even a
-    wrong adoption cannot put a result on the wrong note: unmatched items are retried.
+    Adopts an unknown provider batch created since the attempt with the same request count
+    (marked `adopted`: before any of its results is applied, every result's custom_id must be
+    one of this batch's items, else the adoption is undone: batch_apply_results); otherwise the
+    batch goes back to PREPARING to be sent again, its items' attempts given back. Returns
+    True when a provider batch was adopted.
     """
     batch = Batch.objects.select_related("job").get(id=batch_id)
     if batch.state != Batch.State.SUBMITTING or batch.provider_id:
@@ -246,6 +314,13 @@ def batch_reconcile(*, batch_id: int, stale_after: float = 0, reason: str = "") 
         listed = list(client.list_batches(since=since))
     except client.ApiError as exc:
         log.warning("job=%s batch=%s cannot list provider batches: %s", batch.job_id, batch_id, exc)
+        if refusals.is_fatal(exc):
+            refusals.job_fail(job_id=batch.job_id, exc=exc)
+        else:  # look again after a wait
+            Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
+                retry_at=now + timedelta(seconds=refusals.wait_for(exc, retry=batch.refusals)),
+                refusals=F("refusals") + 1,
+            )
         return False
     known = set(
         Batch.objects.filter(provider_id__in=[s.id for s in listed]).values_list(
@@ -266,6 +341,8 @@ def batch_reconcile(*, batch_id: int, stale_after: float = 0, reason: str = "") 
                     poll_interval=first,
                     next_poll_at=now,
                     error="",
+                    retry_at=None,
+                    adopted=True,  # its results are checked as ours before any is applied
                 )
         except IntegrityError:  # another batch adopted it at the same moment
             continue
@@ -275,20 +352,11 @@ def batch_reconcile(*, batch_id: int, stale_after: float = 0, reason: str = "") 
             return True
         return False
     reason = reason or "submission was never confirmed"
-    with transaction.atomic():
-        if not Batch.objects.filter(
-            id=batch_id, state=Batch.State.SUBMITTING, provider_id=None
-        ).update(state=Batch.State.FAILED, ended_at=now, error=reason[:5000]):
-            return False
-        unsent = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
-        outcome = error_outcome("errored", reason)
-        apply_outcomes(
-            job=batch.job,
-            batch_id=batch_id,
-            pairs=[(item, outcome) for item in unsent.only("id", "note_id", "attempts")],
-        )
-    log.warning("job=%s batch=%s not found at the provider: items sent back (%s)",
-                batch.job_id, batch_id, reason)  # fmt: skip
+    # Never made: send it again (the lost call was not the items' result: no attempt used).
+    if batch_release(batch_id=batch_id, wait=0, reason=f"not found at the provider: {reason}",
+                     counted=False):
+        log.warning("job=%s batch=%s not found at the provider: to be sent again (%s)",
+                    batch.job_id, batch_id, reason)  # fmt: skip
     return False
 
 
@@ -302,9 +370,14 @@ def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
             status = client.get_batch(batch.provider_id)
         except client.ApiError as exc:
             log.warning("job=%s batch=%s poll failed: %s", batch.job_id, batch_id, exc)
+            if refusals.is_fatal(exc):
+                refusals.job_fail(job_id=batch.job_id, exc=exc)
+                return Batch.objects.get(id=batch_id).state
             interval = min(max(batch.poll_interval, first) * 2, longest)
+            asked = refusals.retry_after(exc.headers or {})
+            wait = max(interval, asked) if asked is not None else interval
             Batch.objects.filter(id=batch_id).update(
-                poll_interval=interval, next_poll_at=now + timedelta(seconds=interval)
+                poll_interval=interval, next_poll_at=now + timedelta(seconds=wait)
             )
             return batch.state
         counts = dict(getattr(status, "request_counts", None) or {})
@@ -324,9 +397,47 @@ def batch_poll(*, batch_id: int, builder: RequestBuilder | None = None) -> str:
         log.info("job=%s batch=%s ended %s", batch.job_id, batch_id, counts)
         batch.refresh_from_db()
     if batch.state == Batch.State.ENDED:
-        batch_apply_results(batch_id=batch_id, builder=builder)
+        try:
+            batch_apply_results(batch_id=batch_id, builder=builder)
+        except client.ApiError as exc:
+            results_refused(batch=batch, exc=exc)
         batch.refresh_from_db()
     return batch.state
+
+
+def results_refused(*, batch: Batch, exc: client.ApiError) -> None:
+    """Reading an ended batch's results failed: wait and read again, or give up on them.
+
+    Results applied before the failure stay (applying one twice changes nothing).
+    """
+    log.warning("job=%s batch=%s results failed: %s", batch.job_id, batch.id, exc)
+    if exc.status == 404:  # past the retention period: the items must be sent again
+        batch_results_gone(batch_id=batch.id, reason=f"results no longer available: {exc}")
+    elif refusals.is_fatal(exc):
+        refusals.job_fail(job_id=batch.job_id, exc=exc)
+    else:
+        wait = refusals.wait_for(exc, retry=batch.refusals)
+        Batch.objects.filter(id=batch.id, state=Batch.State.ENDED).update(
+            next_poll_at=timezone.now() + timedelta(seconds=wait),
+            refusals=F("refusals") + 1,
+            error=f"results refused: {exc}"[:5000],
+        )
+
+
+def batch_results_gone(*, batch_id: int, reason: str) -> int:
+    """An ended batch whose results cannot be had: APPLIED, its waiting items sent again
+    with their attempt given back (losing the results was not the items' doing)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Batch.objects.filter(
+            id=batch_id, state__in=[Batch.State.ENDED, Batch.State.IN_PROGRESS]
+        ).update(state=Batch.State.APPLIED, error=reason[:5000], ended_at=now):
+            return 0
+        n = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.warning("job batch=%s: %s; items=%s sent again", batch_id, reason, n)
+    return n
 
 
 def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
@@ -346,6 +457,9 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
     job = batch.job
     fields = list(job.fields)
     applied = 0
+    if batch.adopted and not adopted_batch_is_ours(batch=batch):
+        return 0
+    fatal = None  # an errored result no retry mends (the key, the model): ends the job
     results = client.iter_results(
         batch.provider_id,
         fields_for=lambda custom_id: fields,
@@ -370,6 +484,8 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
                          job.id, batch_id, item_id, state)  # fmt: skip
             else:
                 pairs.append((ItemRef(item_id, note_id, attempts), outcome))
+                if fatal is None and outcome.state == "errored":
+                    fatal = refusals.fatal_result(outcome.error)
         applied += apply_outcomes(job=job, batch_id=batch.id, pairs=pairs)
     with transaction.atomic():
         if Batch.objects.filter(id=batch_id, state=Batch.State.ENDED).update(
@@ -383,13 +499,56 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
                 pairs=[(item, lost) for item in leftovers.only("id", "note_id", "attempts")],
             )
     log.info("job=%s batch=%s results applied=%s", job.id, batch_id, applied)
+    if fatal is not None:
+        refusals.job_fail(job_id=job.id, exc=fatal)
     return applied
+
+
+def adopted_batch_is_ours(*, batch: Batch) -> bool:
+    """Every result of an adopted provider batch must be for one of this batch's items.
+
+    Another deployment sharing the workspace may have made a batch with as many requests at
+    the same time; its custom_ids carry another install prefix (jobs.custom_id_for), so one
+    foreign id is proof. Then nothing is applied: the batch is FAILED and its items are sent
+    again, their attempt given back. Reads the results once more only for adopted batches.
+    """
+    mine = set(Item.objects.filter(batch=batch).values_list("custom_id", flat=True))
+    seen = foreign = 0
+    for custom_id, _ in client.iter_results(
+        batch.provider_id, fields_for=lambda custom_id: None, candidates_for=lambda c: None
+    ):
+        seen += 1
+        foreign += custom_id not in mine
+    if not foreign and seen <= len(mine):
+        Batch.objects.filter(id=batch.id).update(adopted=False)  # checked: ours
+        return True
+    now = timezone.now()
+    reason = (f"adopted provider batch {batch.provider_id} was not ours "
+              f"({foreign} of {seen} results for other custom_ids): sent again")
+    with transaction.atomic():
+        Batch.objects.filter(id=batch.id, state=Batch.State.ENDED).update(
+            state=Batch.State.FAILED, error=reason, ended_at=now
+        )
+        n = Item.objects.filter(batch=batch, state=Item.State.SUBMITTED).update(
+            state=Item.State.PENDING, batch=None, attempts=F("attempts") - 1, updated_at=now
+        )
+    log.error("job=%s batch=%s %s (items=%s)", batch.job_id, batch.id, reason, n)
+    return False
 
 
 def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     """Batch mode: one pass of prepare, submit, poll, apply, retry."""
     if job.state == Job.State.CANCELED:
         return None
+    # Creates that got no answer (timeout, dropped connection): look for them once their wait
+    # is over, then adopt or send again.
+    for batch_id in Batch.objects.filter(
+        job=job, state=Batch.State.SUBMITTING, provider_id=None, retry_at__lte=timezone.now()
+    ).values_list("id", flat=True):
+        batch_reconcile(batch_id=batch_id, stale_after=0)
+    if Job.objects.filter(id=job.id, state=Job.State.FAILED).exists():
+        return None
+
     items_requeue(job=job)
     items_fail_uncuratable(job=job)
     builder = None
@@ -419,8 +578,10 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     ).only("id", "state", "next_poll_at"):
         if deadline is not None and time.monotonic() >= deadline:
             return 0.0
-        if batch.state != Batch.State.ENDED and batch.next_poll_at and batch.next_poll_at > now:
-            continue
+        if batch.next_poll_at and batch.next_poll_at > now and (
+            batch.state != Batch.State.ENDED or batch.refusals
+        ):
+            continue  # not due yet (an ENDED batch waits only after its results were refused)
         builder = builder or RequestBuilder(job)
         batch_poll(batch_id=batch.id, builder=builder)
 
@@ -431,11 +592,20 @@ def batch_run(*, job: Job, deadline: float | None = None) -> float | None:
     if not waiting.exists():
         return unsent  # a real-time retry may be in another worker's hands
     first, _ = poll_bounds()
-    due = [
-        b.next_poll_at
-        for b in waiting.filter(state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING])
-    ]
-    if len(due) < waiting.count():
-        return first  # a batch is being prepared or submitted elsewhere
+    due = []
+    blocked = creates_blocked_until(job=job)
+    for b in waiting.only("state", "next_poll_at", "retry_at", "refusals"):
+        if b.state in (Batch.State.IN_PROGRESS, Batch.State.CANCELING):
+            due.append(b.next_poll_at)
+        elif b.retry_at is not None:
+            due.append(b.retry_at)  # a refused or unanswered create, waiting
+        elif b.state == Batch.State.ENDED and b.refusals and b.next_poll_at:
+            due.append(b.next_poll_at)  # results refused, waiting
+        elif b.state == Batch.State.PREPARING and blocked is not None:
+            due.append(blocked)  # held back by another batch's refused create
+        else:
+            return first  # a batch is being prepared or submitted elsewhere
+    if Job.objects.filter(id=job.id).exclude(state=Job.State.RUNNING).exists():
+        return None  # ended meanwhile (a fatal refusal)
     soonest = min((d for d in due if d is not None), default=timezone.now())
     return max(0.0, (soonest - timezone.now()).total_seconds())

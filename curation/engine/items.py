@@ -285,6 +285,10 @@ def _outcome_changes(*, job: Job, attempts: int, outcome, batch: bool) -> tuple[
     reason = (outcome.error or outcome.state or "no result").strip()
     if outcome.state == "canceled" and job.state == Job.State.CANCELED:
         return Item.State.CANCELED, reason, cost
+    if outcome.state == "errored" and reason.startswith("invalid_request_error:"):
+        # The API rejected this request itself (reported per request in a batch): sending
+        # the same request again cannot mend it.
+        return Item.State.FAILED, f"{reason} (rejected by the API: not retried)", cost
     if attempts >= max_attempts():
         return Item.State.FAILED, f"{reason} (gave up after {attempts} attempts)", cost
     if outcome.state == "expired":
@@ -343,6 +347,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                     "result": outcome.raw,
                     "usage": outcome.usage or None,
                     "cost": cost,
+                    "batch_cost": cost if batch_id is not None else Decimal("0"),
                     "finished_at": now if state in Item.FINAL_STATES else None,
                     "updated_at": now,
                     "id": item.id,

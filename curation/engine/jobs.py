@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import string
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation import sql
 from curation.engine import recovery, router
-from curation.engine.batch import ACTIVE_BATCH_STATES, batch_reconcile, batches_cancel
+from curation.engine.batch import ACTIVE_BATCH_STATES, batch_poll, batch_reconcile, batches_cancel
 from curation.engine.estimate import job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
@@ -42,7 +44,7 @@ from curation.engine.items import (
 )
 from curation.engine.parallel import batch_run_hedged, parallel_run
 from curation.engine.sync import sync_run
-from curation.models import ALL_FIELDS, Batch, Item, Job, Mode
+from curation.models import ALL_FIELDS, Batch, Install, Item, Job, Mode
 from curation.review.stale import note_versions_keep
 from ingest.models import Note
 from ingest.notes import link_name
@@ -79,13 +81,30 @@ def budget_for(max_cost: Decimal | str | None) -> Decimal | None:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def custom_id_for(*, item_id: int, name: str) -> str:
-    """`item_00000042_Building_RAG_Systems`: the Item's id (unique everywhere) + a readable name.
+def install_key() -> str:
+    """This deployment's random key (made once, kept in the database): the custom_id prefix
+    that tells our batch requests from those of another deployment sharing the workspace."""
+    found = Install.objects.order_by("id").values_list("key", flat=True).first()
+    if found:
+        return found
+    alphabet = string.ascii_lowercase + string.digits
+    key = "vc" + "".join(secrets.choice(alphabet) for _ in range(8))
+    try:
+        with transaction.atomic():
+            Install.objects.create(key=key)
+    except IntegrityError:
+        pass
+    return Install.objects.order_by("id").values_list("key", flat=True).first()
+
+
+def custom_id_for(*, item_id: int, name: str, install: str = "item") -> str:
+    """`vc3k9x2m7q_00000042_Building_RAG_Systems`: this install's key (install_key), the
+    Item's id (unique in this install) and a readable name.
 
     Always matches ^[a-zA-Z0-9_-]{1,64}$; the name part only helps a person reading logs,
     results are matched by the whole id looked up in the database.
     """
-    prefix = f"item_{item_id:08d}"
+    prefix = f"{install}_{item_id:08d}"
     room = 64 - len(prefix) - 1
     slug = _UNSAFE.sub("_", name).strip("_")[: max(room, 0)].strip("_")
     return f"{prefix}_{slug}" if slug else prefix
@@ -159,6 +178,7 @@ def job_create(
             f"estimated cost ${cost_estimate} for {len(ids)} notes ({model}, {chosen}) is over "
             f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
         )
+    install = install_key()
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.create(
@@ -197,7 +217,8 @@ def job_create(
             names = {nid: path for nid, path, *_ in rows}
             sql.items_set_custom_ids(
                 [
-                    (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id])), item.pk)
+                    (custom_id_for(item_id=item.pk, name=link_name(names[item.note_id]),
+                                   install=install), item.pk)
                     for item in items
                 ]
             )
@@ -303,6 +324,8 @@ def job_recover_orphans(*, job_id: int) -> None:
 def job_step(*, job_id: int, deadline: float | None = None) -> float | None:
     """One pass over the job; returns seconds until the next pass is useful, None when final."""
     job = Job.objects.get(id=job_id)
+    if job.state == Job.State.CANCELED:
+        return canceled_batches_sweep(job=job)
     if job.is_final:
         return None
     if job.state == Job.State.PENDING:
@@ -329,8 +352,12 @@ def job_finalize(*, job_id: int) -> bool:
         return False
     if Batch.objects.filter(job_id=job_id, state__in=ACTIVE_BATCH_STATES).exists():
         return False
-    ok = counts.get(Item.State.SUCCEEDED, 0)
-    state = Job.State.SUCCEEDED if ok == sum(counts.values()) else Job.State.FAILED
+    if counts.get(Item.State.FAILED, 0):
+        state = Job.State.FAILED
+    elif counts.get(Item.State.CANCELED, 0):
+        state = Job.State.CANCELED  # what was left was canceled: nothing failed
+    else:
+        state = Job.State.SUCCEEDED
     cost = job_cost(job_id=job_id)
     n = Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
         state=state, cost=cost, finished_at=timezone.now()
@@ -387,6 +414,8 @@ def job_progress(*, job_id: int) -> dict:
         "counts": {state: counts.get(state, 0) for state in Item.State.values},
         "cost": str(job.cost if job.is_final else job_cost(job_id=job_id)),
         "cost_estimate": str(job.cost_estimate),
+        "error": job.error,  # why it ended at once, with the API's request-id
+        "request_id": job.request_id,
         "batches": batches,
         "items": recent,
     }
@@ -411,7 +440,28 @@ def job_cancel(*, job_id: int) -> int:
     batches_cancel(job_id=job_id)
     Job.objects.filter(id=job_id).update(cost=job_cost(job_id=job_id))
     log.info("job=%s canceled items=%s", job_id, n)
+    if Batch.objects.filter(job_id=job_id, state__in=ACTIVE_BATCH_STATES).exists():
+        job_start(job_id=job_id)  # a worker polls its canceled batches to their end
     return n
+
+
+def canceled_batches_sweep(*, job: Job) -> float | None:
+    """A canceled job's provider batches: ask again to cancel those still running, poll the
+    canceling ones to their end and close them (results land on no item: all are canceled).
+    Returns seconds until the next poll, None when none is left."""
+    batches_cancel(job_id=job.id)
+    now = timezone.now()
+    left = Batch.objects.filter(
+        job=job, state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING, Batch.State.ENDED]
+    )
+    for batch in left.only("id", "state", "next_poll_at"):
+        if batch.state == Batch.State.ENDED or not batch.next_poll_at or batch.next_poll_at <= now:
+            batch_poll(batch_id=batch.id)
+    due = [b.next_poll_at for b in left.only("next_poll_at")]
+    if not due:
+        return None
+    soonest = min((d for d in due if d is not None), default=timezone.now())
+    return max(0.0, (soonest - timezone.now()).total_seconds())
 
 
 
@@ -422,11 +472,17 @@ def job_retry_failed(*, job_id: int) -> int:
     """
     now = timezone.now()
     with transaction.atomic():
+        if Job.objects.filter(id=job_id, state=Job.State.CANCELED).exists():
+            return 0  # a canceled job stays canceled
         n = Item.objects.filter(job_id=job_id, state=Item.State.FAILED).update(
             state=Item.State.PENDING, attempts=0, batch=None, finished_at=None, updated_at=now
         )
         if n:
-            Job.objects.filter(id=job_id).update(state=Job.State.RUNNING, finished_at=None)
+            # retried_at: the hedge of a batch job counts from the retry, not the first start.
+            Job.objects.filter(id=job_id).update(
+                state=Job.State.RUNNING, finished_at=None, retried_at=now, error="",
+                request_id="",
+            )
             job_start(job_id=job_id)
     if n:
         log.info("job=%s retrying failed items=%s", job_id, n)

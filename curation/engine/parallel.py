@@ -21,9 +21,7 @@ nothing, and the unique (item, field) constraint keeps one suggestion per field.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,8 +33,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from curation.api import client, prompt
-from curation.engine import items
+from curation.engine import items, refusals
 from curation.engine.batch import batch_poll, batch_run, batches_cancel
+from curation.engine.refusals import MAX_WAIT, backoff, retry_after  # noqa: F401 - re-exported
 from curation.engine.requests import RequestBuilder
 from curation.models import Batch, Item, Job, Mode
 
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 PAGE_PER_SLOT = 4  # items read per query: this many per concurrency slot
 CHECK_SECONDS = 0.2  # how often a run looks for canceled items and a canceled job
 COST_SECONDS = 1.0  # how often the job's cost so far is written to the job row
-MAX_WAIT = 60.0  # the longest single wait for a rate limit or a retry-after
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # 529/5xx/connection errors without retry-after
 TOKEN_KINDS = ("tokens", "input-tokens", "output-tokens")
 
 
@@ -66,38 +63,11 @@ def hedge_after_seconds() -> float:
 # --- rate limits --------------------------------------------------------------------------------
 
 
-def retry_after(headers: dict, *, now: float | None = None) -> float | None:
-    """Seconds the server asked to wait (retry-after-ms, retry-after seconds or date), capped."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return min(max(float(value) / 1000, 0.0), MAX_WAIT)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), MAX_WAIT)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return min(max(when - (time.time() if now is None else now), 0.0), MAX_WAIT)
-
-
 def _epoch(text: str) -> float | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def backoff(retry: int) -> float:
-    """Exponential backoff with jitter for an error that named no wait."""
-    return min(BACKOFF_FIRST * 2**retry, BACKOFF_MAX) * random.uniform(0.75, 1.25)
 
 
 class RateLimiter:
@@ -271,6 +241,7 @@ class ParallelRun:
         self.stopped = ""  # why the run stops early: "canceled", "deadline" or "crash"
         self.failure: BaseException | None = None
         self.setup_error: client.ApiError | None = None
+        self.fatal: client.ApiError | None = None  # a refusal no retry mends (refusals.py)
         self.builder: RequestBuilder | None = None
         self.page: dict[int, Item] = {}  # items read by next_items, with their notes
         self.calls = 0
@@ -352,8 +323,9 @@ class ParallelRun:
         await db(self.setup)()
         try:
             api = client.async_client(max_retries=0)
-        except client.ApiError as exc:  # no key configured: every attempt fails with the reason
+        except client.ApiError as exc:  # no key configured: the job ends with the reason
             api, self.setup_error = None, exc
+            self.fatal, self.stopped = exc, "fatal"
         watcher = asyncio.create_task(self.watch())
         workers = [asyncio.create_task(self.worker(api)) for _ in range(self.limit)]
         try:
@@ -500,6 +472,10 @@ class ParallelRun:
             except client.ApiError as exc:
                 self.limiter.release(exc.headers, token=token)
                 token = None
+                if refusals.is_fatal(exc):  # the key, the model, the request: stop everything
+                    self.fatal = self.fatal or exc
+                    self.stopped = "fatal"
+                    return items.error_outcome("errored", str(exc))
                 if not exc.retryable or retry == retries:
                     suffix = f" (after {retry + 1} calls)" if retry else ""
                     return items.error_outcome("errored", f"{exc}{suffix}")
@@ -561,6 +537,9 @@ def parallel_run(*, job: Job, deadline: float | None = None) -> float | None:
     run = ParallelRun(job=job, deadline=deadline)
     async_to_sync(run.main)()
     log.info("job=%s parallel pass: calls=%s stopped=%s", job.id, run.calls, run.stopped or "done")
+    if run.fatal is not None:
+        refusals.job_fail(job_id=job.id, exc=run.fatal)
+        return None
     canceled = Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists()
     if run.stopped == "canceled" or canceled:
         return None
@@ -614,7 +593,9 @@ def batch_run_hedged(*, job: Job, deadline: float | None = None) -> float | None
     after = hedge_after_seconds()
     if after <= 0 or job.started_at is None:
         return batch_run(job=job, deadline=deadline)
-    hedge_at = job.started_at + timedelta(seconds=after)
+    # From the latest start: a retried job gets its batch the same time as a new one.
+    started = max(job.started_at, job.retried_at or job.started_at)
+    hedge_at = started + timedelta(seconds=after)
     if timezone.now() >= hedge_at:
         job_hedge(job_id=job.id, reason=f"batch not ended after {after:g}s, switched to parallel")
         return 0.0

@@ -35,10 +35,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from curation.models import Job
+from curation.models import Batch, Job
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def _lapsed(now) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
 
 
+def _workable() -> Q:
+    """Jobs a run has work on: unfinished ones, and canceled ones whose provider batches have
+    not ended yet (a run polls them to their end, so none stays `canceling`)."""
+    open_batches = Batch.objects.filter(
+        job_id=OuterRef("pk"),
+        state__in=[Batch.State.IN_PROGRESS, Batch.State.CANCELING, Batch.State.ENDED],
+    )
+    return Q(state__in=ACTIVE_JOB_STATES) | Q(state=Job.State.CANCELED) & Exists(open_batches)
+
+
 # --- the lease ------------------------------------------------------------------------------
 
 
@@ -70,7 +80,7 @@ def lease_claim(*, job_id: int, owner: str) -> bool:
     """Take an unfinished job's lease: free, lapsed, reserved for a queued task, or already ours."""
     now = timezone.now()
     return Job.objects.filter(
-        _lapsed(now) | Q(lease_owner__in=["", owner]), id=job_id, state__in=ACTIVE_JOB_STATES
+        _lapsed(now) | Q(lease_owner__in=["", owner]), _workable(), id=job_id
     ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds())) == 1
 
 
@@ -88,7 +98,7 @@ def lease_reserve(*, job_id: int) -> bool:
     """A task for the job is being queued: hold the job for it, unless a live run holds it."""
     now = timezone.now()
     return Job.objects.filter(
-        _lapsed(now) | Q(lease_owner=""), id=job_id, state__in=ACTIVE_JOB_STATES
+        _lapsed(now) | Q(lease_owner=""), _workable(), id=job_id
     ).update(lease_owner="", lease_expires_at=now + timedelta(seconds=queued_seconds())) == 1
 
 
@@ -162,7 +172,7 @@ class JobLease:
 def jobs_lapsed() -> list[int]:
     """Ids of the pending or running jobs whose lease lapsed (no run works them)."""
     return list(
-        Job.objects.filter(_lapsed(timezone.now()), state__in=ACTIVE_JOB_STATES)
+        Job.objects.filter(_lapsed(timezone.now()), _workable())
         .order_by("id")
         .values_list("id", flat=True)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from curation.api import client
+from curation.engine import refusals
 from curation.engine.items import (
     apply_outcome,
     error_outcome,
@@ -28,6 +29,9 @@ def item_send(*, item: Item, job: Job, builder: RequestBuilder) -> bool:
     try:
         outcome = client.send_one(params, fields=list(job.fields), candidates=candidates)
     except client.ApiError as exc:
+        if refusals.is_fatal(exc):  # the key, the model, the request: no retry mends it
+            refusals.job_fail(job_id=job.id, exc=exc)
+            return True
         outcome = error_outcome("errored", str(exc))
     apply_outcome(item=item, outcome=outcome, job=job, batch_id=None)
     return True
@@ -46,8 +50,8 @@ def sync_run(*, job: Job, deadline: float | None = None) -> float | None:
         for item in page:
             if deadline is not None and time.monotonic() >= deadline:
                 return 0.0
-            if Job.objects.filter(id=job.id, state=Job.State.CANCELED).exists():
-                return None
+            if Job.objects.filter(id=job.id).exclude(state=Job.State.RUNNING).exists():
+                return None  # canceled, or ended by a fatal refusal
             item_send(item=item, job=job, builder=builder)
     return unsent_wait(job=job)  # another worker may be mid-call
 

@@ -51,8 +51,17 @@ def job_progress(request, job_id: int):
 @permission_required("curation.change_job", raise_exception=True)
 def job_cancel(request, job_id: int):
     job = get_object_or_404(Job, id=job_id)
+    if job.is_final:
+        messages.info(request, f"Job {job.id} had already ended ({job.get_state_display()}): "
+                               "nothing to cancel.")
+        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
     n = jobs.job_cancel(job_id=job.id)
-    messages.success(request, f"Job {job.id} canceled ({n} items not yet done).")
+    job.refresh_from_db()
+    if job.state != Job.State.CANCELED:  # it ended between the page and the click
+        messages.info(request, f"Job {job.id} had already ended ({job.get_state_display()}): "
+                               "nothing to cancel.")
+    else:
+        messages.success(request, f"Job {job.id} canceled ({n} items not yet done).")
     return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
 
 
@@ -61,6 +70,9 @@ def job_cancel(request, job_id: int):
 @permission_required("curation.change_job", raise_exception=True)
 def job_retry(request, job_id: int):
     job = get_object_or_404(Job, id=job_id)
+    if job.state == Job.State.CANCELED:
+        messages.info(request, f"Job {job.id} was canceled: its failed items stay as they are.")
+        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
     n = jobs.job_retry_failed(job_id=job.id)
     messages.success(request, f"Job {job.id}: retrying {n} failed items.")
     return HttpResponseRedirect(reverse("curation:job", args=[job.id]))

@@ -54,6 +54,7 @@ def test_select_across_pages_curate_and_watch_the_job(open_session, users, sampl
     job = Job.objects.get()
     assert worker == [job.id]
     assert page_state(page) == "Queued"
+    assert page.locator("form.job-cancel").count() == 1
     assert page.inner_text("#job-total") == "63"
     me.shot("job queued")
 
@@ -76,6 +77,8 @@ def test_select_across_pages_curate_and_watch_the_job(open_session, users, sampl
     page.wait_for_function("() => document.getElementById('job-done').textContent === '63'")
     me.shot("job finished")
     assert page.get_attribute("#job", "data-final") == "1"
+    # The page was opened while the job ran: its "Cancel job" button goes when the job ends.
+    assert page.locator("form.job-cancel").count() == 0
     assert Item.objects.filter(job=job, state=Item.State.SUCCEEDED).count() == 63
     assert Batch.objects.filter(job=job).count() == 3  # 63 notes in batches of 25
     assert not Item.objects.filter(job=job, note__state=Note.State.SKIPPED).exists()

@@ -29,6 +29,7 @@ def make_job(notes, *, state, mode, cost_each, batched):
     items = [
         Item.objects.create(
             job=job, note=note, batch=batch, state=Item.State.SUCCEEDED, cost=cost_each,
+            batch_cost=cost_each if batched else Decimal("0"),
             custom_id=f"j{job.pk}-{note.pk}",
         )
         for note in notes

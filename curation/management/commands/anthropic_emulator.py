@@ -43,9 +43,28 @@ class Command(BaseCommand):
         parser.add_argument("--rate-window", type=float, default=60.0,
                             help="Length of the --rpm/--itpm window in seconds.")
         parser.add_argument("--seed", type=int, default=0, help="Seed for faults and result order.")
+        # What the real API refuses (curation/emulator/refusals.py); scripted endpoint faults
+        # are set over HTTP: POST /_emulator/config {"script": [...]}.
+        parser.add_argument("--api-key", default="",
+                            help="Accept only this key; any other gets 401 (default: any key).")
+        parser.add_argument("--permission-denied", action="store_true",
+                            help="Answer every API call 403 permission_error.")
+        parser.add_argument("--models", default="",
+                            help="Known models, comma-separated; '*': any (default: the API's).")
+        parser.add_argument("--lenient-params", action="store_true",
+                            help="Accept unknown top-level parameters (the API answers 400).")
+        parser.add_argument("--batch-create-rpm", type=int, default=0,
+                            help="Batch creates allowed per window; more get 429 (0: no limit).")
+        parser.add_argument("--otpm", type=int, default=0,
+                            help="Output tokens allowed per window; more get 429 (0: no limit).")
+        parser.add_argument("--expire-seconds", type=float, default=24 * 3600.0,
+                            help="A batch not ended this long after creation expires (24 h).")
+        parser.add_argument("--retention-seconds", type=float, default=29 * 24 * 3600.0,
+                            help="Results can be downloaded this long after creation (29 days).")
 
     def handle(self, *args, **opts):
-        for key in ("latency", "batch_seconds", "cancel_seconds", "retry_after", "rate_window"):
+        for key in ("latency", "batch_seconds", "cancel_seconds", "retry_after", "rate_window",
+                    "expire_seconds", "retention_seconds"):
             if opts[key] < 0:
                 raise CommandError(f"--{key.replace('_', '-')} must not be negative")
         shares = {f"fault_{k}": opts[f"fault_{k}"]
@@ -59,6 +78,10 @@ class Command(BaseCommand):
                 batch_seconds=opts["batch_seconds"], cancel_seconds=opts["cancel_seconds"],
                 fault_attempts=opts["fault_attempts"], retry_after=opts["retry_after"],
                 rpm=opts["rpm"], itpm=opts["itpm"], rate_window=opts["rate_window"], seed=opts["seed"], **shares,
+                api_key=opts["api_key"], permission_denied=opts["permission_denied"],
+                models=opts["models"], strict_params=not opts["lenient_params"],
+                batch_create_rpm=opts["batch_create_rpm"], otpm=opts["otpm"],
+                expire_seconds=opts["expire_seconds"], retention_seconds=opts["retention_seconds"],
             )
             emulator.bind()
         except OSError as exc:

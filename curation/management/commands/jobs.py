@@ -14,7 +14,10 @@ RECENT = 20
 def job_line(job: Job, counts: dict[str, int]) -> str:
     cost = job.cost if job.is_final else jobs.job_cost(job_id=job.id)
     mode = job.mode or job.requested_mode
-    return f"job {job.id}  {job.state}  {mode}  {counts_line(counts)}  cost ${cost}"
+    line = f"job {job.id}  {job.state}  {mode}  {counts_line(counts)}  cost ${cost}"
+    if job.error:  # why it ended at once (the API's reason) and the API's request-id
+        line += f"  error: {job.error}" + (f" (request-id {job.request_id})" if job.request_id else "")
+    return line
 
 
 class Command(BaseCommand):

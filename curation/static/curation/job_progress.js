@@ -25,6 +25,16 @@
     }
     renderItems(data.items || []);
     root.setAttribute("data-final", data.final ? "1" : "0");
+    var reason = document.getElementById("job-error-reason");
+    if (reason && data.error) {
+      reason.hidden = false;
+      reason.textContent = data.error + (data.request_id ? " (request-id " + data.request_id + ")" : "");
+    }
+    if (data.final) {
+      // An ended job can no longer be canceled: the button goes with the last update.
+      var cancel = document.querySelector("form.job-cancel");
+      if (cancel) { cancel.remove(); }
+    }
   }
 
   // Per-item rows, rebuilt from text (never HTML): items end one by one in parallel mode.

@@ -171,12 +171,18 @@ def test_job_page_cancel_and_retry_buttons(
 ):
     job = make_job(make_notes, 2, failed=1)
     assert admin_client.get(reverse("curation:job-cancel", args=[job.id])).status_code == 405
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(reverse("curation:job-retry", args=[job.id]))
+    assert job.items.filter(state="pending").count() == 2  # the failed one back, and the other
     admin_client.post(reverse("curation:job-cancel", args=[job.id]))
     job.refresh_from_db()
     assert job.state == Job.State.CANCELED
-    with django_capture_on_commit_callbacks(execute=False):
+    Item.objects.filter(id=job.items.first().id).update(state="failed")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         admin_client.post(reverse("curation:job-retry", args=[job.id]))
-    assert job.items.filter(state="pending").count() == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.CANCELED and not callbacks  # a canceled job stays canceled
+    assert job.items.filter(state="failed").count() == 1
 
 
 def test_curate_form_has_a_maximum_cost_and_shows_why_a_job_is_refused(

@@ -75,6 +75,7 @@ def test_refusals_exit_non_zero_with_a_one_line_reason(emulator, make_vault, tmp
     over = manage("curate", "--all", "--max-cost", "0.000001")
     assert over.returncode == 1 and b"over the maximum of $0.000001" in over.stderr
     assert emulator.stats()["messages"] == 0 and emulator.stats()["batches"] == 0
+    emulator.configure(models="*")  # a model the emulator's list lacks (else 404, like the API)
     priced = manage("curate", "--all", "--mode", "sync", "--wait",
                     CURATION_MODEL="claude-mystery-9",
                     CURATION_PRICES='{"claude-mystery-9": {"input": 1, "output": 5}}')

@@ -90,7 +90,7 @@ def test_122_notes_two_batches_shuffled_results_land_on_their_own_notes(
     assert_own_suggestions(job, notes)
     # Each custom_id names its own Item row, whatever order the results came back in.
     for item in Item.objects.filter(job=job).select_related("note"):
-        assert item.custom_id.startswith(f"item_{item.id:08d}_")
+        assert item.custom_id.startswith(f"{jobs.install_key()}_{item.id:08d}_")
 
 
 def test_errored_and_expired_items_are_retried_alone(emulator, make_notes, fast_polls):
