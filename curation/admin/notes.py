@@ -1,8 +1,11 @@
-"""The Note and Vault admins, extended with curation: curate selected notes, export, preview.
+"""The Note and Vault admins, extended with curation: curate selected notes, export, re-import.
 
 ingest's admins know nothing of curation; this module re-registers them with the actions added,
-as Django's own UserAdmin is extended by other apps.
+as Django's own UserAdmin is extended by other apps. Every action here only records an
+Operation and answers at once; the workers do the work (curation.operations).
 """
+
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,12 +14,12 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from curation.engine import jobs
-from curation.models import ALL_FIELDS, Field, Mode
-from curation.review.export import ExportSummary, vault_export
+from curation import operations
+from curation.models import ALL_FIELDS, Field, Mode, Operation
 from curation.roles import can_curate, can_export, can_ingest_url
 from ingest.admin import NoteAdmin, VaultAdmin
 from ingest.models import Note, Vault
+
 
 class CurateForm(forms.Form):
     curate_fields = forms.MultipleChoiceField(
@@ -31,14 +34,52 @@ class CurateForm(forms.Form):
         required=False,
         help_text="Auto mode only: parallel real-time calls instead of a half-price batch.",
     )
+    pending = forms.ChoiceField(
+        label="Notes with suggestions awaiting review",
+        choices=[
+            ("skip", "Leave them out (their pending suggestions stay as they are)"),
+            ("replace", "Curate them again: the new suggestions replace the pending ones"),
+        ],
+        initial="skip",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
+
+def _selection_label(request) -> str:
+    across = request.POST.get("select_across") == "1"
+    filters = request.GET.urlencode()
+    return "admin: " + ("all matching" if across else "selected") + (
+        f" ({filters})" if filters else ""
+    )
+
+
+def _estimates(queryset) -> tuple[dict, str]:
+    """The curate form's numbers: curatable notes, and per (mode, urgent) the mode the router
+    picks and its estimated cost, so the page follows the form without a rule of its own."""
+    batch = operations.curate_estimate(notes=queryset, mode=Mode.BATCH)
+    by_choice = {}
+    for mode in Mode.values:
+        for urgent in (False, True):
+            chosen = (
+                operations.router.choose_mode(batch["curatable"], mode, urgent=urgent)
+                if batch["curatable"]
+                else ""
+            )
+            cost = batch["batch"] if chosen == Mode.BATCH else batch["realtime"]
+            by_choice[f"{mode}:{int(urgent)}"] = {
+                "mode": Mode(chosen).label if chosen else "",
+                "cost": f"${cost:,.4f}",
+            }
+    return batch, json.dumps(by_choice)
 
 
 @admin.action(description="Curate selected notes")
 def curate_selected_notes(modeladmin, request, queryset):
-    """Ask for fields and mode, then create one job over the selection and queue it.
+    """Ask for fields and mode (showing the estimate), then queue the job's creation.
 
-    `queryset` is the whole selection ("select all N" across pages included); the job is
-    made from it in bulk, never row by row.
+    `queryset` is the whole selection ("select all N" across pages included); it is stored as
+    note-id ranges and the worker creates the job's items, so the answer comes at once.
     """
     if not can_curate(request.user):
         modeladmin.message_user(
@@ -47,41 +88,45 @@ def curate_selected_notes(modeladmin, request, queryset):
         return None
     form = CurateForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
-        across = request.POST.get("select_across") == "1"
-        filters = request.GET.urlencode()
-        selection = "admin: " + ("all matching" if across else "selected") + (
-            f" ({filters})" if filters else ""
-        )
-        try:
-            job = jobs.job_create(
-                notes=queryset,
-                fields=form.cleaned_data["curate_fields"],
-                mode=form.cleaned_data["mode"],
-                urgent=form.cleaned_data["urgent"],
-                user=request.user,
-                selection=selection,
-            )
-        except jobs.NoNotesError:
+        curatable = queryset.filter(state=Note.State.OK)
+        ranges = operations.queryset_ranges(curatable)
+        if not ranges:
             modeladmin.message_user(
                 request, "None of the selected notes can be curated (skipped or missing).",
                 messages.WARNING,
             )  # fmt: skip
             return None
-        jobs.job_start(job_id=job.id)
-        modeladmin.message_user(
-            request,
-            f"Job {job.id} queued: {job.items.count()} notes, mode {job.get_mode_display()}, "
-            f"estimated cost ${job.cost_estimate}.",
-            messages.SUCCESS,
+        n = operations.ranges_count(ranges)
+        op = operations.operation_create(
+            kind=Operation.Kind.CURATE,
+            user=request.user,
+            params={
+                "notes": ranges,
+                "fields": form.cleaned_data["curate_fields"],
+                "mode": form.cleaned_data["mode"],
+                "urgent": form.cleaned_data["urgent"],
+                "pending": form.cleaned_data["pending"] or "replace",
+                "selection": _selection_label(request),
+            },
+            description=f"curate {n:,} note{'s' if n != 1 else ''}",
+            total=n,
         )
-        return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+        modeladmin.message_user(
+            request, f"Creating the job over {n:,} note{'s' if n != 1 else ''} in the background.",
+            messages.SUCCESS,
+        )  # fmt: skip
+        return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
+    estimate, by_choice = _estimates(queryset)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Curate selected notes",
         "opts": modeladmin.model._meta,
         "form": form,
         "count": queryset.count(),
-        "curatable": queryset.filter(state=Note.State.OK).count(),
+        "curatable": estimate["curatable"],
+        "estimate": estimate,
+        "estimates_json": by_choice,
+        "pending_notes": operations.pending_notes_count(notes=queryset),
         "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -90,86 +135,82 @@ def curate_selected_notes(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/curation/curate_notes.html", context)
 
 
-# --- export -----------------------------------------------------------------------------------
-
-SHOWN_PROBLEMS = 20
-SHOWN_DIFFS = 200  # a preview page stays readable; the command's --dry-run shows every diff
+# --- export: always a preview first, then "Export these N notes" on the preview's page ------
 
 
-def _by_vault(notes) -> dict[Vault, list[int]]:
-    grouped: dict[Vault, list[int]] = {}
-    for note in notes.select_related("vault").only("id", "vault"):
-        grouped.setdefault(note.vault, []).append(note.id)
-    return grouped
+def _preview(modeladmin, request, runs: list[dict], what: str):
+    op = operations.operation_create(
+        kind=Operation.Kind.PREVIEW,
+        user=request.user,
+        params={"runs": runs},
+        description=f"preview the export of {what}",
+    )
+    modeladmin.message_user(
+        request, f"Preparing the preview of {what}; nothing is written until you confirm.",
+        messages.SUCCESS,
+    )  # fmt: skip
+    return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
 
 
-def _report(modeladmin, request, vault: Vault, summary: ExportSummary) -> None:
-    level = messages.SUCCESS if summary.ok else messages.WARNING
-    modeladmin.message_user(request, f"Vault {vault.name}: {summary.line()}.", level)
-    problems = [("Conflict", p, r) for p, r in summary.conflicts] + [
-        ("Error", p, r) for p, r in summary.errors
-    ]
-    for kind, path, reason in problems[:SHOWN_PROBLEMS]:
-        modeladmin.message_user(request, f"{kind}: {path}: {reason}", messages.WARNING)
-    if len(problems) > SHOWN_PROBLEMS:
-        more = len(problems) - SHOWN_PROBLEMS
-        modeladmin.message_user(request, f"... and {more} more (see the log).", messages.WARNING)
+def _vault_runs(queryset) -> list[dict]:
+    return [{"vault": pk, "notes": None} for pk in queryset.values_list("pk", flat=True)]
 
 
-def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
-    results = []
-    for vault, note_ids in runs:
-        summary = vault_export(vault=vault, note_ids=note_ids, dry_run=True)
-        files = [
-            {"path": path, "lines": [(_line_class(i, line), line) for i, line in enumerate(lines)]}
-            for path, lines in ((p, d.splitlines()) for p, d in summary.diffs[:SHOWN_DIFFS])
-        ]
-        hidden = max(0, len(summary.diffs) - SHOWN_DIFFS)
-        results.append({"vault": vault, "summary": summary, "files": files, "hidden": hidden})
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Preview export (nothing is written)",
-        "opts": modeladmin.model._meta,
-        "results": results,
-    }
-    return TemplateResponse(request, "admin/ingest/export_preview.html", context)
+def _note_runs(queryset) -> list[dict]:
+    by_vault: dict[int, list[int]] = {}
+    for pk, vault_id in queryset.order_by().values_list("pk", "vault_id"):
+        by_vault.setdefault(vault_id, []).append(pk)
+    return [{"vault": v, "notes": operations.id_ranges(ids)} for v, ids in by_vault.items()]
 
 
-def _line_class(index: int, line: str) -> str:
-    if index < 2:  # the `--- a/...` and `+++ b/...` header
-        return "file"
-    if line.startswith("@@"):
-        return "hunk"
-    return {"+": "add", "-": "del"}.get(line[:1], "ctx")
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
-@admin.action(description="Export approved to vault", permissions=["export"])
+@admin.action(description="Export approved to vault (preview first)", permissions=["export"])
 def export_approved_vaults(modeladmin, request, queryset):
-    for vault in queryset:
-        _report(modeladmin, request, vault, vault_export(vault=vault))
+    runs = _vault_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(len(runs), "vault"))
 
 
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_vaults(modeladmin, request, queryset):
-    return _preview(modeladmin, request, [(vault, None) for vault in queryset])
+    runs = _vault_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(len(runs), "vault"))
 
 
-@admin.action(description="Export approved to vault", permissions=["export"])
+@admin.action(description="Export approved to vault (preview first)", permissions=["export"])
 def export_approved_notes(modeladmin, request, queryset):
-    for vault, note_ids in _by_vault(queryset).items():
-        _report(modeladmin, request, vault, vault_export(vault=vault, note_ids=note_ids))
+    runs = _note_runs(queryset)
+    n = sum(operations.ranges_count(r["notes"]) for r in runs)
+    return _preview(modeladmin, request, runs, _plural(n, "selected note"))
 
 
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_notes(modeladmin, request, queryset):
-    return _preview(modeladmin, request, list(_by_vault(queryset).items()))
+    runs = _note_runs(queryset)
+    n = sum(operations.ranges_count(r["notes"]) for r in runs)
+    return _preview(modeladmin, request, runs, _plural(n, "selected note"))
+
+
+@admin.action(description="Re-import selected vaults from disk", permissions=["change"])
+def reimport_vaults(modeladmin, request, queryset):
+    runs = [{"vault": pk, "paths": None} for pk in queryset.values_list("pk", flat=True)]
+    op = operations.operation_create(
+        kind=Operation.Kind.IMPORT,
+        user=request.user,
+        params={"runs": runs},
+        description=f"re-import {_plural(len(runs), 'vault')}",
+    )
+    modeladmin.message_user(request, "Re-importing in the background.", messages.SUCCESS)
+    return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
 
 
 # --- the extended admins ---------------------------------------------------------------------
 
 
 class CurationVaultAdmin(VaultAdmin):
-    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults]
+    actions = [reimport_vaults, export_approved_vaults, preview_export_vaults]
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)

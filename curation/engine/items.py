@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from curation.api import client, pricing, prompt
 from curation.models import Item, Job, Suggestion
+from curation.review.decisions import suggestions_supersede
 from ingest.models import Note
 
 log = logging.getLogger(__name__)
@@ -367,6 +368,14 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             with conn.cursor() as cursor:
                 cursor.executemany(_item_update_sql(conn), rows)
         _insert_suggestions(suggestions)
+        if suggestions:
+            # Superseded now, when the newer value is stored, so every count (dashboard,
+            # queue, job page) is true at once; nothing sweeps later.
+            suggestions_supersede(
+                queryset=Suggestion.objects.filter(
+                    note_id__in=sorted({s["note_id"] for s in suggestions})
+                )
+            )
     return len(rows)
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from curation.models import Field, Review, Suggestion, TagRename
 from curation.review.decisions import ReviewError, note_value, suggestion_decide
 from curation.review.html import STYLE, suggested_html, value_html
-from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live, note_lock_release
+from curation.review.locks import lock_seconds, note_lock_live, note_lock_release
 from curation.review.taxonomy import tag_is_new, tag_rename, tag_tree, tag_tree_flat, vault_known_tags
 from curation.roles import can_review, can_view
 from ingest.models import Note, Vault
@@ -36,7 +36,7 @@ def _page(request, template, context):
 
 @staff_member_required
 def note_review(request, note_id: int):
-    """GET: show the note's suggestions and claim its lock; POST: decide one suggestion."""
+    """GET: show the note's suggestions and who holds its lock; POST: decide one suggestion."""
     note = get_object_or_404(Note.objects.select_related("vault"), pk=note_id)
     if not can_view(request.user):
         raise PermissionDenied("You cannot see the review queue.")
@@ -44,10 +44,10 @@ def note_review(request, note_id: int):
         return _note_decide(request, note)
 
     moderator = can_review(request.user)
-    if moderator:
-        holds_lock, lock = note_lock_claim(note_id=note.pk, user=request.user)
-    else:
-        holds_lock, lock = False, note_lock_live(note_id=note.pk)
+    # A GET never claims the lock (a link or an image could make a reader take it): the page
+    # claims it by POST when it opens and renews it while open (curation.views.locks).
+    lock = note_lock_live(note_id=note.pk)
+    holds_lock = bool(lock and lock.holder_id == request.user.pk)
     known = vault_known_tags(vault_id=note.vault_id)
     rows = []
     suggestions = note.suggestions.select_related("job").order_by("field", "-id")
