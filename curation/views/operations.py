@@ -51,7 +51,8 @@ def operation_page(request, operation_id: int):
         files = [
             {"path": path, "lines": diff_lines(diff)} for path, diff in vault.get("diffs", [])
         ]
-        vaults.append({**vault, "files": files, "hidden": max(0, vault["written"] - len(files))})
+        hidden = max(0, vault.get("written", 0) - len(files))
+        vaults.append({**vault, "files": files, "hidden": hidden})
     context = {
         **admin.site.each_context(request),
         "title": f"{op.get_kind_display()} (operation {op.id})",

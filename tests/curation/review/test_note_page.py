@@ -16,20 +16,36 @@ def page_url(note):
     return reverse("curation:review_note", args=[note.pk])
 
 
+def claim(client, note) -> dict:
+    """What the page's script does on load and every minute: POST for the lock."""
+    response = client.post(reverse("curation:review_note_lock", args=[note.pk]))
+    assert response.status_code in (200, 403)
+    return response.json()
+
+
 def decide(client, s, action, expected_state="pending", **extra):
     data = {"suggestion_id": s.pk, "action": action, "expected_state": expected_state, **extra}
     return client.post(page_url(s.note), data, follow=True)
 
 
-def test_moderator_opens_note_and_claims_lock(client, make_note, make_suggestion, moderator, settings):
+def test_moderator_opens_note_and_claims_lock_by_post(
+    client, make_note, make_suggestion, moderator, settings
+):
     settings.REVIEW_LOCK_SECONDS = 120
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
     html = client.get(page_url(s.note)).content.decode()
+    assert not ReviewLock.objects.exists()  # a GET never claims
+    assert reverse("curation:review_note_lock", args=[s.note.pk]) in html
+    state = claim(client, s.note)
     lock = ReviewLock.objects.get(note=s.note)
-    assert lock.holder == moderator
+    assert lock.holder == moderator and state["held"] is True and state["until"].endswith("UTC")
     assert timedelta(seconds=110) < lock.expires_at - timezone.now() <= timedelta(seconds=120)
-    assert "You are reviewing this note" in html
+    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
+    first = lock.expires_at
+    claim(client, s.note)  # the open page renews
+    assert ReviewLock.objects.get(note=s.note).expires_at >= first
+    assert client.get(reverse("curation:review_note_lock", args=[s.note.pk])).status_code == 405
 
 
 def test_others_see_who_holds_the_lock_and_cannot_decide(
@@ -37,17 +53,21 @@ def test_others_see_who_holds_the_lock_and_cannot_decide(
 ):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
-    client.get(page_url(s.note))
+    claim(client, s.note)
     other = Client()
     other.force_login(moderator2)
     html = other.get(page_url(s.note)).content.decode()
-    assert "mod is reviewing this note" in html
+    assert "mod is reviewing this note until" in html and "UTC" in html
+    assert '<fieldset class="rv-decide" disabled>' in html  # the forms are disabled
+    state = claim(other, s.note)
+    assert state["held"] is False and state["holder"] == "mod"
     page = decide(other, s, "approve")
     assert "mod is reviewing" in page.content.decode()
     assert Suggestion.objects.get(pk=s.pk).state == "pending"
     third = Client()
     third.force_login(viewer)
     assert "mod is reviewing this note" in third.get(page_url(s.note)).content.decode()
+    assert claim(third, s.note)["held"] is False  # a viewer never takes the lock
     assert ReviewLock.objects.get(note=s.note).holder == moderator
 
 
@@ -58,8 +78,10 @@ def test_expired_lock_is_taken_over(client, make_note, make_suggestion, moderato
         expires_at=timezone.now() - timedelta(seconds=1),
     )  # fmt: skip
     client.force_login(moderator2)
-    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
+    assert '<fieldset class="rv-decide" disabled>' not in client.get(page_url(s.note)).content.decode()
+    assert claim(client, s.note)["held"] is True  # "Take over"
     assert ReviewLock.objects.get(note=s.note).holder == moderator2
+    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
     assert "Tags: edited" not in decide(client, s, "approve").content.decode()
     assert Suggestion.objects.get(pk=s.pk).state == "approved"
 
@@ -67,7 +89,8 @@ def test_expired_lock_is_taken_over(client, make_note, make_suggestion, moderato
 def test_release_frees_the_note(client, make_note, make_suggestion, moderator):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
-    client.get(page_url(s.note))
+    claim(client, s.note)
+    assert ReviewLock.objects.exists()
     client.post(reverse("curation:review_note_release", args=[s.note.pk]))
     assert not ReviewLock.objects.exists()
 
