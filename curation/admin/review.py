@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -45,15 +46,31 @@ class StateFilter(admin.SimpleListFilter):
         return queryset if value == "all" else queryset.filter(state=value)
 
 
+FACETS_KEY, FACETS_SECONDS = "curation:review:facets", 60
+
+
+def note_facets() -> dict[str, list[str]]:
+    """The folders and tag roots the queue's filters offer: read from the notes at most once a
+    minute (they only name choices; the filtering itself always reads the rows)."""
+    from ingest.models import Note
+
+    def compute() -> dict[str, list[str]]:
+        folders = Note.objects.order_by("folder").values_list("folder", flat=True).distinct()
+        roots: dict[str, None] = {}
+        for tags in Note.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
+            for tag in tags or []:
+                roots.setdefault(str(tag).split("/")[0], None)
+        return {"folders": list(folders[:200]), "roots": sorted(roots)[:100]}
+
+    return cache.get_or_set(FACETS_KEY, compute, FACETS_SECONDS)
+
+
 class FolderFilter(admin.SimpleListFilter):
     title = "folder"
     parameter_name = "folder"
 
     def lookups(self, request, model_admin):
-        from ingest.models import Note
-
-        folders = Note.objects.order_by("folder").values_list("folder", flat=True).distinct()
-        return [(f or "/", f or "(vault root)") for f in folders[:200]]
+        return [(f or "/", f or "(vault root)") for f in note_facets()["folders"]]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -77,13 +94,7 @@ class TagBranchFilter(admin.SimpleListFilter):
     parameter_name = "branch"
 
     def lookups(self, request, model_admin):
-        from ingest.models import Note
-
-        roots: dict[str, None] = {}
-        for tags in Note.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
-            for tag in tags or []:
-                roots.setdefault(str(tag).split("/")[0], None)
-        return [(root, root) for root in sorted(roots)[:100]]
+        return [(root, root) for root in note_facets()["roots"]]
 
     def queryset(self, request, queryset):
         branch = (self.value() or "").strip().strip("/")
