@@ -79,7 +79,8 @@ def curate_selected_notes(modeladmin, request, queryset):
     """Ask for fields and mode (showing the estimate), then queue the job's creation.
 
     `queryset` is the whole selection ("select all N" across pages included); it is stored as
-    note-id ranges and the worker creates the job's items, so the answer comes at once.
+    its query (never read here) and the worker creates the job's items, so the answer comes at
+    once.
     """
     if not can_curate(request.user):
         modeladmin.message_user(
@@ -89,19 +90,18 @@ def curate_selected_notes(modeladmin, request, queryset):
     form = CurateForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         curatable = queryset.filter(state=Note.State.OK)
-        ranges = operations.queryset_ranges(curatable)
-        if not ranges:
+        n = curatable.count()
+        if not n:
             modeladmin.message_user(
                 request, "None of the selected notes can be curated (skipped or missing).",
                 messages.WARNING,
             )  # fmt: skip
             return None
-        n = operations.ranges_count(ranges)
         op = operations.operation_create(
             kind=Operation.Kind.CURATE,
             user=request.user,
             params={
-                "notes": ranges,
+                "notes": operations.selection_of(curatable),
                 "fields": form.cleaned_data["curate_fields"],
                 "mode": form.cleaned_data["mode"],
                 "urgent": form.cleaned_data["urgent"],
@@ -122,7 +122,7 @@ def curate_selected_notes(modeladmin, request, queryset):
         "title": "Curate selected notes",
         "opts": modeladmin.model._meta,
         "form": form,
-        "count": queryset.count(),
+        "count": estimate["selected"],
         "curatable": estimate["curatable"],
         "estimate": estimate,
         "estimates_json": by_choice,
@@ -157,10 +157,11 @@ def _vault_runs(queryset) -> list[dict]:
 
 
 def _note_runs(queryset) -> list[dict]:
-    by_vault: dict[int, list[int]] = {}
-    for pk, vault_id in queryset.order_by().values_list("pk", "vault_id"):
-        by_vault.setdefault(vault_id, []).append(pk)
-    return [{"vault": v, "notes": operations.id_ranges(ids)} for v, ids in by_vault.items()]
+    vaults = queryset.order_by().values_list("vault_id", flat=True).distinct()
+    return [
+        {"vault": v, "notes": operations.selection_of(queryset.filter(vault_id=v))}
+        for v in sorted(vaults)
+    ]
 
 
 def _plural(n: int, word: str) -> str:
@@ -182,15 +183,13 @@ def preview_export_vaults(modeladmin, request, queryset):
 @admin.action(description="Export approved to vault (preview first)", permissions=["export"])
 def export_approved_notes(modeladmin, request, queryset):
     runs = _note_runs(queryset)
-    n = sum(operations.ranges_count(r["notes"]) for r in runs)
-    return _preview(modeladmin, request, runs, _plural(n, "selected note"))
+    return _preview(modeladmin, request, runs, _plural(queryset.count(), "selected note"))
 
 
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_notes(modeladmin, request, queryset):
     runs = _note_runs(queryset)
-    n = sum(operations.ranges_count(r["notes"]) for r in runs)
-    return _preview(modeladmin, request, runs, _plural(n, "selected note"))
+    return _preview(modeladmin, request, runs, _plural(queryset.count(), "selected note"))
 
 
 @admin.action(description="Re-import selected vaults from disk", permissions=["change"])

@@ -135,14 +135,14 @@ def reject_selected(modeladmin, request, queryset):
 
 
 def _decide(modeladmin, request, queryset, decision):
-    ranges = operations.queryset_ranges(queryset.filter(state=Suggestion.State.PENDING))
-    n = operations.ranges_count(ranges)
+    pending = queryset.filter(state=Suggestion.State.PENDING)
+    n = pending.count()
     verb = Review.Decision(decision).label.lower()
     if n > DECIDE_INLINE:
         op = operations.operation_create(
             kind=Operation.Kind.DECIDE,
             user=request.user,
-            params={"suggestions": ranges, "decision": decision},
+            params={"suggestions": operations.selection_of(pending), "decision": decision},
             description=f"{verb}: {n:,} suggestions",
             total=n,
         )

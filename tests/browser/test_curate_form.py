@@ -2,6 +2,7 @@
 warns about notes whose suggestions still await review (skip them or replace them)."""
 
 import pytest
+from django.db.models import Q
 
 from curation.models import Item, Job, Operation
 from ingest.models import Note
@@ -20,7 +21,9 @@ def no_worker(monkeypatch):
 
 
 def test_estimate_and_recuration_warning(open_session, users, sample_vault, curated, no_worker):
-    ai = list(Note.objects.filter(vault=sample_vault, folder="AI", state=Note.State.OK))
+    # The folder filter selects AI and its subfolders.
+    in_ai = Q(folder="AI") | Q(folder__startswith="AI/")
+    ai = list(Note.objects.filter(in_ai, vault=sample_vault, state=Note.State.OK))
     curated([n.id for n in ai])  # these now have pending suggestions
     me = fitted(open_session("admin"))
     me.login("admin")

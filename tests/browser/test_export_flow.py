@@ -45,19 +45,26 @@ def test_preview_confirm_summary_and_reimport_conflicts(open_session, users, sam
     }
     assert not Review.objects.filter(exported_at__isnull=False).exists()
 
+    # Someone edits a second note between the preview and the confirmation.
+    late = notes[1]
+    (root / late.path).write_bytes(before[late.path] + b"\nEdited meanwhile.\n")
     page.click(f"#export-confirm button:text-is('Export these {n} notes')")
     page.wait_for_selector("#reimport-conflicts")
     assert_fits(me, "export summary")
-    assert f"Written: {n}" in page.inner_text("#op-summary")
+    assert f"Written: {n - 1}" in page.inner_text("#op-summary")
+    assert "conflicts: 1" in page.inner_text("#op-summary")
+    assert late.path in page.inner_text(".vc-problems")
     assert "changed on disk" in page.inner_text(".vc-problems")
-    written = [p for p in before if p != edited.path and (root / p).read_bytes() != before[p]]
-    assert len(written) == n
+    unchanged = {edited.path, late.path}
+    written = [p for p in before if p not in unchanged and (root / p).read_bytes() != before[p]]
+    assert len(written) == n - 1
     export = Operation.objects.get(kind=Operation.Kind.EXPORT)
-    assert export.state == Operation.State.SUCCEEDED and export.result["written"] == n
+    assert export.state == Operation.State.SUCCEEDED and export.result["written"] == n - 1
 
     page.click("#reimport-conflicts button")
     page.wait_for_selector("#op-result")
     me.shot("conflicts re-imported")
     assert "updated 1" in page.inner_text("#op-result")
     reimport = Operation.objects.get(kind=Operation.Kind.IMPORT)
-    assert reimport.params["runs"][0]["paths"] == [edited.path]
+    assert reimport.params["runs"][0]["paths"] == [late.path]
+    assert Note.objects.get(pk=late.pk).body.endswith("Edited meanwhile.\n")
