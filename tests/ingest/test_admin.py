@@ -159,3 +159,32 @@ def test_vault_list_counts_notes_with_a_link_to_them(staff, vaults):
     main, _ = vaults
     page = staff.get(reverse("admin:ingest_vault_changelist")).content.decode()
     assert f'href="{CHANGELIST}?vault__id__exact={main.id}">6</a>' in page
+
+
+def test_note_page_is_read_only_with_chips_and_wikilinks(staff, make_vault):
+    vault, _ = vault_import(
+        root=make_vault({
+            "A.md": "---\ntags: [ai/agents, python]\n---\n# A\n\nSee [[B]] and [[Gone|a lost note]].\n",
+            "sub/B.md": "# B\n\nbody\n",
+        }),
+        name="links",
+    )  # fmt: skip
+    a, b = Note.objects.get(path="A.md"), Note.objects.get(path="sub/B.md")
+    html = staff.get(reverse("admin:ingest_note_change", args=[a.pk])).content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert '<span class="vc-chip">ai/agents</span>' in html and '"ai/agents"' not in html
+    link = reverse("admin:ingest_note_change", args=[b.pk])
+    assert f'<a class="vc-wikilink" href="{link}">B</a>' in html
+    assert '<span class="vc-wikilink vc-missing" title="no such note">a lost note</span>' in html
+
+
+def test_skipped_note_shows_its_raw_text_around_the_error(staff, make_vault):
+    vault, _ = vault_import(
+        root=make_vault({"bad.md": "---\ntitle: x\ntags: [unclosed, list\ncreated: 1\n---\nbody\n"}),
+        name="broken",
+    )
+    note = Note.objects.get(path="bad.md")
+    assert note.state == "skipped" and "line 4" in note.reason
+    html = staff.get(reverse("admin:ingest_note_change", args=[note.pk])).content.decode()
+    assert '<span class="vc-bad"><span class="vc-n">4</span>created: 1</span>' in html
+    assert "tags: [unclosed, list" in html
