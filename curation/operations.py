@@ -179,7 +179,9 @@ class Progress:
 
 
 def _stale_after() -> float:
-    return float(settings.Q_CLUSTER.get("timeout", 600)) + 60
+    """A running operation silent this long lost its worker (django-q2 stops a task at its
+    timeout and delivers it again after `retry`, which is longer)."""
+    return float(settings.Q_CLUSTER.get("timeout", 600))
 
 
 def operation_run(*, operation_id: int) -> str:

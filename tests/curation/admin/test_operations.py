@@ -128,3 +128,17 @@ def test_favicon_is_named_and_served(admin_client):
     assert 'rel="icon"' in admin_client.get(reverse("admin:index")).content.decode()
     response = admin_client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+def test_the_task_path_resolves_and_runs(make_notes):
+    from django.utils.module_loading import import_string
+
+    make_notes(1)
+    op = operations.operation_create(
+        kind=Operation.Kind.CURATE, user=None,
+        params={"notes": operations.selection_of(Note.objects.all()), "fields": ["tags"]},
+    )  # fmt: skip
+    task = import_string(operations.RUN_OPERATION)
+    assert task(op.id) == Operation.State.SUCCEEDED
+    assert task(op.id) == Operation.State.SUCCEEDED  # delivered twice: done once
+    assert Job.objects.count() == 1
