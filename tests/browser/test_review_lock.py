@@ -37,6 +37,7 @@ def test_lock_disables_forms_renews_and_takes_over(open_session, users, sample_v
     assert bob_page.locator("fieldset.rv-decide").count() > 0
     assert bob_page.locator("fieldset.rv-decide:not([disabled])").count() == 0
     assert bob_page.locator("#lock-takeover").is_hidden()
+    assert bob_page.locator("#lock-release").is_hidden()  # not his to release
 
     # Alice's claim lapses (her page closed): bob is offered the lock, takes it over.
     alice.close()
