@@ -32,6 +32,9 @@ PAGES = {
     "audit (reviews)": "/curation/review/",
     "operations": "/curation/operation/",
     "vault changelist": "/ingest/vault/",
+    "export records": "/ingest/exportrecord/",
+    "review locks": "/curation/reviewlock/",
+    "tag renames": "/curation/tagrename/",
 }
 
 

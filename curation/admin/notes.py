@@ -17,6 +17,7 @@ from django.urls import reverse
 from curation import operations
 from curation.models import ALL_FIELDS, Field, Mode, Operation
 from curation.roles import can_curate, can_export, can_ingest_url
+from curation.templatetags.vaultcms_money import money
 from ingest.admin import NoteAdmin, VaultAdmin
 from ingest.models import Note, Vault
 
@@ -69,7 +70,7 @@ def _estimates(queryset) -> tuple[dict, str]:
             cost = batch["batch"] if chosen == Mode.BATCH else batch["realtime"]
             by_choice[f"{mode}:{int(urgent)}"] = {
                 "mode": Mode(chosen).label if chosen else "",
-                "cost": f"${cost:,.4f}",
+                "cost": money(cost),
             }
     return batch, json.dumps(by_choice)
 

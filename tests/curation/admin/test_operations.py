@@ -32,7 +32,8 @@ def test_curate_form_shows_estimate_and_pending_warning(admin_client, make_notes
         NOTES, {"action": "curate_selected_notes", ACTION_CHECKBOX_NAME: ids}
     ).content.decode()
     estimate = operations.curate_estimate(notes=Note.objects.filter(id__in=[n.id for n in notes]))
-    assert f"${estimate['batch']:.4f}" in html and "Message Batches" in html
+    assert f'<strong id="estimate-cost">{money(estimate["batch"])}</strong>' in html
+    assert "Message Batches" in html
     assert "3 of the selected notes already have suggestions awaiting review" in html
     assert 'value="skip"' in html and 'value="replace"' in html
     assert estimate["realtime"] > estimate["batch"] > 0  # batch is half price
