@@ -43,7 +43,7 @@ admin.site.index_title = "Dashboard"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("favicon.ico", favicon),
+    path("favicon.ico", favicon, name="favicon"),
     path("curation/", include("curation.urls")),
     path("", admin.site.urls),
 ]
