@@ -283,7 +283,6 @@ def _run_curate(op: Operation, progress: Progress) -> dict:
                     state=Suggestion.State.PENDING, note_id__in=chunk, field__in=fields
                 ).values_list("note_id", flat=True)
             )
-            progress(0, len(ids))
         left_out = len(waiting)
         ids = [i for i in ids if i not in waiting]
         if not ids:
@@ -462,7 +461,8 @@ def _run_decide(op: Operation, progress: Progress) -> dict:
     totals = {"decided": 0, "superseded": 0, "locked": 0}
     done = 0
     for chunk in chunks(ids):
-        progress.check()
+        progress.done, progress.total = done, len(ids)
+        progress.check()  # a cancel stops between two chunks, each decided whole
         result = suggestions_decide(
             queryset=Suggestion.objects.filter(pk__in=chunk),
             user=op.created_by,
@@ -473,9 +473,7 @@ def _run_decide(op: Operation, progress: Progress) -> dict:
         totals["superseded"] += result.superseded
         totals["locked"] += result.locked
         done += len(chunk)
-        Operation.objects.filter(id=op.id, state=Operation.State.RUNNING).update(
-            done=done, heartbeat_at=timezone.now()
-        )
+        progress(done, len(ids))
     verb = Review.Decision(decision).label.lower()
     return {"count": len(ids), "decision": verb, **totals}
 
