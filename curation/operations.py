@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from curation.api import pricing
 from curation.engine import jobs, router
-from curation.engine.estimate import job_estimate
+from curation.engine.estimate import job_estimate, job_estimates
 from curation.engine.items import MICRO
 from curation.models import Mode, Operation, Review, Suggestion
 from curation.review.decisions import ReviewError, suggestions_decide
@@ -261,8 +261,11 @@ def curate_estimate(
         return result
     ids = list(notes.filter(ok).order_by().values_list("pk", flat=True))
     try:
-        for key, batch in (("batch", True), ("realtime", False)):
-            result[key] = _job_cost(ids, fields=fields, batch=batch)
+        both = job_estimates(
+            note_ids=ids, fields=jobs.fields_clean(fields), model=settings.CURATION_MODEL
+        )
+        result["batch"] = both[True].cost.quantize(MICRO)
+        result["realtime"] = both[False].cost.quantize(MICRO)
     except pricing.UnknownPrice as exc:
         result["batch"] = result["realtime"] = None
         result["error"] = str(exc)
