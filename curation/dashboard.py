@@ -11,7 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.urls import NoReverseMatch, reverse
 
 from curation.api import pricing
-from curation.models import Item, Job, Review, Suggestion
+from curation.models import Item, Job, Operation, Review, Suggestion
 from ingest.models import Note, Vault
 
 ZERO = Decimal("0")
@@ -56,6 +56,7 @@ class Dashboard:
     cost: Decimal = ZERO
     batch_cost: Decimal = ZERO
     saved: Decimal = ZERO
+    operations_running: int = 0
     can_add_url: bool = False
     emulated: bool = False  # no API key: suggestions come from the built-in emulator
     awaiting_you: int | None = None
@@ -99,6 +100,9 @@ def dashboard_counts() -> Dashboard:
     )
     # Only whether a key is set, never the key: the demo runs without one, on the emulator.
     d.emulated = not os.environ.get("ANTHROPIC_API_KEY")
+    d.operations_running = Operation.objects.filter(
+        state__in=[Operation.State.PENDING, Operation.State.RUNNING]
+    ).count()
     d.steps = next_steps(d)
     return d
 
@@ -156,13 +160,14 @@ def next_steps(d: Dashboard) -> list[Step]:
             key="export",
             title="Export",
             text=(
-                f"{d.reviews_to_export:,} notes with approved changes not yet written"
+                f"{d.reviews_to_export:,} notes with approved changes not yet written; "
+                "preview the diff, then confirm"
                 if d.reviews_to_export
-                else "Write approved changes back into the markdown files "
-                "(python manage.py export_vault --dry-run shows the diff first)."
+                else "Write approved changes back into the markdown files: preview the diff "
+                "per note, then confirm."
             ),
             url=_url("admin:ingest_vault_changelist"),
-            link_text="Export from Vaults",
+            link_text="Vaults",
             done=False,
         ),
     ]

@@ -451,3 +451,59 @@ class NoteWords(models.Model):
 
     def __str__(self) -> str:
         return f"words of note {self.note_id}"
+
+
+class Operation(models.Model):
+    """Admin work too heavy for a web request, carried by a worker: its state, progress, result.
+
+    The request stores what to do (`params`: the selection as note-id ranges, the options) and
+    answers at once; `curation.operations.operation_run` does it and fills in the rest.
+    """
+
+    class Kind(models.TextChoices):
+        CURATE = "curate", "Create a curation job"
+        PREVIEW = "preview", "Preview export"
+        EXPORT = "export", "Export approved to vault"
+        IMPORT = "import", "Re-import from disk"
+        DECIDE = "decide", "Decide suggestions"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELED)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    params = models.JSONField(default=dict, blank=True, help_text="What to do, as requested.")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True, help_text="What it did.")
+    error = models.TextField(blank=True)
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "background operation"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES

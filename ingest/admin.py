@@ -4,15 +4,19 @@ The curation app extends these (curation/admin/notes.py adds the curate and expo
 as Django's own UserAdmin is extended, so nothing here knows of curation.
 """
 
+import re
+
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from ingest.files import UnsafePath, safe_path
 from ingest.importer import VaultNotFound, vault_import
 from ingest.models import ExportRecord, Note, Vault
-from ingest.render import render_markdown
+from ingest.notes import NotRegular, link_name, read_regular
+from ingest.render import link_wikilinks, render_markdown, wikilink_names
 from vaultcms.admin import ReadOnlyAdminMixin
 
 
@@ -105,7 +109,8 @@ class HasTagsFilter(admin.SimpleListFilter):
 
 @admin.register(Note)
 class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
-    list_display = ["title", "path", "vault", "state", "tag_list", "updated_at"]
+    # Few, wrapping columns so the list fits a 1366 px screen with the sidebar open.
+    list_display = ["title", "path", "state", "tag_list"]
     list_filter = ["vault", FolderFilter, "state", HasTagsFilter]
     list_select_related = ["vault"]
     search_fields = ["title", "path", "body"]
@@ -113,10 +118,14 @@ class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = []
     readonly_fields = [
-        "vault", "path", "folder", "title", "state", "reason", "tags", "frontmatter_block",
-        "preview", "encoding", "has_bom", "content_hash", "size", "imported_at", "updated_at",
+        "vault", "path", "folder", "title", "state", "reason", "raw_excerpt", "tag_chips",
+        "frontmatter_block", "preview", "encoding", "has_bom", "content_hash", "size",
+        "imported_at", "updated_at",
     ]  # fmt: skip
-    exclude = ["frontmatter_raw", "frontmatter", "body", "newline", "mtime_ns"]
+    exclude = ["frontmatter_raw", "frontmatter", "body", "newline", "mtime_ns", "tags"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # notes change on disk (then re-import) or by export: the page is read-only
 
     def has_add_permission(self, request):
         return False  # notes come from the vault on disk, never typed in
@@ -131,7 +140,17 @@ class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
 
     @admin.display(description="Tags")
     def tag_list(self, note):
-        return ", ".join(note.tags)
+        return chips(note.tags)
+
+    @admin.display(description="Tags")
+    def tag_chips(self, note):
+        return chips(note.tags)
+
+    @admin.display(description="Around the error")
+    def raw_excerpt(self, note):
+        if note.state != Note.State.SKIPPED:
+            return "-"
+        return raw_excerpt(note)
 
     @admin.display(description="Frontmatter")
     def frontmatter_block(self, note):
@@ -140,7 +159,63 @@ class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
     @admin.display(description="Preview")
     def preview(self, note):
         # render_markdown sanitizes with nh3, so the HTML is safe to mark as such.
-        return mark_safe(f'<div class="note-preview">{render_markdown(note.body)}</div>')
+        html = link_wikilinks(render_markdown(note.body), note_links(note))
+        return mark_safe(f'<div class="note-preview">{html}</div>')
+
+
+def chips(tags) -> str:
+    if not tags:
+        return "-"
+    return format_html_join(" ", '<span class="vc-chip">{}</span>', ((str(t),) for t in tags))
+
+
+def note_links(note: Note):
+    """resolve(name) -> the admin URL of the note of that vault a [[name]] points to."""
+    names = wikilink_names(note.body)[:200]
+    found: dict[str, int] = {}
+    if names:
+        wanted = Q()
+        for name in names:
+            wanted |= Q(path__iexact=f"{name}.md") | Q(path__iendswith=f"/{name}.md")
+        for pk, path in Note.objects.filter(wanted, vault_id=note.vault_id).values_list("pk", "path"):
+            found.setdefault(link_name(path).lower(), pk)
+            found.setdefault(path[:-3].lower(), pk)
+
+    def resolve(name: str) -> str | None:
+        pk = found.get(name.strip().lower())
+        return None if pk is None else reverse("admin:ingest_note_change", args=[pk])
+
+    return resolve
+
+
+EXCERPT_LINES = 6  # lines shown before and after a skipped note's broken line
+LINE_IN_REASON = re.compile(r"\bline (\d+)")
+
+
+def raw_excerpt(note: Note):
+    """The file's raw text around the line its skip reason names (the broken YAML line)."""
+    try:
+        # Never opens a FIFO or a device for good, even one swapped in after a stat().
+        data = read_regular(safe_path(note.vault.root, note.path), limit=256 * 1024)
+    except NotRegular:
+        return "(not a regular file)"
+    except (UnsafePath, OSError) as exc:
+        return f"(cannot read the file: {exc})"
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    found = LINE_IN_REASON.search(note.reason or "")
+    bad = int(found.group(1)) if found else None
+    # The reason's line number counts the file's lines (ingest.notes.load_yaml).
+    start = max(1, (bad or 1) - EXCERPT_LINES)
+    end = min(len(lines), (bad or 1) + EXCERPT_LINES)
+    rows = [
+        ("vc-bad" if n == bad else "vc-line", n, lines[n - 1]) for n in range(start, end + 1)
+    ]
+    return format_html(
+        '<div class="vc-raw">{}</div>',
+        format_html_join(
+            "", '<span class="{}"><span class="vc-n">{}</span>{}</span>', rows
+        ),
+    )
 
 
 @admin.register(ExportRecord)

@@ -2,9 +2,9 @@
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -330,3 +330,73 @@ def _apply(entry: _Found, *, row, stat, result: notes.ReadResult, vault, now, su
         summary.updated += 1
         writes.update.append(note)
     return None
+
+
+def notes_import(
+    *,
+    vault: Vault,
+    paths: Iterable[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import only these files of `vault` (paths relative to its root), nothing else.
+
+    For the one note "Add from web address" writes, or the notes an export found changed on
+    disk: the rest of the vault is not walked. A path no longer on disk is marked missing; one
+    that is not a note inside the vault (hidden, a link out of it, not `.md`) is skipped.
+    """
+    root = Path(vault.root)
+    if not root.is_dir():
+        raise VaultNotFound(f"no such folder: {root}")
+    root_real = os.path.realpath(root)
+    wanted = sorted(dict.fromkeys(str(p) for p in paths))
+    known: dict[str, tuple] = {}
+    for start in range(0, len(wanted), CHUNK):
+        for row in Note.objects.filter(vault=vault, path__in=wanted[start : start + CHUNK]).values_list(
+            "path", "id", "size", "mtime_ns", "content_hash", "state", "reason"
+        ):
+            known[row[0]] = row
+    summary = ImportSummary()
+    writes = _Writes()
+    max_bytes = settings.VAULTCMS_MAX_NOTE_BYTES
+    now = timezone.now()
+    where = dict(vault=vault, now=now, summary=summary, writes=writes)
+    to_read, gone = [], []
+    for rel in wanted:
+        parts = PurePosixPath(rel).parts
+        full = os.path.join(root_real, *parts)
+        if (
+            rel.startswith("/")
+            or ".." in parts
+            or any(part.startswith(".") for part in parts)
+            or not rel.lower().endswith(".md")
+        ):
+            summary.skipped.append((rel, "not a note inside the vault"))
+            continue
+        if not os.path.lexists(full):
+            row = known.get(rel)
+            if row is not None and row[5] != Note.State.MISSING:
+                gone.append(row[1])
+            continue
+        entry = _Found(rel, full)
+        if os.path.commonpath([root_real, os.path.realpath(full)]) != root_real:
+            entry.skip_reason = "symlink to a file outside the vault"
+        stat = _check(entry, row=known.get(rel), max_bytes=max_bytes, **where)
+        if stat is not None:
+            to_read.append((entry, known.get(rel), stat))
+    for done, ((entry, row, stat), result) in enumerate(
+        _read_all(to_read, max_bytes=max_bytes), 1
+    ):
+        _apply(entry, row=row, stat=stat, result=result, **where)
+        if len(writes) >= CHUNK:
+            writes.flush()
+        if progress is not None:
+            progress(done, len(to_read))
+    writes.flush()
+    for start in range(0, len(gone), CHUNK):
+        Note.objects.filter(id__in=gone[start : start + CHUNK]).update(
+            state=Note.State.MISSING, reason="file no longer in the vault", updated_at=now
+        )
+    summary.missing = len(gone)
+    summary.skipped.sort()
+    log.info("import vault=%s files=%s %s", vault.name, len(wanted), summary.line())
+    return summary

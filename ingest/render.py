@@ -1,7 +1,10 @@
 """Markdown to HTML for previews, sanitized so nothing in a note runs in a reviewer's browser."""
 
+import html as html_lib
 import ipaddress
+import re
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import markdown
@@ -67,3 +70,43 @@ def render_markdown(text: str) -> str:
     """Markdown as safe HTML: raw HTML and scripts in the note are stripped, not executed;
     images and links pointing back at this site are dropped (their text stays)."""
     return sanitize(markdown.markdown(text, extensions=["fenced_code", "tables"]))
+
+
+# [[Name]], [[Name|shown text]], [[Name#heading]] as they appear in sanitized HTML (escaped
+# text); never across tags, so a link only ever wraps text.
+WIKILINK = re.compile(r"\[\[([^\[\]|#^<>]+?)(#[^\[\]|<>]*)?(?:\|([^\[\]<>]*))?\]\]")
+_CODE = re.compile(r"(<pre\b.*?</pre>|<code\b.*?</code>)", re.S)
+# A whole tag of nh3's output (attribute values always double-quoted, `"` escaped inside), so
+# a wikilink in an attribute (an image's alt text) is never turned into markup.
+_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
+
+
+def link_wikilinks(html: str, resolve: Callable[[str], str | None]) -> str:
+    """Turn the wikilinks of sanitized HTML into links to the notes they name.
+
+    `resolve(name)` gives the linked note's URL, or None (the name is then shown dimmed, not
+    linked). Code blocks and attribute values are left alone. Added after sanitizing (so the
+    same-site rule, which would drop these links to the app's own pages, does not see them):
+    the URL comes from `resolve`, never from the note, and is escaped here.
+    """
+
+    def link(match: re.Match) -> str:
+        name = html_lib.unescape(match.group(1)).strip()
+        shown = match.group(3) or match.group(1)  # already escaped text
+        url = resolve(name)
+        if url is None:
+            return f'<span class="vc-wikilink vc-missing" title="no such note">{shown}</span>'
+        return f'<a class="vc-wikilink" href="{html_lib.escape(url)}">{shown}</a>'
+
+    parts = _CODE.split(html)
+    for i in range(0, len(parts), 2):
+        pieces = _TAG.split(parts[i])
+        for j in range(0, len(pieces), 2):  # text between tags only
+            pieces[j] = WIKILINK.sub(link, pieces[j])
+        parts[i] = "".join(pieces)
+    return "".join(parts)
+
+
+def wikilink_names(text: str) -> list[str]:
+    """The note names a markdown text links to, in order, once each."""
+    return list(dict.fromkeys(m.group(1).strip() for m in WIKILINK.finditer(text)))

@@ -24,7 +24,7 @@ import yaml
 from django.conf import settings
 from django.utils import timezone
 
-from ingest.importer import vault_import
+from ingest.importer import notes_import
 from ingest.models import Note, Vault
 
 log = logging.getLogger(__name__)
@@ -406,7 +406,7 @@ def note_create_from_url(*, url: str, vault: Vault, folder: str = "") -> Note:
     rel = path.relative_to(os.path.realpath(root)).as_posix()
     log.info("url ingest vault=%s url=%s path=%s", vault.name, page.url, rel)
 
-    vault_import(root=root, name=vault.name)
+    notes_import(vault=vault, paths=[rel])  # this one file, not the whole vault
     note = Note.objects.get(vault=vault, path=rel)
     if note.state != Note.State.OK:
         raise UrlIngestError(f"{rel} was written but could not be imported: {note.reason}")

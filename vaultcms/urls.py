@@ -28,12 +28,22 @@ def healthz(request):
     return response
 
 
+@require_safe
+def favicon(request):
+    """Pages name their icon; this answers browsers that ask for /favicon.ico anyway."""
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    return HttpResponsePermanentRedirect(static("curation/favicon.svg"))
+
+
 admin.site.site_header = "VaultCMS"
 admin.site.site_title = "VaultCMS"
 admin.site.index_title = "Dashboard"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("curation/", include("curation.urls")),
     path("", admin.site.urls),
 ]

@@ -3,12 +3,19 @@
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from curation.engine import items, jobs, parallel
 from curation.models import Batch, Item, Job
 from curation.roles import can_change_jobs
+from curation.templatetags.vaultcms_money import money
 from vaultcms.admin import ReadOnlyAdminMixin
+
+
+def _n(count: int, word: str) -> str:
+    """"1 item", "2 items": a count with its noun."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def items_url(job_id: int, state: str | None = None) -> str:
@@ -51,7 +58,7 @@ def retry_failed_items(modeladmin, request, queryset):
     total = 0
     for job_id in queryset.values_list("id", flat=True):
         total += jobs.job_retry_failed(job_id=job_id)
-    modeladmin.message_user(request, f"Retrying {total} failed items.", messages.SUCCESS)
+    modeladmin.message_user(request, f"Retrying {_n(total, 'failed item')}.", messages.SUCCESS)
 
 
 @admin.action(description="Cancel", permissions=["change"])
@@ -60,7 +67,8 @@ def cancel_jobs(modeladmin, request, queryset):
     canceled = list(running.values_list("id", flat=True))
     items = sum(jobs.job_cancel(job_id=job_id) for job_id in canceled)
     modeladmin.message_user(
-        request, f"Canceled {len(canceled)} jobs ({items} items not yet done).", messages.SUCCESS
+        request, f"Canceled {_n(len(canceled), 'job')} ({_n(items, 'item')} not yet done).",
+        messages.SUCCESS,
     )
 
 
@@ -78,17 +86,14 @@ def switch_to_parallel(modeladmin, request, queryset):
             items += n
     level = messages.SUCCESS if switched else messages.WARNING
     modeladmin.message_user(
-        request, f"Switched {switched} jobs to parallel ({items} unfinished items); "
+        request, f"Switched {_n(switched, 'job')} to parallel ({_n(items, 'unfinished item')}); "
         "only batch jobs still running can be switched.", level,
     )  # fmt: skip
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__", "state", "mode", "item_counts", "cost", "cost_estimate", "vault",
-        "created_by", "created_at", "progress_link",
-    ]  # fmt: skip
+    list_display = ["__str__", "state", "mode", "item_counts", "costs", "created", "progress_link"]
     list_filter = ["state", "mode", "vault"]
     list_select_related = ["vault", "created_by"]
     search_fields = ["=id", "selection"]
@@ -115,6 +120,19 @@ class JobAdmin(admin.ModelAdmin):
             counts = items.item_counts(job_ids=[job.id]).get(job.id, {})
         return counts_html(job.id, counts)
 
+    @admin.display(description="Cost", ordering="cost")
+    def costs(self, job):
+        return format_html(
+            '{}<div class="vc-small vc-muted">estimated {}</div>',
+            money(job.cost), money(job.cost_estimate),
+        )  # fmt: skip
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, job):
+        who = job.created_by.get_username() if job.created_by else "command"
+        when = timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M %Z")
+        return format_html('{}<div class="vc-small vc-muted">by {}</div>', when, who)
+
     @admin.display(description="Progress")
     def progress_link(self, job):
         return format_html('<a href="{}">live progress</a>', reverse("curation:job", args=[job.id]))
@@ -124,14 +142,15 @@ class JobAdmin(admin.ModelAdmin):
 def cancel_selected_items(modeladmin, request, queryset):
     """Cancel single items while their job runs; an answer arriving later is discarded."""
     n = items.items_cancel(item_ids=queryset.values_list("id", flat=True))
-    modeladmin.message_user(request, f"Canceled {n} items (items already ended are left alone).")
+    modeladmin.message_user(
+        request, f"Canceled {_n(n, 'item')} (items already ended are left alone)."
+    )
 
 
 @admin.register(Item)
 class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "custom_id", "job", "note", "state", "attempts", "short_error", "cost", "updated_at",
-    ]  # fmt: skip
+    # Few, wrapping columns so the list fits a 1366 px screen; the item's page has the rest.
+    list_display = ["item", "job", "state", "attempts", "item_cost", "short_error"]
     list_filter = ["state", "job__mode"]
     list_select_related = ["job", "note", "batch"]
     search_fields = ["custom_id", "note__path", "error"]
@@ -146,6 +165,16 @@ class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_cancel_permission(self, request):
         return can_change_jobs(request.user)
 
+    @admin.display(description="Item", ordering="id")
+    def item(self, item):
+        return format_html(
+            '{}<div class="vc-small vc-muted">{}</div>', item.note.path, item.custom_id or ""
+        )
+
+    @admin.display(description="Cost", ordering="cost")
+    def item_cost(self, item):
+        return money(item.cost)
+
     @admin.display(description="Error")
     def short_error(self, item):
-        return item.error[:120] + ("…" if len(item.error) > 120 else "")
+        return item.error[:80] + ("…" if len(item.error) > 80 else "")

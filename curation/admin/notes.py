@@ -1,8 +1,11 @@
-"""The Note and Vault admins, extended with curation: curate selected notes, export, preview.
+"""The Note and Vault admins, extended with curation: curate selected notes, export, re-import.
 
 ingest's admins know nothing of curation; this module re-registers them with the actions added,
-as Django's own UserAdmin is extended by other apps.
+as Django's own UserAdmin is extended by other apps. Every action here only records an
+Operation and answers at once; the workers do the work (curation.operations).
 """
+
+import json
 
 from django import forms
 from django.conf import settings
@@ -13,20 +16,17 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from curation.engine import jobs
+from curation import operations
 from curation.engine.consolidation import consolidation_run
-from curation.models import ALL_FIELDS, Field, Mode
+from curation.models import ALL_FIELDS, Field, Mode, Operation
 from curation.review.decisions import ReviewError
-from curation.review.export import (
-    ExportSummary,
-    RevertSummary,
-    export_run_records,
-    exports_revert,
-    vault_export,
-)
+from curation.review.export import RevertSummary, export_run_records, exports_revert
 from curation.roles import can_curate, can_export, can_ingest_url, can_view
+from curation.templatetags.vaultcms_money import money
 from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
 from ingest.models import ExportRecord, Note, Vault
+
+SHOWN_PROBLEMS = 20
 
 
 class CurateForm(forms.Form):
@@ -52,17 +52,60 @@ class CurateForm(forms.Form):
         "unsent notes end canceled. 0: no limit.",
     )
 
+    pending = forms.ChoiceField(
+        label="Notes with suggestions awaiting review",
+        choices=[
+            ("skip", "Leave them out (their pending suggestions stay as they are)"),
+            ("replace", "Curate them again: the new suggestions replace the pending ones"),
+        ],
+        initial="skip",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["max_cost"].initial = settings.CURATION_MAX_JOB_COST
 
 
+def _selection_label(request) -> str:
+    across = request.POST.get("select_across") == "1"
+    filters = request.GET.urlencode()
+    return "admin: " + ("all matching" if across else "selected") + (
+        f" ({filters})" if filters else ""
+    )
+
+
+def _estimates(queryset, fields=None) -> tuple[dict, str]:
+    """The curate form's numbers: curatable notes, and per (mode, urgent) the mode the router
+    picks and its estimated cost, so the page follows the form without a rule of its own.
+    With no known price for the model, the costs are empty and `estimate["error"]` says why."""
+    batch = operations.curate_estimate(notes=queryset, mode=Mode.BATCH, fields=fields)
+    by_choice = {}
+    for mode in Mode.values:
+        for urgent in (False, True):
+            chosen = (
+                operations.router.choose_mode(batch["curatable"], mode, urgent=urgent)
+                if batch["curatable"]
+                else ""
+            )
+            cost = batch["batch"] if chosen == Mode.BATCH else batch["realtime"]
+            cost = "" if cost is None else money(cost)
+            by_choice[f"{mode}:{int(urgent)}"] = {
+                "mode": Mode(chosen).label if chosen else "",
+                "cost": cost,
+            }
+    return batch, json.dumps(by_choice)
+
+
 @admin.action(description="Curate selected notes")
 def curate_selected_notes(modeladmin, request, queryset):
-    """Ask for fields and mode, then create one job over the selection and queue it.
+    """Ask for fields and mode (showing the estimate), then queue the job's creation.
 
-    `queryset` is the whole selection ("select all N" across pages included); the job is
-    made from it in bulk, never row by row.
+    `queryset` is the whole selection ("select all N" across pages included); it is stored as
+    its query and the worker creates the job's items, so the answer comes at once. Only the
+    ids are read here, for the cost estimate the maximum cost is checked against (a job over
+    it, or a model without a known price, is refused before anything is queued).
     """
     if not can_curate(request.user):
         modeladmin.message_user(
@@ -71,45 +114,61 @@ def curate_selected_notes(modeladmin, request, queryset):
         return None
     form = CurateForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
-        across = request.POST.get("select_across") == "1"
-        filters = request.GET.urlencode()
-        selection = "admin: " + ("all matching" if across else "selected") + (
-            f" ({filters})" if filters else ""
-        )
-        try:
-            job = jobs.job_create(
-                notes=queryset,
+        curatable = queryset.filter(state=Note.State.OK)
+        max_cost = form.cleaned_data["max_cost"]
+        try:  # refused here, before anything is queued (the worker's job_create checks again)
+            n = operations.curate_check(
+                notes=curatable,
                 fields=form.cleaned_data["curate_fields"],
                 mode=form.cleaned_data["mode"],
                 urgent=form.cleaned_data["urgent"],
-                user=request.user,
-                selection=selection,
-                max_cost=form.cleaned_data["max_cost"],
+                max_cost=max_cost,
             )
-        except jobs.NoNotesError:
+        except ValueError as exc:  # no price for the model, or over the maximum cost
+            form.add_error(None, str(exc))
+            return _curate_page(modeladmin, request, queryset, form)
+        if not n:
             modeladmin.message_user(
                 request, "None of the selected notes can be curated (skipped or missing).",
                 messages.WARNING,
             )  # fmt: skip
             return None
-        except ValueError as exc:  # no price for the model, or over the maximum cost
-            form.add_error(None, str(exc))
-        else:
-            jobs.job_start(job_id=job.id)
-            modeladmin.message_user(
-                request,
-                f"Job {job.id} queued: {job.items.count()} notes, mode "
-                f"{job.get_mode_display()}, estimated cost ${job.cost_estimate}.",
-                messages.SUCCESS,
-            )
-            return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+        op = operations.operation_create(
+            kind=Operation.Kind.CURATE,
+            user=request.user,
+            params={
+                "notes": operations.selection_of(curatable),
+                "fields": form.cleaned_data["curate_fields"],
+                "mode": form.cleaned_data["mode"],
+                "urgent": form.cleaned_data["urgent"],
+                "pending": form.cleaned_data["pending"] or "replace",
+                "selection": _selection_label(request),
+                "max_cost": None if max_cost is None else str(max_cost),
+            },
+            description=f"curate {n:,} note{'s' if n != 1 else ''}",
+            total=n,
+        )
+        modeladmin.message_user(
+            request, f"Creating the job over {n:,} note{'s' if n != 1 else ''} in the background.",
+            messages.SUCCESS,
+        )  # fmt: skip
+        return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
+    return _curate_page(modeladmin, request, queryset, form)
+
+
+def _curate_page(modeladmin, request, queryset, form):
+    fields = getattr(form, "cleaned_data", {}).get("curate_fields")
+    estimate, by_choice = _estimates(queryset, fields)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Curate selected notes",
         "opts": modeladmin.model._meta,
         "form": form,
-        "count": queryset.count(),
-        "curatable": queryset.filter(state=Note.State.OK).count(),
+        "count": estimate["selected"],
+        "curatable": estimate["curatable"],
+        "estimate": estimate,
+        "estimates_json": by_choice,
+        "pending_notes": operations.pending_notes_count(notes=queryset),
         "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -118,79 +177,74 @@ def curate_selected_notes(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/curation/curate_notes.html", context)
 
 
-# --- export -----------------------------------------------------------------------------------
-
-SHOWN_PROBLEMS = 20
-SHOWN_DIFFS = 200  # a preview page stays readable; the command's --dry-run shows every diff
+# --- export: always a preview first, then "Export these N notes" on the preview's page ------
 
 
-def _by_vault(notes) -> dict[Vault, list[int]]:
-    grouped: dict[Vault, list[int]] = {}
-    for note in notes.select_related("vault").only("id", "vault"):
-        grouped.setdefault(note.vault, []).append(note.id)
-    return grouped
+def _preview(modeladmin, request, runs: list[dict], what: str):
+    op = operations.operation_create(
+        kind=Operation.Kind.PREVIEW,
+        user=request.user,
+        params={"runs": runs},
+        description=f"preview the export of {what}",
+    )
+    modeladmin.message_user(
+        request, f"Preparing the preview of {what}; nothing is written until you confirm.",
+        messages.SUCCESS,
+    )  # fmt: skip
+    return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
 
 
-def _report(modeladmin, request, vault: Vault, summary: ExportSummary) -> None:
-    level = messages.SUCCESS if summary.ok else messages.WARNING
-    modeladmin.message_user(request, f"Vault {vault.name}: {summary.line()}.", level)
-    problems = [("Conflict", p, r) for p, r in summary.conflicts] + [
-        ("Error", p, r) for p, r in summary.errors
+def _vault_runs(queryset) -> list[dict]:
+    return [{"vault": pk, "notes": None} for pk in queryset.values_list("pk", flat=True)]
+
+
+def _note_runs(queryset) -> list[dict]:
+    vaults = queryset.order_by().values_list("vault_id", flat=True).distinct()
+    return [
+        {"vault": v, "notes": operations.selection_of(queryset.filter(vault_id=v))}
+        for v in sorted(vaults)
     ]
-    for kind, path, reason in problems[:SHOWN_PROBLEMS]:
-        modeladmin.message_user(request, f"{kind}: {path}: {reason}", messages.WARNING)
-    if len(problems) > SHOWN_PROBLEMS:
-        more = len(problems) - SHOWN_PROBLEMS
-        modeladmin.message_user(request, f"... and {more} more (see the log).", messages.WARNING)
 
 
-def _preview(modeladmin, request, runs: list[tuple[Vault, list[int] | None]]):
-    results = []
-    for vault, note_ids in runs:
-        summary = vault_export(vault=vault, note_ids=note_ids, dry_run=True)
-        files = [
-            {"path": path, "lines": [(_line_class(i, line), line) for i, line in enumerate(lines)]}
-            for path, lines in ((p, d.splitlines()) for p, d in summary.diffs[:SHOWN_DIFFS])
-        ]
-        hidden = max(0, len(summary.diffs) - SHOWN_DIFFS)
-        results.append({"vault": vault, "summary": summary, "files": files, "hidden": hidden})
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Preview export (nothing is written)",
-        "opts": modeladmin.model._meta,
-        "results": results,
-    }
-    return TemplateResponse(request, "admin/curation/export_preview.html", context)
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
-def _line_class(index: int, line: str) -> str:
-    if index < 2:  # the `--- a/...` and `+++ b/...` header
-        return "file"
-    if line.startswith("@@"):
-        return "hunk"
-    return {"+": "add", "-": "del"}.get(line[:1], "ctx")
-
-
-@admin.action(description="Export approved to vault", permissions=["export"])
+@admin.action(description="Export approved to vault (preview first)", permissions=["export"])
 def export_approved_vaults(modeladmin, request, queryset):
-    for vault in queryset:
-        _report(modeladmin, request, vault, vault_export(vault=vault))
+    runs = _vault_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(len(runs), "vault"))
 
 
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_vaults(modeladmin, request, queryset):
-    return _preview(modeladmin, request, [(vault, None) for vault in queryset])
+    runs = _vault_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(len(runs), "vault"))
 
 
-@admin.action(description="Export approved to vault", permissions=["export"])
+@admin.action(description="Export approved to vault (preview first)", permissions=["export"])
 def export_approved_notes(modeladmin, request, queryset):
-    for vault, note_ids in _by_vault(queryset).items():
-        _report(modeladmin, request, vault, vault_export(vault=vault, note_ids=note_ids))
+    runs = _note_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(queryset.count(), "selected note"))
 
 
 @admin.action(description="Preview export", permissions=["view"])
 def preview_export_notes(modeladmin, request, queryset):
-    return _preview(modeladmin, request, list(_by_vault(queryset).items()))
+    runs = _note_runs(queryset)
+    return _preview(modeladmin, request, runs, _plural(queryset.count(), "selected note"))
+
+
+@admin.action(description="Re-import selected vaults from disk", permissions=["change"])
+def reimport_vaults(modeladmin, request, queryset):
+    runs = [{"vault": pk, "paths": None} for pk in queryset.values_list("pk", flat=True)]
+    op = operations.operation_create(
+        kind=Operation.Kind.IMPORT,
+        user=request.user,
+        params={"runs": runs},
+        description=f"re-import {_plural(len(runs), 'vault')}",
+    )
+    modeladmin.message_user(request, "Re-importing in the background.", messages.SUCCESS)
+    return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
 
 
 # --- the extended admins ---------------------------------------------------------------------
@@ -222,7 +276,8 @@ def consolidate_vault_tags(modeladmin, request, queryset):
 
 
 class CurationVaultAdmin(VaultAdmin):
-    actions = [*VaultAdmin.actions, export_approved_vaults, preview_export_vaults,
+    # The re-import here replaces ingest's own (the same service, run by a worker).
+    actions = [reimport_vaults, export_approved_vaults, preview_export_vaults,
                consolidate_vault_tags]  # fmt: skip
 
     def has_export_permission(self, request) -> bool:

@@ -5,13 +5,17 @@ import json
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.db.models import Q
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
+from curation import operations
 from curation.models import (
     Field,
+    Operation,
     ProposedTag,
     Review,
     ReviewLock,
@@ -21,19 +25,19 @@ from curation.models import (
     Vocabulary,
 )
 from curation.review.consolidation import consolidation_decide
-from curation.review.decisions import (
-    ReviewError,
-    note_value,
-    suggestions_decide,
-    suggestions_supersede,
-)
+from curation.review.decisions import ReviewError, note_value, suggestions_decide
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.stale import stale_q
 from curation.review.taxonomy import suggestion_ids_with_new_tags, vault_known_tags
 from curation.roles import can_review, can_view
 from vaultcms.admin import ReadOnlyAdminMixin
 
-SUPERSEDE_KEY, SUPERSEDE_EVERY = "curation:review:supersede-sweep", 30
+STALE_CHIP = mark_safe(
+    ' <span class="rv-chip rv-new rv-stale" title="the note changed since this was suggested">'
+    "stale</span>"
+)
+# Bulk decisions over more suggestions than this go to the workers (an Operation).
+DECIDE_INLINE = 500
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -59,15 +63,31 @@ class StateFilter(admin.SimpleListFilter):
         return queryset if value == "all" else queryset.filter(state=value)
 
 
+FACETS_KEY, FACETS_SECONDS = "curation:review:facets", 60
+
+
+def note_facets() -> dict[str, list[str]]:
+    """The folders and tag roots the queue's filters offer: read from the notes at most once a
+    minute (they only name choices; the filtering itself always reads the rows)."""
+    from ingest.models import Note
+
+    def compute() -> dict[str, list[str]]:
+        folders = Note.objects.order_by("folder").values_list("folder", flat=True).distinct()
+        roots: dict[str, None] = {}
+        for tags in Note.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
+            for tag in tags or []:
+                roots.setdefault(str(tag).split("/")[0], None)
+        return {"folders": list(folders[:200]), "roots": sorted(roots)[:100]}
+
+    return cache.get_or_set(FACETS_KEY, compute, FACETS_SECONDS)
+
+
 class FolderFilter(admin.SimpleListFilter):
     title = "folder"
     parameter_name = "folder"
 
     def lookups(self, request, model_admin):
-        from ingest.models import Note
-
-        folders = Note.objects.order_by("folder").values_list("folder", flat=True).distinct()
-        return [(f or "/", f or "(vault root)") for f in folders[:200]]
+        return [(f or "/", f or "(vault root)") for f in note_facets()["folders"]]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -91,13 +111,7 @@ class TagBranchFilter(admin.SimpleListFilter):
     parameter_name = "branch"
 
     def lookups(self, request, model_admin):
-        from ingest.models import Note
-
-        roots: dict[str, None] = {}
-        for tags in Note.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
-            for tag in tags or []:
-                roots.setdefault(str(tag).split("/")[0], None)
-        return [(root, root) for root in sorted(roots)[:100]]
+        return [(root, root) for root in note_facets()["roots"]]
 
     def queryset(self, request, queryset):
         branch = (self.value() or "").strip().strip("/")
@@ -146,22 +160,38 @@ class NewTagFilter(admin.SimpleListFilter):
 
 @admin.action(description="Approve the selected suggestions", permissions=["review"])
 def approve_selected(modeladmin, request, queryset):
-    _decide(modeladmin, request, queryset, Review.Decision.APPROVED)
+    return _decide(modeladmin, request, queryset, Review.Decision.APPROVED)
 
 
 @admin.action(description="Reject the selected suggestions", permissions=["review"])
 def reject_selected(modeladmin, request, queryset):
-    _decide(modeladmin, request, queryset, Review.Decision.REJECTED)
+    return _decide(modeladmin, request, queryset, Review.Decision.REJECTED)
 
 
 def _decide(modeladmin, request, queryset, decision):
+    pending = queryset.filter(state=Suggestion.State.PENDING)
+    n = pending.count()
+    verb = Review.Decision(decision).label.lower()
+    if n > DECIDE_INLINE:
+        op = operations.operation_create(
+            kind=Operation.Kind.DECIDE,
+            user=request.user,
+            params={"suggestions": operations.selection_of(pending), "decision": decision},
+            description=f"{verb}: {n:,} suggestions",
+            total=n,
+        )
+        modeladmin.message_user(
+            request, f"Deciding {n:,} suggestions in the background.", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("curation:operation", args=[op.id]))
     try:
         result = suggestions_decide(queryset=queryset, user=request.user, decision=decision)
     except ReviewError as exc:
         modeladmin.message_user(request, str(exc), messages.ERROR)
-        return
+        return None
     level = messages.SUCCESS if result.decided else messages.WARNING
     modeladmin.message_user(request, result.summary(decision).capitalize() + ".", level)
+    return None
 
 
 @admin.register(Suggestion)
@@ -192,11 +222,8 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return can_review(request.user)
 
     def changelist_view(self, request, extra_context=None):
-        # A stale machine value should not wait beside a human edit. The sweep reads every
-        # pending row, so it runs at most once per SUPERSEDE_EVERY seconds across processes;
-        # deciding a stale row supersedes it anyway.
-        if request.method == "GET" and cache.add(SUPERSEDE_KEY, 1, timeout=SUPERSEDE_EVERY):
-            suggestions_supersede()
+        # Superseding happens when a newer suggestion or a human edit is stored, never here:
+        # this page only reads.
         extra_context = {
             **(extra_context or {}),
             "review_style": STYLE,
@@ -225,14 +252,13 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 obj.field, obj.value, current=current, known=known_by_vault[vault_id]
             )
 
-        @admin.display(description="Lock")
-        def lock(obj):
-            if not locks_loaded:
+        def lock_of_other(obj) -> ReviewLock | None:
+            if not locks_loaded:  # one query for the page: the live locks
                 live = ReviewLock.objects.filter(expires_at__gt=timezone.now())
                 locks.update((lk.note_id, lk) for lk in live.select_related("holder")[:1000])
                 locks_loaded.append(True)
             held = locks.get(obj.note_id)
-            return format_html("held by {}", held.holder.get_username()) if held else ""
+            return held if held is not None and held.holder_id != request.user.pk else None
 
         moderator = can_review(request.user)
         back = request.get_full_path()
@@ -241,38 +267,52 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         def decide(obj):
             # Buttons of the changelist's own form (it carries the CSRF token); formaction
             # sends them to the one-suggestion view, never to the bulk action.
-            if not moderator or obj.state != Suggestion.State.PENDING:
-                return ""
-            edit = reverse("curation:review_note", args=[obj.note_id])
+            if obj.state != Suggestion.State.PENDING:
+                return format_html('<span class="vc-muted">{}</span>', obj.get_state_display())
+            held = lock_of_other(obj)
+            note = (
+                format_html(
+                    '<div class="vc-small vc-muted">{} is reviewing it until {}</div>',
+                    held.holder.get_username(),
+                    timezone.localtime(held.expires_at).strftime("%H:%M %Z"),
+                )
+                if held
+                else ""
+            )
+            if not moderator:
+                return note
             if obj.is_stale:  # approving needs a look at what changed and a confirmation
+                edit = reverse("curation:review_note", args=[obj.note_id])
                 return format_html(
-                    '<a href="{}#suggestion-{}">Look and confirm…</a>', edit, obj.pk
+                    '<a href="{}#suggestion-{}">Look and confirm…</a>{}', edit, obj.pk, note
                 )
             url = reverse("curation:review_decide") + "?" + urlencode({"next": back})
+            disabled = " disabled" if held else ""
             buttons = format_html_join(
                 " ",
-                '<button type="submit" formaction="{}" name="decide" value="{}:{}:{}">{}</button>',
+                '<button type="submit" class="{}" formaction="{}" name="decide" '
+                'value="{}:{}:{}"{}>{}</button>',
                 (
-                    (url, obj.pk, obj.state, "approve", "Approve"),
-                    (url, obj.pk, obj.state, "reject", "Reject"),
+                    ("vc-approve", url, obj.pk, obj.state, "approve", disabled, "Approve"),
+                    ("vc-reject", url, obj.pk, obj.state, "reject", disabled, "Reject"),
                 ),
             )
             edit = reverse("curation:review_note", args=[obj.note_id])
-            return format_html('{} <a href="{}#suggestion-{}">Edit…</a>', buttons, edit, obj.pk)
+            return format_html(
+                '<span class="vc-decide">{}</span> <a href="{}#suggestion-{}">Edit…</a>{}',
+                buttons, edit, obj.pk, note,
+            )  # fmt: skip
 
-        return [
-            "note_link", "field", "current_value", suggested_value, decide, "job", "state", lock,
-        ]  # fmt: skip
+        return ["note_link", "current_value", suggested_value, decide]
 
     @admin.display(description="Note", ordering="note__path")
     def note_link(self, obj):
         url = reverse("curation:review_note", args=[obj.note_id])
-        if obj.is_stale:
-            return format_html(
-                '<a href="{}">{}</a> <span class="rv-chip rv-new rv-stale" title="the note '
-                'changed since this was suggested">stale</span>', url, obj.note.path,
-            )  # fmt: skip
-        return format_html('<a href="{}">{}</a>', url, obj.note.path)
+        stale = STALE_CHIP if obj.is_stale else ""
+        return format_html(
+            '<a href="{}">{}</a>{}<div class="vc-small vc-muted">{} · job {}</div>',
+            url, obj.note.path, stale, obj.get_field_display(), obj.job_id,
+        )  # fmt: skip
 
     @admin.display(description="Now")
     def current_value(self, obj):
@@ -284,10 +324,9 @@ class ReviewAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: every decision, who made it, and the value before and after."""
 
     change_list_template = "curation/review/change_list.html"
-    list_display = [
-        "decided_at", "reviewer", "decision", "field", "note_link", "before_value",
-        "after_value", "comment", "stale_confirmed", "exported_at",
-    ]  # fmt: skip
+    # Few, wrapping columns so the list fits a 1366 px screen; the row's page has the rest.
+    list_display = ["decided", "note_link", "before_value", "after_value", "short_comment"]
+    list_display_links = ["decided"]
     list_filter = [
         "decision", "reviewer", "suggestion__field", "suggestion__note__vault", "stale_confirmed",
     ]  # fmt: skip
@@ -303,14 +342,28 @@ class ReviewAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "review_style": STYLE}
         return super().changelist_view(request, extra_context)
 
-    @admin.display(description="Field", ordering="suggestion__field")
-    def field(self, obj):
-        return obj.suggestion.field
+    @admin.display(description="Decided", ordering="decided_at")
+    def decided(self, obj):
+        when = timezone.localtime(obj.decided_at).strftime("%Y-%m-%d %H:%M %Z")
+        who = obj.reviewer.get_username() if obj.reviewer else "?"
+        exported = " · exported" if obj.exported_at else ""
+        confirmed = " · confirmed for changed text" if obj.stale_confirmed else ""
+        return format_html(
+            '{}<div class="vc-small vc-muted">{} · {}{}{}</div>',
+            when, who, obj.get_decision_display(), confirmed, exported,
+        )  # fmt: skip
 
     @admin.display(description="Note", ordering="suggestion__note__path")
     def note_link(self, obj):
         url = reverse("curation:review_note", args=[obj.suggestion.note_id])
-        return format_html('<a href="{}">{}</a>', url, obj.suggestion.note.path)
+        return format_html(
+            '<a href="{}">{}</a><div class="vc-small vc-muted">{}</div>',
+            url, obj.suggestion.note.path, obj.suggestion.get_field_display(),
+        )  # fmt: skip
+
+    @admin.display(description="Comment")
+    def short_comment(self, obj):
+        return obj.comment[:80] + ("…" if len(obj.comment) > 80 else "")
 
     @admin.display(description="Before")
     def before_value(self, obj):

@@ -91,11 +91,18 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
     endpoint; the other notes' requests are inferred from their body length (a least-squares
     line through the sample). Output tokens are the expected size of one answer.
     """
+    return job_estimates(note_ids=note_ids, fields=fields, model=model, sample=sample)[batch]
+
+
+def job_estimates(*, note_ids: list[int], fields, model: str,
+                  sample: int = SAMPLE) -> dict[bool, Estimate]:
+    """job_estimate for both modes at once, {batch: Estimate}: the requests are counted once
+    (the curate form shows the batch and the real-time price side by side)."""
     pricing.price_for(model)  # no price, no estimate: raises UnknownPrice
     n = len(note_ids)
     out = output_tokens(fields)
     if n == 0:
-        return Estimate(Decimal(0), 0, 0, out, 0, "none")
+        return {b: Estimate(Decimal(0), 0, 0, out, 0, "none") for b in (True, False)}
     picked = _even_sample(sorted(note_ids), sample)
     builder = RequestBuilder(Job(fields=list(fields), model=model))
     built = {note.id: builder.params(_Unsaved(f"estimate_{note.id}"), note)
@@ -116,17 +123,20 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
     per_note = total / n
     prefix = _cached_prefix(first_params, model) if first_params else 0
     prefix = min(prefix, int(per_note))
-    if prefix:
-        share = BATCH_CACHE_HIT_SHARE if batch else Decimal(1)
-        reads = Decimal(prefix) * share * (n - 1) / n
-        writes = Decimal(prefix) - reads
-    else:
-        reads = writes = Decimal(0)
-    usage = {"input_tokens": Decimal(str(round(per_note, 3))) - prefix,
-             "output_tokens": Decimal(out),
-             "cache_creation_input_tokens": writes, "cache_read_input_tokens": reads}
-    cost = pricing.cost(usage, model=model, batch=batch) * n
-    return Estimate(cost, round(per_note), prefix, out, len(counted), how)
+    estimates = {}
+    for batch in (True, False):
+        if prefix:
+            share = BATCH_CACHE_HIT_SHARE if batch else Decimal(1)
+            reads = Decimal(prefix) * share * (n - 1) / n
+            writes = Decimal(prefix) - reads
+        else:
+            reads = writes = Decimal(0)
+        usage = {"input_tokens": Decimal(str(round(per_note, 3))) - prefix,
+                 "output_tokens": Decimal(out),
+                 "cache_creation_input_tokens": writes, "cache_read_input_tokens": reads}
+        cost = pricing.cost(usage, model=model, batch=batch) * n
+        estimates[batch] = Estimate(cost, round(per_note), prefix, out, len(counted), how)
+    return estimates
 
 
 def _cached_prefix(params: dict, model: str) -> int:

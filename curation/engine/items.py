@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from curation import sql
 from curation.api import client, pricing, prompt
-from curation.models import Batch, Item, Job
+from curation.models import Batch, Item, Job, Suggestion
+from curation.review.decisions import suggestions_supersede
 from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
 
@@ -373,6 +374,14 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
         suggestions, proposed = suggestions_vet(suggestions=suggestions)
         sql.suggestions_insert(suggestions)
         proposed_tags_record(proposed=proposed)
+        if suggestions:
+            # Superseded now, when the newer value is stored, so every count (dashboard,
+            # queue, job page) is true at once; nothing sweeps later.
+            suggestions_supersede(
+                queryset=Suggestion.objects.filter(
+                    note_id__in=sorted({s["note_id"] for s in suggestions})
+                )
+            )
     return len(rows)
 
 

@@ -75,6 +75,15 @@ def budget_for(max_cost: Decimal | str | None) -> Decimal | None:
     return limit if limit > 0 else None
 
 
+def budget_check(*, cost: Decimal, limit: Decimal, n: int, model: str, mode: str) -> None:
+    """Raise OverBudget when a job of `n` notes estimated at `cost` passes `limit`."""
+    if cost > limit:
+        raise OverBudget(
+            f"estimated cost ${cost} for {n} notes ({model}, {mode}) is over "
+            f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
+        )
+
+
 
 # --- creating a job ------------------------------------------------------------------------
 
@@ -173,11 +182,8 @@ def job_create(
     model = settings.CURATION_MODEL
     estimate = job_estimate(note_ids=ids, fields=fields, model=model, batch=chosen == Mode.BATCH)
     cost_estimate = estimate.cost.quantize(MICRO)
-    if limit is not None and cost_estimate > limit:
-        raise OverBudget(
-            f"estimated cost ${cost_estimate} for {len(ids)} notes ({model}, {chosen}) is over "
-            f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
-        )
+    if limit is not None:
+        budget_check(cost=cost_estimate, limit=limit, n=len(ids), model=model, mode=chosen)
     install = install_key()
     now = timezone.now()
     with transaction.atomic():

@@ -117,7 +117,7 @@ def _conflict(suggestion_id: int, attempted: str) -> ReviewConflict:
         )
     elif review is not None:
         who = review.reviewer.get_username() if review.reviewer else "someone"
-        when = timezone.localtime(review.decided_at).strftime("%Y-%m-%d %H:%M:%S")
+        when = timezone.localtime(review.decided_at).strftime("%Y-%m-%d %H:%M:%S %Z")
         message = (
             f"{who} already decided this suggestion ({review.get_decision_display().lower()}"
             f" at {when}). Your decision ({attempted}) was not saved; theirs stands."
@@ -164,7 +164,7 @@ def suggestion_decide(
     if lock is not None:
         raise ReviewLocked(
             f"{lock.holder.get_username()} is reviewing {note} until "
-            f"{timezone.localtime(lock.expires_at):%H:%M:%S}; try again later.",
+            f"{timezone.localtime(lock.expires_at):%H:%M:%S %Z}; try again later.",
             lock=lock,
         )
 

@@ -9,8 +9,22 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from curation.engine import jobs
-from curation.models import Item, Job
+from curation.models import Item, Job, Mode, Suggestion
 from curation.roles import can_change_jobs
+from curation.templatetags.vaultcms_money import money
+
+
+def _shown(data: dict) -> dict:
+    """The progress as the page shows it: the mode's label (it changes on "Switch to
+    parallel"), costs with "$", and the job's suggestions awaiting review (as the queue counts)."""
+    data["mode_label"] = Mode(data["mode"]).label if data.get("mode") else ""
+    data["cost_text"] = money(data["cost"])
+    for item in data.get("items", []):
+        item["cost_text"] = money(item["cost"])
+    data["pending"] = Suggestion.objects.filter(
+        job_id=data["id"], state=Suggestion.State.PENDING
+    ).count()
+    return data
 
 
 @require_safe
@@ -18,7 +32,7 @@ from curation.roles import can_change_jobs
 @permission_required("curation.view_job", raise_exception=True)
 def job_page(request, job_id: int):
     job = get_object_or_404(Job.objects.select_related("vault", "created_by"), id=job_id)
-    progress = jobs.job_progress(job_id=job.id)
+    progress = _shown(jobs.job_progress(job_id=job.id))
     context = {
         **admin.site.each_context(request),
         "title": f"Job {job.id}",
@@ -29,6 +43,7 @@ def job_page(request, job_id: int):
         ],
         "can_change": can_change_jobs(request.user),
         "items_url": reverse("admin:curation_item_changelist") + f"?job__id__exact={job.id}",
+        "queue_url": reverse("admin:curation_suggestion_changelist") + f"?job__id__exact={job.id}",
     }
     return TemplateResponse(request, "curation/job.html", context)
 
@@ -38,7 +53,7 @@ def job_page(request, job_id: int):
 @permission_required("curation.view_job", raise_exception=True)
 def job_progress(request, job_id: int):
     try:
-        data = jobs.job_progress(job_id=job_id)
+        data = _shown(jobs.job_progress(job_id=job_id))
     except Job.DoesNotExist:
         raise Http404("no such job") from None
     response = JsonResponse(data)
@@ -61,7 +76,9 @@ def job_cancel(request, job_id: int):
         messages.info(request, f"Job {job.id} had already ended ({job.get_state_display()}): "
                                "nothing to cancel.")
     else:
-        messages.success(request, f"Job {job.id} canceled ({n} items not yet done).")
+        messages.success(
+            request, f"Job {job.id} canceled ({n} item{'' if n == 1 else 's'} not yet done)."
+        )
     return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
 
 
@@ -74,5 +91,5 @@ def job_retry(request, job_id: int):
         messages.info(request, f"Job {job.id} was canceled: its failed items stay as they are.")
         return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
     n = jobs.job_retry_failed(job_id=job.id)
-    messages.success(request, f"Job {job.id}: retrying {n} failed items.")
+    messages.success(request, f"Job {job.id}: retrying {n} failed item{'' if n == 1 else 's'}.")
     return HttpResponseRedirect(reverse("curation:job", args=[job.id]))

@@ -15,7 +15,7 @@ from curation.models import Field, ProposedTag, Review, Suggestion, TagPolicy, T
 from curation.review.decisions import ReviewError, note_value, suggestion_decide
 from curation.review.export import exports_revert, note_last_export
 from curation.review.html import STYLE, suggested_html, value_html
-from curation.review.locks import lock_seconds, note_lock_claim, note_lock_live, note_lock_release
+from curation.review.locks import lock_seconds, note_lock_live, note_lock_release
 from curation.review.stale import stale_diff
 from curation.review.taxonomy import (
     tag_is_new,
@@ -55,7 +55,8 @@ def note_review(request, note_id: int):
 
     A GET never takes the lock: an image or link in some note's body pointing here would
     otherwise lock the note for whoever merely views that other note. The page claims the
-    lock itself, by POST (note_claim), when a moderator opens it.
+    lock itself, by POST (curation.views.locks.note_lock), when a moderator opens it, and
+    renews it while it stays open.
     """
     note = get_object_or_404(Note.objects.select_related("vault"), pk=note_id)
     if not can_view(request.user):
@@ -65,7 +66,7 @@ def note_review(request, note_id: int):
 
     moderator = can_review(request.user)
     lock = note_lock_live(note_id=note.pk)
-    holds_lock = lock is not None and lock.holder_id == request.user.pk
+    holds_lock = bool(lock and lock.holder_id == request.user.pk)
     known = vault_known_tags(vault_id=note.vault_id)
     rows = []
     suggestions = list(note.suggestions.select_related("job").order_by("field", "-id"))
@@ -128,27 +129,6 @@ def note_review(request, note_id: int):
             "can_export": can_export(request.user),
         },
     )
-
-
-@staff_member_required
-@require_POST
-def note_claim(request, note_id: int):
-    """Claim (or renew) the note's review lock; the page's script calls it on load.
-
-    Answers the lock banner as an HTML fragment to the script, else returns to the page.
-    """
-    note = get_object_or_404(Note, pk=note_id)
-    if not can_review(request.user):
-        raise PermissionDenied("Only moderators claim notes.")
-    holds_lock, lock = note_lock_claim(note_id=note.pk, user=request.user)
-    if "fragment=lock" not in request.headers.get("accept", ""):
-        return redirect("curation:review_note", note_id=note.pk)
-    return render(
-        request,
-        "curation/review/lock.html",
-        {"note": note, "lock": lock, "holds_lock": holds_lock, "can_review": True,
-         "lock_minutes": lock_seconds() // 60},
-    )  # fmt: skip
 
 
 def _note_decide(request, note: Note):

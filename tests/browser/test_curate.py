@@ -49,7 +49,12 @@ def test_select_across_pages_curate_and_watch_the_job(open_session, users, sampl
     page.wait_for_selector("#curate-form")
     me.shot("curate form")
     assert "64 notes selected; 63 can be curated" in page.inner_text("#curate-form")
+    assert page.inner_text("#estimate-cost").startswith("$")  # the estimate, before submitting
     page.click("#curate-form input[name=apply]")
+    # The action only stored the selection; the worker (inline in tests) made the job.
+    page.wait_for_selector("#op-job-link")
+    me.shot("job created in the background")
+    page.click("#op-job-link")
     page.wait_for_url("**/curation/jobs/*/")
     job = Job.objects.get()
     assert worker == [job.id]

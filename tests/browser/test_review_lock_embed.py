@@ -41,7 +41,7 @@ def test_viewing_a_note_that_embeds_a_lock_url_takes_no_lock(
     assert bool(lock_gets) == (sanitizer == "off")  # the browser did fetch it when allowed
     assert not ReviewLock.objects.filter(note=target).exists()
     assert ReviewLock.objects.get(note=bait).holder.username == "bob"
-    claims = [(m, u) for m, u in requests if u.endswith(f"/review/note/{bait.pk}/claim/")]
+    claims = [(m, u) for m, u in requests if u.endswith(f"/review/note/{bait.pk}/lock/")]
     assert claims == [("POST", claims[0][1])]
 
     alice = open_session("alice")

@@ -28,6 +28,8 @@ def test_curate_review_export(open_session, users, sample_vault, emulator, setti
     page.click("button[name=index]")
     page.wait_for_selector("#curate-form")
     page.click("#curate-form input[name=apply]")
+    page.wait_for_selector("#op-job-link")  # the background operation made the job
+    page.click("#op-job-link")
     page.wait_for_url("**/curation/jobs/*/")
     me.shot("job page")
     job = Job.objects.get()
@@ -58,8 +60,13 @@ def test_curate_review_export(open_session, users, sample_vault, emulator, setti
     page.check(f"#result_list input[name=_selected_action][value='{note.pk}']")
     page.select_option("select[name=action]", "export_approved_notes")
     page.click("button[name=index]")
-    page.wait_for_selector(".messagelist li")
+    page.wait_for_selector("#export-confirm")  # the preview comes first
+    me.shot("export preview")
+    assert file.read_text(encoding="utf-8") == before
+    page.click("#export-confirm button")
+    page.wait_for_selector("#op-summary")
     me.shot("exported")
+    assert "Written: 1" in page.inner_text("#op-summary")
     after = file.read_text(encoding="utf-8")
     meta = load_yaml(split(after).yaml)
     assert set(tags.value) <= set(meta["tags"])

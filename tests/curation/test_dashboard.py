@@ -95,7 +95,7 @@ def test_query_count_does_not_grow_with_data(world):
     make_job(more, state=Job.State.SUCCEEDED, mode="batch", cost_each=Decimal("0.001"), batched=True)
     with CaptureQueriesContext(connection) as large:
         dashboard_counts()
-    assert len(small) == len(large) <= 6
+    assert len(small) == len(large) <= 7
 
 
 def test_admin_home_shows_the_dashboard(world, client, django_assert_max_num_queries):
@@ -106,7 +106,7 @@ def test_admin_home_shows_the_dashboard(world, client, django_assert_max_num_que
     assert page.status_code == 200
     assert 'id="vaultcms-dashboard"' in html
     assert "notes imported" in html and "suggestions awaiting review" in html
-    assert "$0.0300" in html  # saved by batching
+    assert "$0.03<" in html  # saved by batching
     assert 'class="vc-next" id="step-curate"' in html
     assert reverse("admin:ingest_note_from_url") in html
     assert "Site administration" in html or 'id="content-main"' in html  # Django's list stays

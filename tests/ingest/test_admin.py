@@ -6,6 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from curation import operations
+from curation.models import Operation
 from ingest.importer import vault_import
 from ingest.models import Note, Vault
 
@@ -121,36 +123,35 @@ def test_preview_renders_markdown_and_nothing_runs(staff, make_vault, tmp_path):
     assert "&lt;script&gt;alert(5)&lt;/script&gt;" in page  # the title and frontmatter escaped
 
 
+def reimport(client, vault) -> str:
+    """The Re-import action answers at once with its operation's page; run it as a worker."""
+    response = client.post(
+        reverse("admin:ingest_vault_changelist"),
+        {"action": "reimport_vaults", "_selected_action": [vault.id]},
+    )
+    op = Operation.objects.order_by("-id").first()
+    assert op.kind == Operation.Kind.IMPORT and op.state == Operation.State.PENDING
+    assert response.url == reverse("curation:operation", args=[op.id])
+    operations.operation_run(operation_id=op.id)
+    return client.get(response.url).content.decode()
+
+
 def test_reimport_action_refreshes_the_vault_and_says_so(staff, vaults):
     main, _ = vaults
     root = main.root
     with open(f"{root}/Cooking/dal.md", "a", encoding="utf-8") as fh:
         fh.write("Serve with rice.\n")
     os.remove(f"{root}/AIX/other.md")
-    response = staff.post(
-        reverse("admin:ingest_vault_changelist"),
-        {"action": "reimport_vaults", "_selected_action": [main.id]},
-        follow=True,
-    )
-    messages = [str(m) for m in response.context["messages"]]
-    assert any(
-        m.startswith("Re-imported Main: imported 0, updated 1, unchanged 3, skipped 1, missing 1")
-        for m in messages
-    ), messages
+    page = reimport(staff, main)  # the admin's action is carried by the workers
+    assert "Vault Main: imported 0, updated 1, unchanged 3, skipped 1, missing 1" in page
     assert Note.objects.get(path="AIX/other.md").state == "missing"
     assert Note.objects.get(path="Cooking/dal.md").body.endswith("Serve with rice.\n")
 
 
 def test_reimport_action_reports_a_vanished_folder(staff, tmp_path):
     gone = Vault.objects.create(name="Gone", root=str(tmp_path / "nowhere"))
-    response = staff.post(
-        reverse("admin:ingest_vault_changelist"),
-        {"action": "reimport_vaults", "_selected_action": [gone.id]},
-        follow=True,
-    )
-    assert [str(m) for m in response.context["messages"]] == [
-        f"Gone: no such folder: {tmp_path / 'nowhere'}"
-    ]
+    page = reimport(staff, gone)
+    assert f"no such folder: {tmp_path / 'nowhere'}" in page and "Failed" in page
 
 
 def test_vault_list_counts_notes_with_a_link_to_them(staff, vaults):
@@ -177,9 +178,62 @@ def test_a_vault_folder_cannot_be_changed_or_added_in_the_admin(staff, vaults, t
         reverse("admin:ingest_vault_changelist"),
         {"action": "reimport_vaults", "_selected_action": [main.pk]},
     )
+    for op in Operation.objects.all():  # the re-import runs on a worker: run it here
+        operations.operation_run(operation_id=op.id)
+    assert Operation.objects.filter(kind="import", state="succeeded").exists()
     assert not Note.objects.filter(path="secret.md").exists()
     assert staff.get(reverse("admin:ingest_vault_add")).status_code == 403
     assert staff.post(
         reverse("admin:ingest_vault_add"), {"name": "x", "root": str(elsewhere)}
     ).status_code == 403
     assert not Vault.objects.filter(root=str(elsewhere)).exists()
+
+
+def test_note_page_is_read_only_with_chips_and_wikilinks(staff, make_vault):
+    vault, _ = vault_import(
+        root=make_vault({
+            "A.md": "---\ntags: [ai/agents, python]\n---\n# A\n\nSee [[B]] and [[Gone|a lost note]].\n",
+            "sub/B.md": "# B\n\nbody\n",
+        }),
+        name="links",
+    )  # fmt: skip
+    a, b = Note.objects.get(path="A.md"), Note.objects.get(path="sub/B.md")
+    html = staff.get(reverse("admin:ingest_note_change", args=[a.pk])).content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert '<span class="vc-chip">ai/agents</span>' in html and '"ai/agents"' not in html
+    link = reverse("admin:ingest_note_change", args=[b.pk])
+    assert f'<a class="vc-wikilink" href="{link}">B</a>' in html
+    assert '<span class="vc-wikilink vc-missing" title="no such note">a lost note</span>' in html
+
+
+def test_wikilinks_are_added_after_the_same_site_rule_and_only_between_tags(staff, make_vault):
+    """The note's own links to this site are dropped (ingest.render.points_at_this_site); the
+    links the preview adds for [[wikilinks]] are generated, to the note pages only, and never
+    written into an attribute (an image's alt text) where they could add markup."""
+    vault, _ = vault_import(
+        root=make_vault({
+            "A.md": '# A\n\n[[B]] [own](/admin/) ![[[B]]" onerror="x](https://example.org/i.png)'
+                    "\n\n`[[B]]`\n",
+            "B.md": "# B\n",
+        }),
+        name="attrs",
+    )  # fmt: skip
+    a, b = Note.objects.get(path="A.md"), Note.objects.get(path="B.md")
+    html = staff.get(reverse("admin:ingest_note_change", args=[a.pk])).content.decode()
+    preview = html[html.index('class="note-preview"') :]
+    link = reverse("admin:ingest_note_change", args=[b.pk])
+    assert preview.count(f'<a class="vc-wikilink" href="{link}">B</a>') == 1  # not in alt, code
+    assert 'href="/admin/"' not in preview and "<code>[[B]]</code>" in preview
+    assert 'alt="[[B]]&quot; onerror=&quot;x"' in preview
+
+
+def test_skipped_note_shows_its_raw_text_around_the_error(staff, make_vault):
+    vault, _ = vault_import(
+        root=make_vault({"bad.md": "---\ntitle: x\ntags: [unclosed, list\ncreated: 1\n---\nbody\n"}),
+        name="broken",
+    )
+    note = Note.objects.get(path="bad.md")
+    assert note.state == "skipped" and "line 4" in note.reason
+    html = staff.get(reverse("admin:ingest_note_change", args=[note.pk])).content.decode()
+    assert '<span class="vc-bad"><span class="vc-n">4</span>created: 1</span>' in html
+    assert "tags: [unclosed, list" in html

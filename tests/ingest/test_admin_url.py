@@ -134,3 +134,15 @@ def test_a_folder_the_file_system_refuses_is_a_form_error(
     assert response.status_code == 200
     assert reason in str(response.context["form"].non_field_errors())
     assert Note.objects.count() == 1
+
+
+def test_adding_a_page_imports_that_one_file_only(admin_client, vault, web_server, article_html):
+    """Another file changed on disk is left for the next import: only the new note is read."""
+    other = Path(vault.root) / "Inbox/a.md"
+    other.write_text("# A\n\nchanged on disk\n", encoding="utf-8")
+    (Path(vault.root) / "new elsewhere.md").write_text("# New\n\nnot imported\n", encoding="utf-8")
+    url = web_server.page("/one", article_html("Only this one"))
+    admin_client.post(URL, {"url": url, "vault": vault.pk, "folder": "Inbox"})
+    assert Note.objects.filter(path="Inbox/Only this one.md", state="ok").exists()
+    assert Note.objects.get(path="Inbox/a.md").body == "# A\n\ntext\n"
+    assert not Note.objects.filter(path="new elsewhere.md").exists()

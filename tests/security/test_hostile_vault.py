@@ -24,7 +24,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from curation.models import Review, ReviewLock, Suggestion
+from curation import operations
+from curation.models import Operation, Review, ReviewLock, Suggestion
 from ingest.models import Note, Vault
 from tests.curation.review.conftest import role
 from tests.curation.review.test_note_page import live_script
@@ -127,6 +128,17 @@ def hostile(tmp_path, settings):
     return {"tmp": tmp_path, "root": root, "outside": outside, "good": good, "refused": refused}
 
 
+def operation_of(url: str) -> int:
+    return int(url.rstrip("/").rsplit("/", 1)[1])
+
+
+def work(response) -> str:
+    """Run the operation an admin action (followed) led to, as a worker would; its page URL."""
+    url = response.redirect_chain[-1][0]
+    operations.operation_run(operation_id=operation_of(url))
+    return url
+
+
 class Doors:
     """Clients for each role; every response is checked: no door may answer 500."""
 
@@ -193,7 +205,8 @@ def test_a_hostile_vault_through_import_curate_review_and_export(hostile, emulat
         page = doors.post("admin", reverse("admin:ingest_vault_changelist"),
                           {"action": "reimport_vaults", "_selected_action": [vault.pk]},
                           follow=True)  # fmt: skip
-    assert "Re-imported Hostile" in page.content.decode()
+        page = doors.get("admin", work(page))  # the re-import runs on a worker: run it here
+    assert "Re-import" in page.content.decode() and "Hostile" in page.content.decode()
     # The vault's folder cannot be pointed elsewhere from the admin.
     doors.post("admin", reverse("admin:ingest_vault_change", args=[vault.pk]),
                {"name": "Hostile", "root": str(outside)})  # fmt: skip
@@ -225,7 +238,7 @@ def test_a_hostile_vault_through_import_curate_review_and_export(hostile, emulat
     assert live_script(html) == []
     for suggestion in Suggestion.objects.filter(note__vault=vault):
         url = reverse("curation:review_note", args=[suggestion.note_id])
-        doors.post("mod", reverse("curation:review_note_claim", args=[suggestion.note_id]))
+        doors.post("mod", reverse("curation:review_note_lock", args=[suggestion.note_id]))
         doors.post("mod", url, {"suggestion_id": suggestion.pk, "action": "approve",
                                 "expected_state": "pending"})  # fmt: skip
     doors.post("mod", reverse("curation:review_note", args=[bait.pk]),
@@ -241,10 +254,19 @@ def test_a_hostile_vault_through_import_curate_review_and_export(hostile, emulat
         call_command("export_vault", "--vault", "Hostile", "--dry-run", stdout=out)
         assert sha256_tree(root) == vault_before
         preview = doors.post("viewer", reverse("admin:ingest_vault_changelist"),
-                             {"action": "preview_export_vaults", "_selected_action": [vault.pk]})
+                             {"action": "preview_export_vaults", "_selected_action": [vault.pk]},
+                             follow=True)  # fmt: skip
         assert preview.status_code == 200
-        doors.post("admin", reverse("admin:ingest_vault_changelist"),
-                   {"action": "export_approved_vaults", "_selected_action": [vault.pk]})
+        assert doors.get("viewer", work(preview)).status_code == 200
+        assert sha256_tree(root) == vault_before
+        exported = doors.post("admin", reverse("admin:ingest_vault_changelist"),
+                              {"action": "export_approved_vaults",
+                               "_selected_action": [vault.pk]}, follow=True)  # fmt: skip
+        confirmed = doors.post("admin", reverse("curation:operation-confirm",
+                                                args=[Operation.objects.get(
+                                                    id=operation_of(work(exported))).id]),
+                               follow=True)  # fmt: skip
+        assert doors.get("admin", work(confirmed)).status_code == 200
         out = StringIO()
         try:
             call_command("export_vault", "--vault", "Hostile", stdout=out)

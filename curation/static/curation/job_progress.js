@@ -13,7 +13,9 @@
 
   function render(data) {
     setText("job-state", data.state_label);
-    setText("job-cost", data.cost);
+    setText("job-cost", data.cost_text);
+    setText("job-mode", data.mode_label);
+    setText("job-pending", data.pending);
     setText("job-done", data.done);
     setText("job-total", data.total);
     var bar = document.getElementById("job-bar");
@@ -45,7 +47,7 @@
     items.forEach(function (item) {
       var tr = document.createElement("tr");
       tr.setAttribute("data-item-state", item.state);
-      [item.note, item.state_label, item.attempts, item.cost, item.error].forEach(function (value) {
+      [item.note, item.state_label, item.attempts, item.cost_text, item.error].forEach(function (value) {
         var td = document.createElement("td");
         td.textContent = String(value);
         tr.appendChild(td);

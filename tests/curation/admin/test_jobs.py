@@ -8,8 +8,10 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from curation import operations
 from curation.engine import jobs
-from curation.models import Item, Job
+from curation.models import Item, Job, Operation
+from curation.templatetags.vaultcms_money import money
 from ingest.models import Note
 
 pytestmark = pytest.mark.django_db
@@ -36,17 +38,28 @@ def test_curate_action_select_all_across_pages(
     assert "120 notes selected" in body and 'name="select_across" value="1"' in body
     assert body.count(f'name="{ACTION_CHECKBOX_NAME}"') == 50
 
-    with django_assert_max_num_queries(40):
+    # The selection is stored, no item is made; the ids and a sample are read for the cost
+    # estimate the maximum cost is checked against before queueing (issue 14b).
+    with django_assert_max_num_queries(14):
         done = admin_client.post(
             NOTES, {**base, "apply": "1", "curate_fields": ["tags", "description"], "mode": "auto"}
         )
+    op = Operation.objects.get()
+    assert done.status_code == 302 and done.url == reverse("curation:operation", args=[op.id])
+    assert not Job.objects.exists() and op.state == Operation.State.PENDING
+    assert operations.selection_ids(op.params["notes"], Note) == sorted(
+        Note.objects.values_list("id", flat=True)
+    )
+    assert "120 notes" in admin_client.get(done.url).content.decode()
+
+    assert operations.operation_run(operation_id=op.id) == Operation.State.SUCCEEDED  # the worker
     job = Job.objects.get()
-    assert done.status_code == 302 and done.url == reverse("curation:job", args=[job.id])
     assert job.items.count() == 120 and job.mode == "batch"
     assert job.fields == ["tags", "description"] and job.created_by.is_superuser
     assert "all matching" in job.selection
-    page = admin_client.get(done.url)
-    assert f"Job {job.id} queued: 120 notes" in page.content.decode()
+    page = admin_client.get(done.url).content.decode()
+    assert f"Job {job.id} created: 120 notes" in page
+    assert reverse("curation:job", args=[job.id]) in page
 
 
 def test_curate_action_respects_filters_and_plain_selection(admin_client, make_notes):
@@ -58,9 +71,11 @@ def test_curate_action_respects_filters_and_plain_selection(admin_client, make_n
     post = {"action": "curate_selected_notes", "apply": "1", "curate_fields": ["tags"],
             "mode": "sync", ACTION_CHECKBOX_NAME: ids[:2]}  # fmt: skip
     admin_client.post(NOTES + query, post)
+    operations.operation_run(operation_id=Operation.objects.get().id)
     job = Job.objects.get()
     assert job.items.count() == 2 and job.mode == "sync"
     admin_client.post(NOTES + query, {**post, "select_across": "1"})
+    operations.operation_run(operation_id=Operation.objects.order_by("-id").first().id)
     assert Job.objects.order_by("-id").first().items.count() == 4
 
 
@@ -84,7 +99,7 @@ def test_curate_action_needs_the_add_job_permission(client, make_notes):
     post = {"action": "curate_selected_notes", "apply": "1", "curate_fields": ["tags"],
             "mode": "auto", ACTION_CHECKBOX_NAME: [str(notes[0].id)]}  # fmt: skip
     client.post(NOTES, post)
-    assert not Job.objects.exists()
+    assert not Job.objects.exists() and not Operation.objects.exists()
 
 
 def make_job(make_notes, n=3, **states):
@@ -202,7 +217,10 @@ def test_curate_form_has_a_maximum_cost_and_shows_why_a_job_is_refused(
     assert not Job.objects.exists()
     settings.CURATION_MODEL = "claude-haiku-4-5"
     done = admin_client.post(NOTES, {**ticked, "max_cost": "2"})
+    op = Operation.objects.get()  # the job is created by a worker: run it here
+    assert done.status_code == 302 and done.url == reverse("curation:operation", args=[op.id])
+    assert operations.operation_run(operation_id=op.id) == Operation.State.SUCCEEDED
     job = Job.objects.get()
-    assert done.status_code == 302 and job.max_cost == Decimal("2")
-    page = admin_client.get(done.url).content.decode()
-    assert f"(estimated ${job.cost_estimate}, maximum $2)" in page
+    assert job.max_cost == Decimal("2")
+    page = admin_client.get(reverse("curation:job", args=[job.id])).content.decode()
+    assert f"(estimated {money(job.cost_estimate)}, maximum $2.00)" in page

@@ -49,7 +49,7 @@ def test_switch_to_parallel_action(admin_client, make_notes, emulator, fast_poll
         {"action": "switch_to_parallel", ACTION_CHECKBOX_NAME: [batch_job.id, sync_job.id]},
         follow=True,
     )
-    assert "Switched 1 jobs to parallel (3 unfinished items)" in response.content.decode()
+    assert "Switched 1 job to parallel (3 unfinished items)" in response.content.decode()
     batch_job.refresh_from_db()
     sync_job.refresh_from_db()
     assert batch_job.mode == "parallel" and sync_job.mode == "sync"

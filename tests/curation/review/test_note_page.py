@@ -16,18 +16,20 @@ def page_url(note):
     return reverse("curation:review_note", args=[note.pk])
 
 
+def claim_url(note):
+    return reverse("curation:review_note_lock", args=[note.pk])
+
+
+def claim(client, note) -> dict:
+    """What the page's script does on load and every minute: POST for the lock (JSON)."""
+    response = client.post(claim_url(note), headers={"accept": "application/json"})
+    assert response.status_code in (200, 403)
+    return response.json()
+
+
 def decide(client, s, action, expected_state="pending", **extra):
     data = {"suggestion_id": s.pk, "action": action, "expected_state": expected_state, **extra}
     return client.post(page_url(s.note), data, follow=True)
-
-
-def claim_url(note):
-    return reverse("curation:review_note_claim", args=[note.pk])
-
-
-def claim(client, note):
-    """What the page's script does on load: POST the claim (CSRF token in a header)."""
-    return client.post(claim_url(note), headers={"accept": "text/html; fragment=lock"})
 
 
 def test_opening_the_page_never_takes_the_lock(client, make_note, make_suggestion, moderator):
@@ -36,19 +38,27 @@ def test_opening_the_page_never_takes_the_lock(client, make_note, make_suggestio
     html = client.get(page_url(s.note)).content.decode()
     assert not ReviewLock.objects.exists()
     assert claim_url(s.note) in html  # the page claims it itself, by POST
-    assert "X-CSRFToken" in html
+    assert "data-csrf=" in html  # review_lock.js sends it as X-CSRFToken
 
 
-def test_moderator_claims_the_lock_by_post(client, make_note, make_suggestion, moderator, settings):
+def test_moderator_opens_note_and_claims_lock_by_post(
+    client, make_note, make_suggestion, moderator, settings
+):
     settings.REVIEW_LOCK_SECONDS = 120
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
-    fragment = claim(client, s.note).content.decode()
+    html = client.get(page_url(s.note)).content.decode()
+    assert not ReviewLock.objects.exists()  # a GET never claims
+    assert reverse("curation:review_note_lock", args=[s.note.pk]) in html
+    state = claim(client, s.note)
     lock = ReviewLock.objects.get(note=s.note)
-    assert lock.holder == moderator
+    assert lock.holder == moderator and state["held"] is True and state["until"].endswith("UTC")
     assert timedelta(seconds=110) < lock.expires_at - timezone.now() <= timedelta(seconds=120)
-    assert 'id="lock"' in fragment and "You are reviewing this note" in fragment
     assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
+    first = lock.expires_at
+    claim(client, s.note)  # the open page renews
+    assert ReviewLock.objects.get(note=s.note).expires_at >= first
+    assert client.get(reverse("curation:review_note_lock", args=[s.note.pk])).status_code == 405
 
 
 def test_claim_without_script_returns_to_the_page(client, make_note, make_suggestion, moderator):
@@ -72,7 +82,9 @@ def test_claim_refuses_get_and_a_missing_csrf_token(make_note, make_suggestion, 
 def test_only_moderators_claim(client, make_note, make_suggestion, who, request):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(request.getfixturevalue(who))
-    assert claim(client, s.note).status_code == 403
+    response = client.post(claim_url(s.note), headers={"accept": "application/json"})
+    assert response.status_code == 403
+    assert client.post(claim_url(s.note)).status_code == 403  # the form, without the script
     assert not ReviewLock.objects.exists()
 
 
@@ -84,15 +96,18 @@ def test_others_see_who_holds_the_lock_and_cannot_decide(
     claim(client, s.note)
     other = Client()
     other.force_login(moderator2)
-    assert "mod is reviewing this note" in claim(other, s.note).content.decode()
     html = other.get(page_url(s.note)).content.decode()
-    assert "mod is reviewing this note" in html
+    assert "mod is reviewing this note until" in html and "UTC" in html
+    assert '<fieldset class="rv-decide" disabled>' in html  # the forms are disabled
+    state = claim(other, s.note)
+    assert state["held"] is False and state["holder"] == "mod"
     page = decide(other, s, "approve")
     assert "mod is reviewing" in page.content.decode()
     assert Suggestion.objects.get(pk=s.pk).state == "pending"
     third = Client()
     third.force_login(viewer)
     assert "mod is reviewing this note" in third.get(page_url(s.note)).content.decode()
+    assert claim(third, s.note)["held"] is False  # a viewer never takes the lock
     assert ReviewLock.objects.get(note=s.note).holder == moderator
 
 
@@ -103,8 +118,10 @@ def test_expired_lock_is_taken_over(client, make_note, make_suggestion, moderato
         expires_at=timezone.now() - timedelta(seconds=1),
     )  # fmt: skip
     client.force_login(moderator2)
-    assert "You are reviewing this note" in claim(client, s.note).content.decode()
+    assert '<fieldset class="rv-decide" disabled>' not in client.get(page_url(s.note)).content.decode()
+    assert claim(client, s.note)["held"] is True  # "Take over"
     assert ReviewLock.objects.get(note=s.note).holder == moderator2
+    assert "You are reviewing this note" in client.get(page_url(s.note)).content.decode()
     assert "Tags: edited" not in decide(client, s, "approve").content.decode()
     assert Suggestion.objects.get(pk=s.pk).state == "approved"
 
@@ -113,6 +130,7 @@ def test_release_frees_the_note(client, make_note, make_suggestion, moderator):
     s = make_suggestion(make_note(), "description", "x")
     client.force_login(moderator)
     claim(client, s.note)
+    assert ReviewLock.objects.exists()
     client.post(reverse("curation:review_note_release", args=[s.note.pk]))
     assert not ReviewLock.objects.exists()
 

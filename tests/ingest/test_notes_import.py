@@ -1,0 +1,37 @@
+"""notes_import: only the named files of a vault, nothing else walked."""
+
+import os
+
+import pytest
+
+from ingest.importer import notes_import, vault_import
+from ingest.models import Note
+
+pytestmark = pytest.mark.django_db
+
+
+def test_imports_only_the_named_files(make_vault):
+    root = make_vault({"a.md": "# A\n", "b.md": "# B\n", "c.md": "# C\n"})
+    vault, _ = vault_import(root=root, name="v")
+    (root / "a.md").write_text("# A2\n")
+    (root / "b.md").write_text("# B2\n")
+    (root / "new.md").write_text("# New\n")
+    os.remove(root / "c.md")
+    summary = notes_import(vault=vault, paths=["a.md", "new.md", "c.md"])
+    assert (summary.updated, summary.imported, summary.missing) == (1, 1, 1)
+    assert Note.objects.get(path="a.md").body == "# A2\n"
+    assert Note.objects.get(path="b.md").body == "# B\n"  # not named: not read
+    assert Note.objects.get(path="c.md").state == "missing"
+
+
+def test_refuses_paths_outside_the_vault(make_vault, tmp_path):
+    root = make_vault({"a.md": "# A\n"})
+    vault, _ = vault_import(root=root, name="v")
+    (tmp_path / "secret.md").write_text("# Secret\n")
+    os.symlink(tmp_path / "secret.md", root / "link.md")
+    summary = notes_import(vault=vault, paths=["../secret.md", ".hidden/x.md", "link.md"])
+    reasons = dict(summary.skipped)
+    assert reasons["../secret.md"] == "not a note inside the vault"
+    assert reasons[".hidden/x.md"] == "not a note inside the vault"
+    assert reasons["link.md"] == "symlink to a file outside the vault"
+    assert not Note.objects.filter(body__contains="Secret").exists()
