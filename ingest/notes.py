@@ -138,21 +138,30 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+BOMS = {
+    "utf-8": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+}
+
+
+def bom_codec(data: bytes) -> tuple[bytes, str]:
+    """The file's byte-order mark (b"" if none) and the codec of the text after it."""
+    for codec, bom in BOMS.items():
+        if data.startswith(bom):
+            return bom, codec
+    return b"", "utf-8"
+
+
 def decode(data: bytes) -> tuple[str, str, bool]:
     """Return (text, encoding, has_bom); raise NoteError for binary or undecodable bytes."""
     # The encoding names the codec for the text after the BOM, so the exporter writes the
     # same BOM back and then `text.encode(encoding)`: UTF-16 keeps its byte order.
-    if data.startswith(codecs.BOM_UTF8):
-        encoding, bom, payload = "utf-8", True, data[len(codecs.BOM_UTF8) :]
-    elif data.startswith(codecs.BOM_UTF16_LE):
-        encoding, bom, payload = "utf-16-le", True, data[len(codecs.BOM_UTF16_LE) :]
-    elif data.startswith(codecs.BOM_UTF16_BE):
-        encoding, bom, payload = "utf-16-be", True, data[len(codecs.BOM_UTF16_BE) :]
-    else:
-        encoding, bom, payload = "utf-8", False, data
-        # The whole file, not a prefix: PostgreSQL refuses text holding a NUL character.
-        if b"\x00" in data:
-            raise NoteError("binary file (contains NUL bytes), not a markdown note")
+    bom, encoding = bom_codec(data)
+    payload = data[len(bom) :]
+    # The whole file, not a prefix: PostgreSQL refuses text holding a NUL character.
+    if not bom and b"\x00" in data:
+        raise NoteError("binary file (contains NUL bytes), not a markdown note")
     try:
         text = payload.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -162,14 +171,7 @@ def decode(data: bytes) -> tuple[str, str, bool]:
         ) from None
     if "\x00" in text:
         raise NoteError("binary file (contains NUL characters), not a markdown note")
-    return text, encoding, bom
-
-
-BOMS = {
-    "utf-8": codecs.BOM_UTF8,
-    "utf-16-le": codecs.BOM_UTF16_LE,
-    "utf-16-be": codecs.BOM_UTF16_BE,
-}
+    return text, encoding, bool(bom)
 
 
 def encode(text: str, *, encoding: str, has_bom: bool) -> bytes:

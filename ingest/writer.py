@@ -23,7 +23,6 @@ Style decisions (kept in one place so import and export agree):
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 
@@ -574,18 +573,6 @@ class Rewrite:
     related_added: list[str]
 
 
-def _codec(data: bytes) -> tuple[bytes, str]:
-    """The BOM bytes to keep and the codec that re-encodes text exactly as the file had it."""
-    for bom, codec in (
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16-le"),
-        (codecs.BOM_UTF16_BE, "utf-16-be"),
-    ):
-        if data.startswith(bom):
-            return bom, codec
-    return b"", "utf-8"
-
-
 def rewrite(data: bytes, changes: Changes) -> Rewrite:
     """The file's new bytes with `changes` applied; raises ExportError when it cannot be safe."""
     try:
@@ -599,7 +586,7 @@ def _rewrite(data: bytes, changes: Changes) -> Rewrite:
         text, _, _ = notes.decode(data)
     except notes.NoteError as exc:
         raise ExportError(str(exc)) from None
-    bom, codec = _codec(data)
+    bom, codec = notes.bom_codec(data)
     payload = data[len(bom) :]
     if payload.decode(codec) == "\ufeff" + text:
         # decode() also drops a second BOM inside UTF-16 text; keep it with the first.
