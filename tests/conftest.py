@@ -42,8 +42,9 @@ def emulator(monkeypatch):
     from curation.api import client
     from curation.emulator import Emulator
 
-    emu = Emulator(host="127.0.0.1", port=0, latency=0, batch_seconds=0, cancel_seconds=0,
-                   retry_after=0.01).start()
+    emu = Emulator(
+        host="127.0.0.1", port=0, latency=0, batch_seconds=0, cancel_seconds=0, retry_after=0.01
+    ).start()
     monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-emulator")
     client.reset_clients()
@@ -52,3 +53,18 @@ def emulator(monkeypatch):
     finally:
         client.reset_clients()
         emu.stop()
+
+
+@pytest.fixture
+def web_server():
+    """A local HTTP server; set its routes with .page(), .raw(), .redirect()."""
+    from tests.webserver import WebServer
+
+    server = WebServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(timeout=5)

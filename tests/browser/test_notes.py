@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.conftest import ARTICLE, WebServer
+from tests.ingest.conftest import ARTICLE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,18 +40,6 @@ def test_search_and_filter_notes(open_session, users, sample_vault):
     page.goto(me.base_url + "/ingest/note/?state__exact=skipped")
     me.shot("filter skipped")
     assert result_titles(page) == ["Broken frontmatter"]
-
-
-@pytest.fixture
-def web_server():
-    server = WebServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        server.thread.join(timeout=5)
 
 
 def test_add_a_note_from_a_web_page(open_session, users, sample_vault, web_server, settings):

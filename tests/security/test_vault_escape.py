@@ -13,7 +13,7 @@ from django.test import Client
 
 from curation.models import Item, Job, Review, Suggestion
 from ingest.models import Note, Vault
-from tests.ingest.conftest import ARTICLE, WebServer
+from tests.ingest.conftest import ARTICLE
 
 pytestmark = pytest.mark.django_db
 
@@ -66,14 +66,18 @@ def test_url_form_refuses_a_folder_outside_the_vault(sandbox, folder, django_use
 
 def approve_description(note: Note, text: str) -> None:
     job = Job.objects.create(fields=["description"], model="m", state=Job.State.SUCCEEDED)
-    item = Item.objects.create(job=job, note=note, custom_id=f"esc-{note.pk}",
-                               state=Item.State.SUCCEEDED)
-    suggestion = Suggestion.objects.create(item=item, note=note, job=job, field="description",
-                                           value=text, model="m")
+    item = Item.objects.create(
+        job=job, note=note, custom_id=f"esc-{note.pk}", state=Item.State.SUCCEEDED
+    )
+    suggestion = Suggestion.objects.create(
+        item=item, note=note, job=job, field="description", value=text, model="m"
+    )
     Review.objects.create(suggestion=suggestion, decision=Review.Decision.APPROVED, value=text)
 
 
-@pytest.mark.parametrize("path", ["../outside/escaped.md", "/tmp/escaped.md", "a/../../outside/escaped.md"])
+@pytest.mark.parametrize(
+    "path", ["../outside/escaped.md", "/tmp/escaped.md", "a/../../outside/escaped.md"]
+)
 def test_export_never_follows_a_note_path_out_of_the_vault(sandbox, path):
     tmp, vault = sandbox
     note = Note.objects.create(vault=vault, path=path, title="Escaped", body="x")
@@ -96,18 +100,6 @@ def test_export_never_writes_through_a_symlink_out_of_the_vault(sandbox):
     with pytest.raises(CommandError):
         call_command("export_vault", "--vault", "Escape", stdout=io.StringIO())
     assert snapshot(tmp) == before
-
-
-@pytest.fixture
-def web_server():
-    server = WebServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        server.thread.join(timeout=5)
 
 
 @pytest.mark.parametrize("folder", ["Linked", "Linked/new", "Linked/new/deeper"])
