@@ -105,9 +105,14 @@ def link_text(value) -> str | None:
     return notes.link_key(text) or None
 
 
-def link_points_to(text: str, target: str) -> bool:
-    """Whether an existing link's path (a link_key) may mean the note at `target` (no `.md`)."""
-    target = notes.link_key(target)
+def link_points_to(text: str, link: Link) -> bool:
+    """Whether an existing link's path (a link_key) surely means `link`'s note: its path, or
+    a tail of it no shorter than the link's own name (the shortest that names that note
+    alone). `[[Permalinks]]` in a vault with two notes of that name may mean the other one,
+    so it does not stand in for a link to this one."""
+    target = notes.link_key(link.target)
+    if len(text) < len(notes.link_key(link.name)):
+        return False
     return target == text or target.endswith("/" + text)
 
 
@@ -504,7 +509,7 @@ class _Writer:
             existing += [t for t in (link_text(i) for i in items) if t]
         new: list[str] = []
         for link in links:
-            if any(link_points_to(t, link.target) for t in existing):
+            if any(link_points_to(t, link) for t in existing):
                 continue
             existing.append(notes.link_key(link.target))
             new.append(link.name)

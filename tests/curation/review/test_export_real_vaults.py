@@ -92,3 +92,29 @@ def test_a_related_link_written_nfc_is_the_same_link_as_an_nfd_name(tmp_path):
     assert summary.ok, summary.errors
     assert meta(tmp_path, f"{NFD_A}.md")["related"] == [f"[[{nfc}]]"]  # not twice
     assert meta(tmp_path, f"{NFD_B}.md")["related"] == [f"[[{NFD_A}]]"]  # as the file is named
+
+
+def test_an_ambiguous_body_link_does_not_stand_in_for_the_link_back(tmp_path):
+    """`[[Permalinks]]` in en/Intro may mean en/Permalinks (Obsidian picks one of the two):
+    a related link from de/Permalinks still gets its link back, written by path."""
+    vault = vault_of(
+        tmp_path,
+        {
+            "en/Intro.md": "See [[Permalinks]].\n",
+            "en/Permalinks.md": "English.\n",
+            "de/Permalinks.md": "Deutsch.\n",
+        },
+    )
+    approve_related(Note.objects.get(path="de/Permalinks.md"), ["en/Intro.md"])
+    summary = vault_export(vault=vault)
+    assert summary.ok, summary.errors
+    assert meta(tmp_path, "de/Permalinks.md")["related"] == ["[[Intro]]"]
+    assert meta(tmp_path, "en/Intro.md")["related"] == ["[[de/Permalinks]]"]
+
+
+def test_an_unambiguous_body_link_is_the_link_back(tmp_path):
+    vault = vault_of(tmp_path, {"en/Intro.md": "See [[Permalinks]].\n", "de/Permalinks.md": "D.\n"})
+    approve_related(Note.objects.get(path="de/Permalinks.md"), ["en/Intro.md"])
+    assert vault_export(vault=vault).ok
+    assert meta(tmp_path, "de/Permalinks.md")["related"] == ["[[Intro]]"]
+    assert "related" not in meta(tmp_path, "en/Intro.md")  # its body links there already
