@@ -42,7 +42,7 @@
   }
 
   function card(s) {
-    var box = element("div", "rv-card cn-suggestion");
+    var box = element("div", "cn-suggestion");
     box.setAttribute("data-field", s.field);
     box.setAttribute("data-state", s.state);
     var h = element("h3", "", s.field_label + " ");
