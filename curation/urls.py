@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from curation.views import jobs, locks, operations, review
+from curation.views import curate_now, jobs, locks, operations, review
 
 app_name = "curation"
 
@@ -11,6 +11,12 @@ urlpatterns = [
     path("jobs/<int:job_id>/progress.json", jobs.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/retry/", jobs.job_retry, name="job-retry"),
+    path("notes/<int:note_id>/curate-now/", curate_now.note_curate, name="note-curate-now"),
+    path("curate-now/<int:operation_id>/", curate_now.curate_now_page, name="curate-now"),
+    path(
+        "curate-now/<int:operation_id>/status.json", curate_now.curate_now_progress,
+        name="curate-now-status",
+    ),  # fmt: skip
     path("review/note/<int:note_id>/", review.note_review, name="review_note"),
     path(
         "review/note/<int:note_id>/release/", review.note_release, name="review_note_release"

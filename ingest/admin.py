@@ -138,6 +138,18 @@ class NoteAdmin(IngestPermissionMixin, admin.ModelAdmin):
         view = self.admin_site.admin_view(lambda request: url_ingest_view(request, self))
         return [path("from-url/", view, name="ingest_note_from_url"), *super().get_urls()]
 
+    def get_url_ingest_form(self, request):
+        """The form class of "Add from web address" (an extending admin may add fields)."""
+        from ingest.views import UrlIngestForm
+
+        return UrlIngestForm
+
+    def response_url_ingest(self, request, note: Note, form):
+        """Where "Add from web address" leads once `note` is added (its page, by default)."""
+        from ingest.views import url_ingest_added
+
+        return url_ingest_added(request, self, note)
+
     @admin.display(description="Tags")
     def tag_list(self, note):
         return chips(note.tags)

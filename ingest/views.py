@@ -1,7 +1,9 @@
 """Admin page "Add a note from a web address": a form in front of `note_create_from_url`.
 
 Served by the Note admin (`NoteAdmin.get_urls`), which decides who may use it
-(`has_ingest_permission`).
+(`has_ingest_permission`), which form it shows (`get_url_ingest_form`) and where it leads once
+the note is added (`response_url_ingest`): another app's admin may extend the last two, as
+curation's does with "Curate now".
 """
 
 from django import forms
@@ -32,6 +34,17 @@ class UrlIngestForm(forms.Form):
     )
 
 
+def url_ingest_added(request, model_admin, note: Note):
+    """The default once a note is added: say so and open its page."""
+    model_admin.message_user(
+        request,
+        f"Added {note.path} from {note.frontmatter.get('source')}. "
+        "Select it in the list to curate it.",
+        messages.SUCCESS,
+    )
+    return redirect(reverse("admin:ingest_note_change", args=[note.pk]))
+
+
 def url_ingest_view(request, model_admin):
     if not model_admin.has_ingest_permission(request):
         raise PermissionDenied
@@ -39,7 +52,7 @@ def url_ingest_view(request, model_admin):
     vault_id = request.GET.get("vault")
     if vault_id and vault_id.isdigit():
         initial["vault"] = vault_id
-    form = UrlIngestForm(request.POST or None, initial=initial)
+    form = model_admin.get_url_ingest_form(request)(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             note = note_create_from_url(
@@ -55,13 +68,7 @@ def url_ingest_view(request, model_admin):
         except UrlIngestError as exc:
             form.add_error(None, str(exc))
         else:
-            model_admin.message_user(
-                request,
-                f"Added {note.path} from {note.frontmatter.get('source')}. "
-                "Select it in the list to curate it.",
-                messages.SUCCESS,
-            )
-            return redirect(reverse("admin:ingest_note_change", args=[note.pk]))
+            return model_admin.response_url_ingest(request, note, form)
     folders = (
         Note.objects.exclude(folder="").order_by("folder").values_list("folder", flat=True)
     ).distinct()[:200]

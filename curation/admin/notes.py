@@ -17,7 +17,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from curation import operations
+from curation.curate_now import CurateNowRefused, note_curate_now
 from curation.engine.consolidation import consolidation_run
+from curation.engine.jobs import budget_for
 from curation.models import ALL_FIELDS, Field, Mode, Operation
 from curation.review.decisions import ReviewError
 from curation.review.export import RevertSummary, export_run_records, exports_revert
@@ -25,6 +27,7 @@ from curation.roles import can_curate, can_export, can_ingest_url, can_view
 from curation.templatetags.vaultcms_money import money
 from ingest.admin import ExportRecordAdmin, NoteAdmin, VaultAdmin
 from ingest.models import ExportRecord, Note, Vault
+from ingest.views import UrlIngestForm
 
 SHOWN_PROBLEMS = 20
 
@@ -287,15 +290,59 @@ class CurationVaultAdmin(VaultAdmin):
         return can_ingest_url(request.user)
 
 
+class UrlCurateNowForm(UrlIngestForm):
+    """The "Add from web address" form for curators: the new note can be curated at once."""
+
+    curate_now = forms.BooleanField(
+        label="Curate now",
+        required=False,
+        help_text="Suggest its tags, description and related notes right away (one real-time "
+        "call, full price), and show them on the next page to review.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit = budget_for(None)
+        if limit is not None:
+            self.fields["curate_now"].help_text += f" Maximum cost {money(limit)}."
+
+
 class CurationNoteAdmin(NoteAdmin):
     actions = [*NoteAdmin.actions, curate_selected_notes, export_approved_notes,
                preview_export_notes]  # fmt: skip
+    change_form_template = "admin/curation/note_change_form.html"
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
 
     def has_ingest_permission(self, request) -> bool:
         return can_ingest_url(request.user)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_curate": can_curate(request.user)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_url_ingest_form(self, request):
+        # Only curators get the choice; anyone else's form has no such field to post.
+        if can_curate(request.user):
+            return UrlCurateNowForm
+        return super().get_url_ingest_form(request)
+
+    def response_url_ingest(self, request, note, form):
+        """With "Curate now": queue the note's one-note real-time job and open its page."""
+        if not form.cleaned_data.get("curate_now"):
+            return super().response_url_ingest(request, note, form)
+        source = note.frontmatter.get("source")
+        try:
+            op = note_curate_now(note=note, user=request.user)
+        except CurateNowRefused as exc:
+            self.message_user(request, f"Added {note.path} from {source}, but it cannot be "
+                                       f"curated now: {exc}", messages.WARNING)  # fmt: skip
+            return HttpResponseRedirect(reverse("admin:ingest_note_change", args=[note.pk]))
+        self.message_user(
+            request, f"Added {note.path} from {source}; curating it now.", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("curation:curate-now", args=[op.id]))
 
 
 # --- undoing exports ---------------------------------------------------------------------------

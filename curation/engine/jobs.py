@@ -79,8 +79,8 @@ def budget_check(*, cost: Decimal, limit: Decimal, n: int, model: str, mode: str
     """Raise OverBudget when a job of `n` notes estimated at `cost` passes `limit`."""
     if cost > limit:
         raise OverBudget(
-            f"estimated cost ${cost} for {n} notes ({model}, {mode}) is over "
-            f"the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
+            f"estimated cost ${cost} for {n} note{'s' if n != 1 else ''} ({model}, {mode}) "
+            f"is over the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
         )
 
 

@@ -31,7 +31,7 @@ from curation.review.vocabulary import (
     vault_policy,
     vault_policy_set,
 )
-from curation.roles import can_export, can_review, can_view
+from curation.roles import can_curate, can_export, can_review, can_view
 from ingest.models import Note, Vault
 from ingest.notes import is_link_target, tag_clean
 from ingest.render import render_markdown
@@ -127,6 +127,7 @@ def note_review(request, note_id: int):
             "lock_minutes": lock_seconds() // 60,
             "last_export": last_export,
             "can_export": can_export(request.user),
+            "can_curate": can_curate(request.user),
         },
     )
 

@@ -196,6 +196,11 @@ def populate(*, owner=None) -> dict:
         before=[PAYLOAD], reviewer=owner, comment=PAYLOAD,
     )
     cm.TagRename.objects.create(vault=vault, old=f"{MARKER}/old", new=f"{MARKER}/new")
+    # A curate-now (the first operation, so its page is crawled) showing those suggestions.
+    cm.Operation.objects.create(
+        kind=cm.Operation.Kind.CURATE, state=cm.Operation.State.SUCCEEDED, created_by=owner,
+        params={"curate_now": True, "note": note.pk}, job=job, description=PAYLOAD,
+    )  # fmt: skip
     cm.NoteWords.objects.create(note=note, content_hash="0" * 64, words=f"{MARKER}:1", links="")
     # Models added by other areas get one generic row each (several passes: foreign keys).
     pending = [
