@@ -7,23 +7,11 @@ import pytest
 from curation import operations
 from curation.models import Job, Operation, Suggestion
 from ingest.models import Note
-from tests.ingest.conftest import ARTICLE, WebServer
+from tests.ingest.conftest import ARTICLE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WIDTH, HEIGHT = 1366, 768
-
-
-@pytest.fixture
-def web_server():
-    server = WebServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        server.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from curation.curate_now import note_curate_now
 from curation.models import Job, Operation, ReviewLock, Suggestion
 from ingest.importer import vault_import
 from ingest.models import Note
-from tests.ingest.conftest import ARTICLE, WebServer
+from tests.ingest.conftest import ARTICLE
 
 pytestmark = pytest.mark.django_db
 
@@ -27,18 +27,6 @@ FIELDS = {"tags", "description", "related"}
 def allow_local(settings):
     settings.VAULTCMS_URL_INGEST_ALLOW_PRIVATE = True  # the page is served on 127.0.0.1
     settings.VAULTCMS_URL_INGEST_TIMEOUT = 5
-
-
-@pytest.fixture
-def web_server():
-    server = WebServer()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        server.thread.join(timeout=5)
 
 
 @pytest.fixture
