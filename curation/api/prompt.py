@@ -13,7 +13,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ingest.notes import CURATED_FIELDS, link_name, tag_normalize
+from ingest.notes import CURATED_FIELDS, link_key, link_name, tag_normalize
 
 PROMPT_VERSION = "curate-v2"  # v2: the taxonomy part that fits the note, in its message
 TOOL_NAME = "record_curation"
@@ -352,10 +352,12 @@ def _string_list(data: dict, name: str) -> list[str]:
 def _related(names: list[str], candidates: list[str]) -> list[str]:
     by_path = {p: p for p in candidates}
     by_name: dict[str, str] = {}
-    by_folded: dict[str, str] = {}
+    # A model answers NFC (and any case) even for a name stored decomposed, as macOS writes it.
+    by_key: dict[str, str] = {}
     for path in candidates:
         by_name.setdefault(link_name(path), path)
-        by_folded.setdefault(link_name(path).casefold(), path)
+        by_key.setdefault(link_key(link_name(path)), path)
+        by_key.setdefault(link_key(path), path)
     picked: list[str] = []
     for raw in names:
         name = raw.strip()
@@ -363,7 +365,7 @@ def _related(names: list[str], candidates: list[str]) -> list[str]:
             name = name[2:-2]
         name = name.split("|", 1)[0].strip()
         path = (by_path.get(name) or by_name.get(name) or by_name.get(name.removesuffix(".md"))
-                or by_folded.get(name.casefold()))
+                or by_key.get(link_key(name)) or by_key.get(link_key(name.removesuffix(".md"))))
         if path and path not in picked:
             picked.append(path)
     return picked[:MAX_RELATED]

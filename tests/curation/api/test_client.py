@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+import unicodedata
 from datetime import UTC
 
 import pytest
@@ -166,6 +167,14 @@ def test_related_maps_link_names_back_to_candidate_paths():
                         "Not A Candidate", "langgraph notes"]}
     answer = parse_answer(tool_message(data), fields=["related"], candidates=CANDIDATES)
     assert answer.related == ["dev/LangGraph Notes.md", "Cooking/Sourdough.md", "ai/Prompting.md"]
+
+
+def test_related_answered_composed_finds_a_candidate_stored_decomposed():
+    """A macOS vault stores "Café.md" as NFD; the model answers the name composed (NFC)."""
+    nfd = unicodedata.normalize("NFD", "notes/Café Crème.md")
+    data = {"related": [unicodedata.normalize("NFC", "Café Crème"), "[[CAFÉ CRÈME]]"]}
+    answer = parse_answer(tool_message(data), fields=["related"], candidates=[nfd])
+    assert answer.related == [nfd]  # the path exactly as stored, once
 
 
 def test_json_text_answer_is_accepted():
