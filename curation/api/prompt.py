@@ -427,12 +427,23 @@ class TagMerge:
     reason: str = ""
 
 
-def build_consolidation_request(tags: list[tuple[str, int, list[str]]], *, model: str) -> dict:
-    """Params for one call asking for merges over `tags`: (tag, notes carrying it, titles)."""
+def build_consolidation_request(
+    tags: list[tuple[str, int, list[str]]], *, model: str, others: Iterable[str] = ()
+) -> dict:
+    """Params for one call asking for merges over `tags`: (tag, notes carrying it, titles).
+
+    `others`: when the tag list is sent in parts, the vault's most used tags outside this part,
+    named once as possible targets (a merge's `old` is still only a tag of this part).
+    """
     lines = ["Tags of this vault (tag (notes): example titles):"]
     for tag, count, titles in tags[:MAX_CONSOLIDATION_TAGS]:
         examples = "; ".join(_one_line(t)[:80] for t in titles)
         lines.append(f"- {tag} ({count}): {examples}")
+    others = list(others)
+    if others:
+        lines.append("")
+        lines.append("Other tags of this vault (sent separately; only as targets `new`): "
+                     + ", ".join(others))  # fmt: skip
     schema = {
         "type": "object",
         "properties": {
