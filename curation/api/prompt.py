@@ -314,11 +314,11 @@ def _content(message) -> tuple[list, str]:
     return content, str(message.get("stop_reason") or "")
 
 
-def _answer_data(message) -> dict:
+def _answer_data(message, *, tool: str = TOOL_NAME) -> dict:
     content, stop = _content(message)
     blocks = [b for b in content if isinstance(b, dict)]
     tool_uses = [b for b in blocks if b.get("type") == "tool_use"]
-    chosen = next((b for b in tool_uses if b.get("name") == TOOL_NAME), None)
+    chosen = next((b for b in tool_uses if b.get("name") == tool), None)
     if chosen is None and tool_uses:
         chosen = tool_uses[0]
     if chosen is not None:
@@ -339,7 +339,7 @@ def _answer_data(message) -> dict:
             raise InvalidAnswer("answer text is malformed JSON") from None
         if isinstance(data, dict):
             return data
-    raise InvalidAnswer(f"no {TOOL_NAME} tool call in the answer (stop_reason={stop or 'none'})")
+    raise InvalidAnswer(f"no {tool} tool call in the answer (stop_reason={stop or 'none'})")
 
 
 def _string_list(data: dict, name: str) -> list[str]:
@@ -481,7 +481,7 @@ def build_consolidation_request(
 def parse_consolidation(message, *, tags: Iterable[str]) -> list[TagMerge]:
     """The merges of an answer, validated: `old` must be one of `tags`, `new` a clean tag of
     its own; duplicates, no-ops and chains onto an `old` are dropped."""
-    data = _answer_data(message)
+    data = _answer_data(message, tool=CONSOLIDATION_TOOL)
     merges = data.get("merges")
     if not isinstance(merges, list):
         raise InvalidAnswer("'merges' is not a list")

@@ -70,7 +70,8 @@ class Command(BaseCommand):
         job.refresh_from_db()
         counts = counts_line(jobs.item_counts(job_ids=[job.id]).get(job.id, {}))
         if job.state != Job.State.SUCCEEDED:
-            reason = f" ({job.error})" if job.error else ""
+            failed = job.items.exclude(error="").values_list("error", flat=True).first()
+            reason = f" ({job.error or failed})" if job.error or failed else ""
             raise CommandError(f"job {job.id} {job.state}: {counts}{reason}; cost ${job.cost}")
         merges = list(job.consolidations.values_list("old", "new", "notes"))
         for old, new, notes in merges:
