@@ -123,3 +123,17 @@ def test_the_consolidation_job_shows_in_the_job_list_and_page(vault, client, sup
     client.force_login(superuser)
     assert client.get(reverse("curation:job", args=[job.pk])).status_code == 200
     assert client.get(reverse("admin:curation_job_changelist")).status_code == 200
+
+
+def test_an_approved_merge_is_a_few_queries_and_a_tag_rename(vault, moderator, django_assert_num_queries):
+    command()
+    merge = TagConsolidation.objects.get(old="js")
+    moderator.has_perm("curation.review_suggestion")  # the permission cache, read once per user
+    # UPDATE the state (the first decision wins), SELECT it back, INSERT the TagRename, UPDATE
+    # the link to it: four statements in one transaction, for any vault size.
+    with django_assert_num_queries(4 + 2):  # + the transaction's savepoint and release
+        consolidation_decide(consolidation_id=merge.pk, user=moderator, decision="approved")
+    rename = TagRename.objects.get()
+    assert (rename.old, rename.new, rename.decided_by) == ("js", "coding/languages/javascript", moderator)
+    merge.refresh_from_db()
+    assert merge.rename == rename and merge.decided_by == moderator
