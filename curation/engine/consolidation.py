@@ -88,18 +88,24 @@ def notes_touched(old: str, new: str, note_tags: dict[int, list[str]]) -> int:
 
 def consolidations_store(*, job: Job, merges: list) -> int:
     """Store the merges (prompt.TagMerge) answers of `job` proposed, each with the notes it
-    touches now; a tag another part of the same job already moved is not proposed twice.
+    touches now. As within one answer (prompt.parse_consolidation), every merge stays one
+    step across the job's parts: a tag already moved, or already a target, is not moved again,
+    and nothing moves onto a tag that is itself moved (the first answer stored wins).
 
     Called by items.apply_outcomes inside its transaction. Returns how many were stored.
     """
     if not merges or job.vault_id is None:
         return 0
-    known = set(TagConsolidation.objects.filter(job=job).values_list("old", flat=True))
+    stored = TagConsolidation.objects.filter(job=job).values_list("old", "new")
+    moved = {old for old, _ in stored}
+    targets = {new for _, new in stored}
     fresh = []
     for merge in merges:
-        if merge.old not in known:
-            known.add(merge.old)
-            fresh.append(merge)
+        if merge.old in moved or merge.old in targets or merge.new in moved:
+            continue
+        moved.add(merge.old)
+        targets.add(merge.new)
+        fresh.append(merge)
     if not fresh:
         return 0
     note_tags = vault_note_tags(vault_id=job.vault_id)

@@ -4,8 +4,14 @@ curation job, against the emulator; its items carry parts of the tag list, not n
 import pytest
 from django.db.models import Count
 
+from curation.api.prompt import TagMerge
 from curation.engine import jobs
-from curation.engine.consolidation import NothingToConsolidate, tag_parts, vault_tag_list
+from curation.engine.consolidation import (
+    NothingToConsolidate,
+    consolidations_store,
+    tag_parts,
+    vault_tag_list,
+)
 from curation.engine.requests import RequestBuilder
 from curation.models import Batch, Item, Job, Suggestion, TagConsolidation
 from ingest.importer import vault_import
@@ -108,6 +114,20 @@ def test_parts_are_cut_alphabetically_only_when_the_list_is_long():
     tags = [("b", 3, []), ("A", 2, []), ("a", 1, []), ("c", 1, [])]
     assert tag_parts(tags, size=4) == [tags]
     assert tag_parts(tags, size=2) == [[("A", 2, []), ("a", 1, [])], [("b", 3, []), ("c", 1, [])]]
+
+
+def test_merges_stay_one_step_across_parts(vault):
+    """Parts answer separately: a later part cannot chain onto, or repeat, an earlier one."""
+    job = Job.objects.create(kind=Job.Kind.CONSOLIDATE, vault=vault, model="m")
+    assert consolidations_store(job=job, merges=[TagMerge("agent", "agents")]) == 1
+    later = [
+        TagMerge("agent", "bots"),  # moved already
+        TagMerge("agents", "ai/agents"),  # a target already: agent -> agents -> ai/agents
+        TagMerge("robots", "agent"),  # onto a tag that is moved
+        TagMerge("Python", "python"),
+    ]
+    assert consolidations_store(job=job, merges=later) == 1
+    assert merges_of(job) == {("agent", "agents"): 1, ("Python", "python"): 1}
 
 
 def test_over_the_budget_is_refused_before_anything_is_written(vault, emulator):
