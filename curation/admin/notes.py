@@ -2,7 +2,10 @@
 
 ingest's admins know nothing of curation; this module re-registers them with the actions added,
 as Django's own UserAdmin is extended by other apps. Every action here only records an
-Operation and answers at once; the workers do the work (curation.operations).
+Operation and answers at once; the workers do the work (curation.operations). "Propose tag
+consolidation" creates its small job itself (one item per part of the vault's tag list, after
+reading the list and counting its requests' tokens for the estimate) and queues it: the model
+is asked by a worker.
 """
 
 import json
