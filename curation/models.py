@@ -34,6 +34,10 @@ class Mode(models.TextChoices):
 
 
 class Job(models.Model):
+    class Kind(models.TextChoices):
+        CURATE = "curate", "Curate notes"
+        CONSOLIDATE = "consolidate", "Tag consolidation"
+
     class State(models.TextChoices):
         PENDING = "pending", "Queued"
         RUNNING = "running", "Running"
@@ -49,6 +53,9 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # curate: one item per note, suggestions; consolidate: one item per part of the vault's tag
+    # list, TagConsolidation rows. Both run through the same runners, budget and recovery.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CURATE)
     vault = models.ForeignKey(Vault, null=True, blank=True, on_delete=models.SET_NULL)
     selection = models.CharField(max_length=500, blank=True, help_text="How notes were chosen.")
     fields = models.JSONField(default=list)
@@ -88,6 +95,10 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def is_consolidation(self) -> bool:
+        return self.kind == self.Kind.CONSOLIDATE
 
 
 class Batch(models.Model):
@@ -142,7 +153,10 @@ class Item(models.Model):
     FINAL_STATES = (State.SUCCEEDED, State.CANCELED, State.FAILED)
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
-    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="items")
+    # None for an item of a consolidation job: it carries a part of the tag list instead.
+    note = models.ForeignKey(
+        Note, null=True, blank=True, on_delete=models.CASCADE, related_name="items"
+    )
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
     )
@@ -161,6 +175,11 @@ class Item(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The note's content hash when the job was made: what its suggestions are for.
     note_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    tag_list = models.JSONField(
+        null=True, blank=True,
+        help_text="A consolidation item's part of the vault's tag list: [tag, notes, [titles]] "
+        "each, as the request sends it.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["id"]
@@ -168,6 +187,13 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.custom_id or f"Item {self.pk}"
+
+    @property
+    def subject(self) -> str:
+        """What the item asks about, for a person: the note's path, or the tags it carries."""
+        if self.note_id is not None:
+            return self.note.path
+        return f"tag list ({len(self.tag_list or []):,} tags)"
 
 
 class Install(models.Model):

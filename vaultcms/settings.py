@@ -204,6 +204,9 @@ CURATION_TASK_BUDGET = env_float("CURATION_TASK_BUDGET", None)
 CURATION_LEASE_SECONDS = env_float("CURATION_LEASE_SECONDS", 20.0)
 # How long a task queued for a job may wait for a worker before the sweep queues another.
 CURATION_QUEUED_SECONDS = env_float("CURATION_QUEUED_SECONDS", 60.0)
+# Tag consolidation: tags per request at most; a longer tag list is sent in parts (one job item
+# each), so one answer never has to cover thousands of tags.
+CURATION_CONSOLIDATION_TAGS = env_int("CURATION_CONSOLIDATION_TAGS", 400)
 # How long opening a note's review page holds it for that moderator (renewed on reload).
 REVIEW_LOCK_SECONDS = env_int("REVIEW_LOCK_SECONDS", 600)
 

@@ -94,14 +94,14 @@ def switch_to_parallel(modeladmin, request, queryset):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["__str__", "state", "mode", "item_counts", "costs", "created", "progress_link"]
-    list_filter = ["state", "mode", "vault"]
+    list_filter = ["kind", "state", "mode", "vault"]
     list_select_related = ["vault", "created_by"]
     search_fields = ["=id", "selection"]
     date_hierarchy = "created_at"
     inlines = [BatchInline]
     actions = [retry_failed_items, cancel_jobs, switch_to_parallel]
     readonly_fields = [
-        "progress_link", "state", "requested_mode", "mode", "urgent", "fields", "model",
+        "progress_link", "kind", "state", "requested_mode", "mode", "urgent", "fields", "model",
         "vault", "selection", "created_by", "created_at", "started_at", "finished_at",
         "cost_estimate", "max_cost", "cost", "item_counts", "error", "request_id",
     ]  # fmt: skip
@@ -111,7 +111,9 @@ class JobAdmin(admin.ModelAdmin):
         return JobChangeList
 
     def has_add_permission(self, request):
-        return False  # jobs are made by the "Curate selected notes" action or `curate`
+        # Jobs are made by the "Curate selected notes" and "Propose tag consolidation" actions,
+        # `curate` and `consolidate_tags`.
+        return False
 
     @admin.display(description="Items")
     def item_counts(self, job):
@@ -157,7 +159,7 @@ class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = [cancel_selected_items]
     readonly_fields = [
-        "custom_id", "job", "note", "batch", "state", "attempts", "error", "result", "usage",
+        "custom_id", "job", "note", "tag_list", "batch", "state", "attempts", "error", "result", "usage",
         "cost", "created_at", "updated_at", "finished_at",
     ]  # fmt: skip
     fields = readonly_fields
@@ -168,7 +170,7 @@ class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Item", ordering="id")
     def item(self, item):
         return format_html(
-            '{}<div class="vc-small vc-muted">{}</div>', item.note.path, item.custom_id or ""
+            '{}<div class="vc-small vc-muted">{}</div>', item.subject, item.custom_id or ""
         )
 
     @admin.display(description="Cost", ordering="cost")

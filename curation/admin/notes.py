@@ -2,7 +2,10 @@
 
 ingest's admins know nothing of curation; this module re-registers them with the actions added,
 as Django's own UserAdmin is extended by other apps. Every action here only records an
-Operation and answers at once; the workers do the work (curation.operations).
+Operation and answers at once; the workers do the work (curation.operations). "Propose tag
+consolidation" creates its small job itself (one item per part of the vault's tag list, after
+reading the list and counting its requests' tokens for the estimate) and queues it: the model
+is asked by a worker.
 """
 
 import json
@@ -14,14 +17,13 @@ from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 
 from curation import operations
 from curation.curate_now import CurateNowRefused, note_curate_now
-from curation.engine.consolidation import consolidation_run
+from curation.engine import jobs, router
+from curation.engine.consolidation import NothingToConsolidate
 from curation.engine.jobs import budget_for
 from curation.models import ALL_FIELDS, Field, Mode, Operation
-from curation.review.decisions import ReviewError
 from curation.review.export import RevertSummary, export_run_records, exports_revert
 from curation.roles import can_curate, can_export, can_ingest_url, can_view
 from curation.templatetags.vaultcms_money import money
@@ -253,29 +255,87 @@ def reimport_vaults(modeladmin, request, queryset):
 # --- the extended admins ---------------------------------------------------------------------
 
 
+class ConsolidateForm(forms.Form):
+    mode = forms.ChoiceField(
+        choices=Mode.choices, initial=Mode.AUTO,
+        help_text="Auto: one request in real time; a tag list sent in several parts goes as a "
+        "half-price Message Batch.",
+    )  # fmt: skip
+    max_cost = forms.DecimalField(
+        label="Maximum cost (US$)", required=False, min_value=0, max_digits=14,
+        decimal_places=6,
+        help_text="A job estimated over it is refused; one reaching it stops sending. 0: no limit.",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["max_cost"].initial = settings.CURATION_MAX_JOB_COST
+
+
 @admin.action(description="Propose tag consolidation (ask the model about all tags)")
 def consolidate_vault_tags(modeladmin, request, queryset):
+    """Show the vault's tag count and the estimate, ask for mode and maximum cost, then queue
+    the consolidation job and open its page. The request only reads the tag list and counts
+    the request's tokens; the model is asked by a worker."""
     if not can_curate(request.user):
         modeladmin.message_user(request, "You are not allowed to start jobs.", messages.ERROR)
-        return
-    for vault in queryset:
+        return None
+    vaults = list(queryset[:2])
+    if len(vaults) != 1:
+        modeladmin.message_user(request, "Choose one vault: its tags are consolidated alone.",
+                                messages.WARNING)  # fmt: skip
+        return None
+    vault = vaults[0]
+    form = ConsolidateForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
         try:
-            job = consolidation_run(vault_id=vault.pk, user=request.user)
-        except ReviewError as exc:
+            job = jobs.consolidation_create(
+                vault_id=vault.pk, mode=form.cleaned_data["mode"],
+                max_cost=form.cleaned_data["max_cost"], user=request.user,
+            )  # fmt: skip
+        except NothingToConsolidate as exc:
             modeladmin.message_user(request, f"{vault.name}: {exc}", messages.WARNING)
-            continue
-        if job.state == job.State.FAILED:
-            modeladmin.message_user(request, f"{vault.name}: job {job.pk} failed: {job.error}",
-                                    messages.ERROR)  # fmt: skip
-            continue
-        n = job.consolidations.count()
-        url = reverse("admin:curation_tagconsolidation_changelist") + f"?job__id__exact={job.pk}"
-        modeladmin.message_user(
-            request,
-            format_html('{}: job {} proposed {} merge(s), cost ${}. <a href="{}">Review them</a>.',
-                        vault.name, job.pk, n, job.cost, url),
-            messages.SUCCESS,
-        )  # fmt: skip
+            return None
+        except ValueError as exc:  # no price for the model, or over the maximum cost
+            form.add_error(None, str(exc))
+        else:
+            jobs.job_start(job_id=job.id)
+            modeladmin.message_user(
+                request, f"{vault.name}: consolidation job {job.pk} queued ({job.selection}).",
+                messages.SUCCESS,
+            )  # fmt: skip
+            return HttpResponseRedirect(reverse("curation:job", args=[job.id]))
+    try:
+        preview = jobs.consolidation_preview(vault_id=vault.pk)
+    except NothingToConsolidate as exc:
+        modeladmin.message_user(request, f"{vault.name}: {exc}", messages.WARNING)
+        return None
+    parts = len(preview["parts"])
+    # Keyed as the curate form's script reads them ("mode:urgent"; no urgent choice here).
+    estimates = {
+        f"{mode}:0": {
+            "mode": Mode(chosen).label,
+            "cost": money(preview["costs"][chosen == Mode.BATCH]) if preview["costs"] else "",
+        }
+        for mode in Mode.values
+        for chosen in [router.choose_mode(parts, mode)]
+    }
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": f"Propose tag consolidation: {vault.name}",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "vault": vault,
+        "tags": len(preview["tags"]),
+        "parts": parts,
+        "estimate": estimates[f"{form['mode'].value() or Mode.AUTO}:0"],
+        "estimate_error": preview["error"],
+        "estimates_json": json.dumps(estimates),
+        "selected": [vault.pk],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "action": "consolidate_vault_tags",
+    }
+    return TemplateResponse(request, "admin/curation/consolidate_tags.html", context)
 
 
 class CurationVaultAdmin(VaultAdmin):

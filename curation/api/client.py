@@ -191,10 +191,15 @@ def _usage(message: dict) -> dict:
     return counts
 
 
-def _outcome(message: dict, *, fields, candidates) -> Outcome:
+def _outcome(message: dict, *, fields, candidates, tags=None) -> Outcome:
+    """The outcome of one answer: a note's fields, or with `tags` (the tags a consolidation
+    request listed) the merges it proposes (a list of prompt.TagMerge)."""
     usage = _usage(message)
     try:
-        answer = parse_answer(message, fields=fields, candidates=candidates)
+        if tags is not None:
+            answer = parse_consolidation(message, tags=tags)
+        else:
+            answer = parse_answer(message, fields=fields, candidates=candidates)
     except InvalidAnswer as exc:
         return Outcome(state="errored", usage=usage, error=f"invalid answer: {exc}", raw=message)
     return Outcome(state="succeeded", answer=answer, usage=usage, raw=message)
@@ -226,42 +231,29 @@ def count_tokens(params: dict) -> int:
 # --- Real-time calls ---------------------------------------------------------------------------
 
 
-def send_one(params: dict, *, fields, candidates) -> Outcome:
-    """One real-time Messages call (SDK retries included). Raises ApiError when the call fails."""
+def send_one(params: dict, *, fields, candidates, tags=None) -> Outcome:
+    """One real-time Messages call (SDK retries included). Raises ApiError when the call fails.
+
+    `tags`: the request is a consolidation request over these tags (see _outcome).
+    """
     try:
         message = sync_client().messages.create(**params)
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    return _outcome(message.model_dump(), fields=fields, candidates=candidates)
+    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
 
 
-def send_consolidation(params: dict, *, tags) -> tuple[list, dict, dict]:
-    """One real-time call asking for tag merges: (merges, usage, the raw message).
-
-    Raises ApiError when the call fails or the answer cannot be used.
-    """
-    try:
-        message = sync_client().messages.create(**params).model_dump()
-    except anthropic.AnthropicError as exc:
-        raise _api_error(exc) from None
-    try:
-        merges = parse_consolidation(message, tags=tags)
-    except InvalidAnswer as exc:
-        raise ApiError(f"invalid answer: {exc}", kind="invalid", retryable=False) from None
-    return merges, _usage(message), message
-
-
-async def send_one_async(client, params: dict, *, fields, candidates) -> Outcome:
+async def send_one_async(client, params: dict, *, fields, candidates, tags=None) -> Outcome:
     """send_one on an AsyncAnthropic client from async_client(), for parallel mode."""
     try:
         message = await client.messages.create(**params)
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    return _outcome(message.model_dump(), fields=fields, candidates=candidates)
+    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
 
 
 async def send_one_async_with_headers(
-    client, params: dict, *, fields, candidates
+    client, params: dict, *, fields, candidates, tags=None
 ) -> tuple[Outcome, dict[str, str]]:
     """send_one_async that also returns the answer's rate-limit headers (see limit_headers).
 
@@ -272,7 +264,7 @@ async def send_one_async_with_headers(
         message = await response.parse()
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    outcome = _outcome(message.model_dump(), fields=fields, candidates=candidates)
+    outcome = _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
     return outcome, limit_headers(response.headers)
 
 
@@ -339,14 +331,14 @@ def _lookup(fn: Callable, custom_id: str):
         return None
 
 
-def _item_outcome(result, *, fields, candidates) -> Outcome:
+def _item_outcome(result, *, fields, candidates, tags=None) -> Outcome:
     kind = result.type
     if kind == "succeeded":
         message = result.message.model_dump()
         if fields is None:
             return Outcome(state="errored", usage=_usage(message), error="unknown custom_id",
                            raw=message)
-        return _outcome(message, fields=fields, candidates=candidates or [])
+        return _outcome(message, fields=fields, candidates=candidates or [], tags=tags)
     if kind == "errored":
         error = getattr(result.error, "error", None)
         etype = getattr(error, "type", "") or "error"
@@ -359,11 +351,14 @@ def _item_outcome(result, *, fields, candidates) -> Outcome:
     return Outcome(state="errored", error=f"unknown result type {kind!r}")
 
 
-def iter_results(batch_id: str, *, fields_for, candidates_for) -> Iterator[tuple[str, Outcome]]:
+def iter_results(
+    batch_id: str, *, fields_for, candidates_for, tags_for=None
+) -> Iterator[tuple[str, Outcome]]:
     """Stream (custom_id, Outcome) for an ended batch, in the API's (arbitrary) order.
 
     Map each custom_id to its row; never rely on position. An id `fields_for` does not know
-    (KeyError or None) is still yielded, as errored "unknown custom_id".
+    (KeyError or None) is still yielded, as errored "unknown custom_id". `tags_for` (a
+    consolidation job's batch): custom_id -> the tags its request listed (see _outcome).
     """
     try:
         decoder = sync_client().messages.batches.results(batch_id)
@@ -381,6 +376,9 @@ def iter_results(batch_id: str, *, fields_for, candidates_for) -> Iterator[tuple
                 raise ApiError(f"malformed results stream: {type(exc).__name__}") from None
             fields = _lookup(fields_for, line.custom_id)
             candidates = _lookup(candidates_for, line.custom_id) if fields is not None else None
-            yield line.custom_id, _item_outcome(line.result, fields=fields, candidates=candidates)
+            tags = _lookup(tags_for, line.custom_id) if tags_for and fields is not None else None
+            yield line.custom_id, _item_outcome(
+                line.result, fields=fields, candidates=candidates, tags=tags
+            )
     finally:
         decoder.close()

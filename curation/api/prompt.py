@@ -314,11 +314,11 @@ def _content(message) -> tuple[list, str]:
     return content, str(message.get("stop_reason") or "")
 
 
-def _answer_data(message) -> dict:
+def _answer_data(message, *, tool: str = TOOL_NAME) -> dict:
     content, stop = _content(message)
     blocks = [b for b in content if isinstance(b, dict)]
     tool_uses = [b for b in blocks if b.get("type") == "tool_use"]
-    chosen = next((b for b in tool_uses if b.get("name") == TOOL_NAME), None)
+    chosen = next((b for b in tool_uses if b.get("name") == tool), None)
     if chosen is None and tool_uses:
         chosen = tool_uses[0]
     if chosen is not None:
@@ -339,7 +339,7 @@ def _answer_data(message) -> dict:
             raise InvalidAnswer("answer text is malformed JSON") from None
         if isinstance(data, dict):
             return data
-    raise InvalidAnswer(f"no {TOOL_NAME} tool call in the answer (stop_reason={stop or 'none'})")
+    raise InvalidAnswer(f"no {tool} tool call in the answer (stop_reason={stop or 'none'})")
 
 
 def _string_list(data: dict, name: str) -> list[str]:
@@ -429,12 +429,23 @@ class TagMerge:
     reason: str = ""
 
 
-def build_consolidation_request(tags: list[tuple[str, int, list[str]]], *, model: str) -> dict:
-    """Params for one call asking for merges over `tags`: (tag, notes carrying it, titles)."""
+def build_consolidation_request(
+    tags: list[tuple[str, int, list[str]]], *, model: str, others: Iterable[str] = ()
+) -> dict:
+    """Params for one call asking for merges over `tags`: (tag, notes carrying it, titles).
+
+    `others`: when the tag list is sent in parts, the vault's most used tags outside this part,
+    named once as possible targets (a merge's `old` is still only a tag of this part).
+    """
     lines = ["Tags of this vault (tag (notes): example titles):"]
     for tag, count, titles in tags[:MAX_CONSOLIDATION_TAGS]:
         examples = "; ".join(_one_line(t)[:80] for t in titles)
         lines.append(f"- {tag} ({count}): {examples}")
+    others = list(others)
+    if others:
+        lines.append("")
+        lines.append("Other tags of this vault (sent separately; only as targets `new`): "
+                     + ", ".join(others))  # fmt: skip
     schema = {
         "type": "object",
         "properties": {
@@ -472,7 +483,7 @@ def build_consolidation_request(tags: list[tuple[str, int, list[str]]], *, model
 def parse_consolidation(message, *, tags: Iterable[str]) -> list[TagMerge]:
     """The merges of an answer, validated: `old` must be one of `tags`, `new` a clean tag of
     its own; duplicates, no-ops and chains onto an `old` are dropped."""
-    data = _answer_data(message)
+    data = _answer_data(message, tool=CONSOLIDATION_TOOL)
     merges = data.get("merges")
     if not isinstance(merges, list):
         raise InvalidAnswer("'merges' is not a list")

@@ -460,10 +460,12 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
     if batch.adopted and not adopted_batch_is_ours(batch=batch):
         return 0
     fatal = None  # an errored result no retry mends (the key, the model): ends the job
+    builder = builder or RequestBuilder(job)
     results = client.iter_results(
         batch.provider_id,
         fields_for=lambda custom_id: fields,
-        candidates_for=(builder or RequestBuilder(job)).candidates_lookup(batch),
+        candidates_for=builder.candidates_lookup(batch),
+        tags_for=builder.tags_lookup(batch),
     )
     for chunk in _chunks(results, APPLY_CHUNK):
         wanted = [custom_id for custom_id, _ in chunk]

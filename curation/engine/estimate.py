@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db.models.functions import Least, Length
 
 from curation.api import client, pricing, prompt
+from curation.engine import consolidation
 from curation.engine.requests import RequestBuilder
 from curation.models import Job
 from ingest.models import Note
@@ -157,9 +158,28 @@ def _cached_prefix(params: dict, model: str) -> int:
     return tokens if tokens >= pricing.cache_minimum(model) else 0
 
 
-def request_cost(params: dict, *, model: str, batch: bool, output_tokens: int) -> Decimal:
-    """Dollars one request is expected to cost: its input counted as sent (count_tokens, or
-    locally when the endpoint fails) and `output_tokens` of answer."""
-    (input_tokens,), _ = _count_all([params])
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    return pricing.cost(usage, model=model, batch=batch)
+MERGE_TOKENS = 20  # answer tokens per tag listed, at most the request's max_tokens
+
+
+def consolidation_estimates(*, parts: list[list], model: str) -> dict[bool, Decimal]:
+    """Dollars for one attempt of every part of a consolidation job, {batch: cost}: each
+    request counted as it will be sent (count_tokens, or locally when the endpoint fails), its
+    answer at MERGE_TOKENS per tag listed. Raises pricing.UnknownPrice first."""
+    pricing.price_for(model)
+    ranked = consolidation.ranked_tags(parts)
+    requests = [consolidation.part_params(part, ranked=ranked, model=model) for part in parts]
+    tokens, _ = _count_all(requests)
+    costs = {}
+    for batch in (True, False):
+        costs[batch] = sum(
+            (
+                pricing.cost(
+                    {"input_tokens": counted,
+                     "output_tokens": min(MERGE_TOKENS * len(part), params["max_tokens"])},
+                    model=model, batch=batch,
+                )
+                for part, params, counted in zip(parts, requests, tokens, strict=True)
+            ),
+            Decimal(0),
+        )  # fmt: skip
+    return costs

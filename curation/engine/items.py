@@ -7,7 +7,8 @@ second time. The runners (sync, batch, parallel) and the job services all call t
     items_claim(...)        PENDING -> SUBMITTED, one attempt counted (a real-time call or a batch),
                             unless sending them could carry the job past its budget: then every
                             unsent item -> CANCELED "budget reached" (items_stop_for_budget)
-    apply_outcomes(...)     SUBMITTED -> SUCCEEDED (+ Suggestion rows) | ERRORED | EXPIRED | FAILED
+    apply_outcomes(...)     SUBMITTED -> SUCCEEDED (+ Suggestion rows, or TagConsolidation rows
+                            for a consolidation job) | ERRORED | EXPIRED | FAILED
     items_requeue(job=)     ERRORED/EXPIRED -> PENDING, out of their old batch
     items_cancel(...)       any active state -> CANCELED
     items_fail_uncuratable  PENDING -> FAILED when the note was skipped or went missing
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from curation import sql
 from curation.api import client, pricing, prompt
+from curation.engine.consolidation import consolidations_store
 from curation.models import Batch, Item, Job, Suggestion
 from curation.review.decisions import suggestions_supersede
 from curation.review.vocabulary import proposed_tags_record, suggestions_vet
@@ -194,10 +196,11 @@ def items_cancel(
 
 
 def items_fail_uncuratable(*, job: Job) -> int:
-    """Items whose note was skipped or went missing since the job was created end as failed."""
+    """Items whose note was skipped or went missing since the job was created end as failed
+    (an item without a note, a consolidation's, has no note to lose)."""
     now = timezone.now()
     n = (
-        Item.objects.filter(job=job, state=Item.State.PENDING, batch=None)
+        Item.objects.filter(job=job, state=Item.State.PENDING, batch=None, note__isnull=False)
         .exclude(note__state=Note.State.OK)
         .update(
             state=Item.State.FAILED,
@@ -301,7 +304,7 @@ class ItemRef(NamedTuple):
     """What applying an outcome needs to know about an item (cheaper than a model instance)."""
 
     id: int
-    note_id: int
+    note_id: int | None  # None: a consolidation item
     attempts: int
 
 
@@ -312,8 +315,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     SUBMITTED in `batch_id` (None: a real-time call) change: they are claimed first (row locks
     on PostgreSQL; SQLite's write lock is taken at BEGIN), so applying the same outcome twice,
     or one for a canceled or moved item, does nothing. Succeeded: one Suggestion per requested
-    field (unique per item and field). Errored/expired: back for another attempt while attempts
-    remain, else failed with the reason. Returns how many items changed.
+    field (unique per item and field), or for a consolidation job the merges it proposes
+    (consolidations_store). Errored/expired: back for another attempt while attempts remain,
+    else failed with the reason. Returns how many items changed.
     """
     if not pairs:
         return 0
@@ -331,7 +335,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             .values_list("id", "note_hash")
         )
         claimed = set(note_hashes)
-        rows, suggestions = [], []
+        rows, suggestions, merges = [], [], []
         for item, outcome in pairs:
             if item.id not in claimed:
                 log.info("job=%s item=%s %s outcome discarded (item no longer waiting for it)",
@@ -354,7 +358,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                     "id": item.id,
                 }
             )
-            if state == Item.State.SUCCEEDED:
+            if state == Item.State.SUCCEEDED and job.is_consolidation:
+                merges.extend(outcome.answer or [])
+            elif state == Item.State.SUCCEEDED:
                 fields = _suggestion_values(job, outcome.answer)
                 share = (cost / len(fields)).quantize(MICRO) if fields else Decimal("0")
                 suggestions.extend(
@@ -370,6 +376,9 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
                 log.info("job=%s item=%s %s attempt=%s: %s",
                          job.id, item.id, state, item.attempts, error[:300])  # fmt: skip
         sql.items_record_outcomes(rows)
+        if job.is_consolidation:
+            consolidations_store(job=job, merges=merges)
+            return len(rows)
         # The vault's tag policy: tags outside the vocabulary are dropped or become proposed.
         suggestions, proposed = suggestions_vet(suggestions=suggestions)
         sql.suggestions_insert(suggestions)

@@ -5,6 +5,8 @@ Every door (the admin action, `curate`, `jobs`, the django-q2 task) calls these 
     job_create(...)      Job + one Item per curatable note, in bulk; mode chosen by the router;
                          cost estimated before anything is sent (engine.estimate); refused
                          when the model has no price or the estimate passes the budget.
+    consolidation_create(...)  the same for a vault's tag consolidation: one Item per part of
+                         the tag list (engine.consolidation), no note.
     job_start(job_id=)   enqueue `curation.engine.tasks.run_job` once the transaction commits.
     job_run(job_id=)     under the job's lease (recovery.JobLease), loop `job_step` until the
                          job is final (or a time budget ends).
@@ -30,9 +32,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation import sql
-from curation.engine import recovery, router
+from curation.api import pricing
+from curation.engine import consolidation, recovery, router
 from curation.engine.batch import ACTIVE_BATCH_STATES, batch_poll, batch_reconcile, batches_cancel
-from curation.engine.estimate import job_estimate
+from curation.engine.estimate import consolidation_estimates, job_estimate
 from curation.engine.items import (
     ACTIVE_ITEM_STATES,
     MICRO,
@@ -45,7 +48,9 @@ from curation.engine.items import (
 from curation.engine.parallel import batch_run_hedged, parallel_run
 from curation.engine.sync import sync_run
 from curation.models import ALL_FIELDS, Batch, Install, Item, Job, Mode
+from curation.review.decisions import ReviewForbidden
 from curation.review.stale import note_versions_keep
+from curation.roles import can_curate
 from ingest.models import Note
 from ingest.notes import link_name
 
@@ -75,12 +80,16 @@ def budget_for(max_cost: Decimal | str | None) -> Decimal | None:
     return limit if limit > 0 else None
 
 
-def budget_check(*, cost: Decimal, limit: Decimal, n: int, model: str, mode: str) -> None:
-    """Raise OverBudget when a job of `n` notes estimated at `cost` passes `limit`."""
+def budget_check(
+    *, cost: Decimal, limit: Decimal, n: int, model: str, mode: str, what: str = ""
+) -> None:
+    """Raise OverBudget when a job of `n` notes (or `what`) estimated at `cost` passes `limit`."""
     if cost > limit:
+        what = what or f"{n} note{'s' if n != 1 else ''}"
+        advice = "raise the maximum cost" + ("" if "tag" in what else " or select fewer notes")
         raise OverBudget(
-            f"estimated cost ${cost} for {n} note{'s' if n != 1 else ''} ({model}, {mode}) "
-            f"is over the maximum of ${limit.normalize():f}: raise the maximum cost or select fewer notes"
+            f"estimated cost ${cost} for {what} ({model}, {mode}) "
+            f"is over the maximum of ${limit.normalize():f}: {advice}"
         )
 
 
@@ -238,6 +247,81 @@ def job_create(
         estimate.input_tokens, estimate.output_tokens, estimate.sampled, estimate.counted_by,
         limit,
     )
+    return job
+
+
+def consolidation_preview(*, vault_id: int) -> dict:
+    """What the consolidation form shows and consolidation_create checks: the vault's tag list
+    (`tags`), its parts, and the estimate for batch and real time ({batch: cost}, empty with
+    `error` when the model has no price). Raises NothingToConsolidate below two tags."""
+    tags = consolidation.vault_tag_list(vault_id=vault_id)
+    if len(tags) < 2:
+        raise consolidation.NothingToConsolidate(
+            "This vault has fewer than two tags: nothing to consolidate."
+        )
+    parts = consolidation.tag_parts(tags)
+    model = settings.CURATION_MODEL
+    preview = {"tags": tags, "parts": parts, "model": model, "costs": {}, "error": ""}
+    try:
+        costs = consolidation_estimates(parts=parts, model=model)
+    except pricing.UnknownPrice as exc:
+        preview["error"] = str(exc)
+    else:
+        preview["costs"] = {batch: cost.quantize(MICRO) for batch, cost in costs.items()}
+    return preview
+
+
+def consolidation_create(
+    *,
+    vault_id: int,
+    mode: str = Mode.AUTO,
+    max_cost: Decimal | str | None = None,
+    user=None,
+) -> Job:
+    """A tag consolidation job over the vault's whole tag list: one Item per part (at most
+    CURATION_CONSOLIDATION_TAGS tags), each carrying its part; queue it with job_start.
+
+    The router picks the mode from the number of parts, as for notes; the estimate is counted
+    on the requests as they will be sent, and the budget refuses the job before anything is
+    written, as job_create does. Raises ReviewForbidden (not a curator),
+    NothingToConsolidate, pricing.UnknownPrice or OverBudget (ValueErrors with a reason).
+    """
+    if user is not None and not can_curate(user):
+        raise ReviewForbidden("Only curators start consolidation jobs.")
+    limit = budget_for(max_cost)
+    preview = consolidation_preview(vault_id=vault_id)
+    if preview["error"]:
+        raise pricing.UnknownPrice(preview["error"])
+    tags, parts, model = preview["tags"], preview["parts"], preview["model"]
+    chosen = router.choose_mode(len(parts), str(mode))
+    cost_estimate = preview["costs"][chosen == Mode.BATCH]
+    requests = f"{len(parts)} request{'s' if len(parts) != 1 else ''}"
+    if limit is not None:
+        budget_check(cost=cost_estimate, limit=limit, n=len(parts), model=model, mode=chosen,
+                     what=f"{len(tags):,} tags in {requests}")  # fmt: skip
+    install = install_key()
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=Job.Kind.CONSOLIDATE,
+            created_by=user if getattr(user, "pk", None) else None,
+            vault_id=vault_id,
+            selection=f"tag consolidation: {len(tags):,} tags in {requests}",
+            fields=["tags"],
+            requested_mode=mode,
+            mode=chosen,
+            model=model,
+            cost_estimate=cost_estimate,
+            max_cost=limit,
+        )
+        for number, part in enumerate(parts, 1):
+            item = Item.objects.create(job=job, tag_list=[list(entry) for entry in part])
+            item.custom_id = custom_id_for(
+                item_id=item.pk, name=f"tags_{number}_of_{len(parts)}", install=install
+            )
+            item.save(update_fields=["custom_id"])
+    log.info("job=%s consolidation vault=%s tags=%s parts=%s mode=%s requested=%s estimate=%s "
+             "max_cost=%s", job.id, vault_id, len(tags), len(parts), chosen, mode,
+             job.cost_estimate, limit)  # fmt: skip
     return job
 
 
@@ -400,17 +484,20 @@ def job_progress(*, job_id: int) -> dict:
     labels = dict(Item.State.choices)
     recent = [
         {
-            "id": row["id"], "note": row["note__path"], "state": row["state"],
+            "id": row["id"], "state": row["state"],
+            "note": row["note__path"] or f"tag list ({len(row['tag_list'] or []):,} tags)",
             "state_label": labels.get(row["state"], row["state"]), "attempts": row["attempts"],
             "error": row["error"][:200], "cost": str(row["cost"]),
             "updated_at": row["updated_at"].isoformat() if row["updated_at"] else "",
         }  # fmt: skip
         for row in job.items.order_by("-updated_at", "-id").values(
-            "id", "note__path", "state", "attempts", "error", "cost", "updated_at"
+            "id", "note__path", "state", "attempts", "error", "cost", "updated_at",
+            *(["tag_list"] if job.is_consolidation else []),
         )[:PROGRESS_ITEMS]
     ]
     return {
         "id": job.id,
+        "kind": job.kind,
         "state": job.state,
         "state_label": job.get_state_display(),
         "mode": job.mode,

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from curation.api import client, prompt
+from curation.api import client
 from curation.engine import items, refusals
 from curation.engine.batch import batch_poll, batch_run, batches_cancel
 from curation.engine.refusals import MAX_WAIT, backoff, retry_after  # noqa: F401 - re-exported
@@ -263,7 +263,7 @@ class ParallelRun:
         self.page.update((item.id, item) for item in page)
         return [item.id for item in page]
 
-    def claim(self, item_id: int) -> tuple[Item, dict, list[str]] | None:
+    def claim(self, item_id: int) -> tuple[Item, dict, dict] | None:
         """PENDING -> SUBMITTED (an attempt counted) while the job still runs; then the request."""
         if self.stopped:
             return None  # stopping (a crash elsewhere, the deadline): claim nothing more
@@ -276,8 +276,8 @@ class ParallelRun:
             item = Item.objects.select_related("note").get(id=item_id)
         else:
             item.attempts += 1
-        note_input = self.builder.note_input(item, item.note)
-        return item, prompt.build_request(note_input, model=self.job.model), note_input.candidates
+        params, reading = self.builder.request(item)
+        return item, params, reading
 
     def finish(self, item: Item, outcome: client.Outcome) -> bool:
         """Save an outcome: item state and suggestions in one transaction (apply_outcome)."""
@@ -287,7 +287,7 @@ class ParallelRun:
 
     def finish_and_claim(
         self, item: Item, outcome: client.Outcome, item_id: int
-    ) -> tuple[Item, dict, list[str]] | None:
+    ) -> tuple[Item, dict, dict] | None:
         """Save one item's outcome and claim the next one in the same trip."""
         self.finish(item, outcome)
         return self.claim(item_id)
@@ -416,8 +416,8 @@ class ParallelRun:
             if claimed is None:
                 self.limiter.release(token=token)
                 continue
-            item, params, candidates = claimed
-            call = asyncio.create_task(self.call(api, params, candidates, token=token))
+            item, params, reading = claimed
+            call = asyncio.create_task(self.call(api, params, reading, token=token))
             self.calls_in_flight[item.id] = call
             try:
                 outcome = await call
@@ -453,13 +453,15 @@ class ParallelRun:
                 await db(self.save_cost)()
 
     async def call(
-        self, api, params: dict, candidates: list[str], *, token: int | None
+        self, api, params: dict, reading: dict, *, token: int | None
     ) -> client.Outcome:
-        """One attempt: the API call, retried on 429/529/5xx/timeouts (a bounded number)."""
+        """One attempt: the API call, retried on 429/529/5xx/timeouts (a bounded number).
+
+        `reading`: how the answer is read (RequestBuilder.request).
+        """
         if self.setup_error is not None:
             self.limiter.release(token=token)
             return items.error_outcome("errored", str(self.setup_error))
-        fields = list(self.job.fields)
         retries = transient_retries()
         for retry in range(retries + 1):
             if token is None:
@@ -467,7 +469,7 @@ class ParallelRun:
             self.calls += 1
             try:
                 outcome, headers = await client.send_one_async_with_headers(
-                    api, params, fields=fields, candidates=candidates
+                    api, params, **reading
                 )
             except client.ApiError as exc:
                 self.limiter.release(exc.headers, token=token)

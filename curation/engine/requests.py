@@ -1,4 +1,5 @@
-"""Building API requests from a job's items: the note, the vault's taxonomy, the candidates.
+"""Building API requests from a job's items: the note, the vault's taxonomy, the candidates;
+for a consolidation job, the part of the tag list its item carries (engine.consolidation).
 
 Per vault, one candidate index is loaded once per builder (from the words stored per note; see
 curation.engine.candidates.vault_index) and gives both the taxonomy (existing tags, most used
@@ -14,6 +15,7 @@ from typing import NamedTuple
 from django.db.models import QuerySet, Value
 
 from curation.api import prompt
+from curation.engine import consolidation
 from curation.engine.candidates import CandidateIndex, vault_index
 from curation.models import Batch, Item, Job, ProposedTag, TagPolicy
 from curation.review.vocabulary import vault_policy
@@ -35,6 +37,7 @@ class RequestBuilder:
         self._taxonomies: dict[int, list[str]] = {}
         self._policies: dict[int, str] = {}
         self._candidates: dict[tuple[int, str], list[str]] = {}
+        self._ranked: list[str] | None = None  # a consolidation job's tags, most used first
 
     def index(self, vault_id: int) -> CandidateIndex:
         index = self._indexes.get(vault_id)
@@ -87,12 +90,47 @@ class RequestBuilder:
             tag_policy=self._policies[note.vault_id],
         )
 
-    def params(self, item: Item, note: Note, candidates: list[str] | None = None) -> dict:
+    def params(self, item: Item, note: Note | None = None, candidates: list[str] | None = None) -> dict:
+        if self.job.is_consolidation:
+            return consolidation.part_params(
+                item.tag_list or [], ranked=self.ranked_tags(), model=self.job.model
+            )
         return prompt.build_request(self.note_input(item, note, candidates), model=self.job.model)
+
+    def request(self, item: Item) -> tuple[dict, dict]:
+        """(params, reading) for one item: the request, and how its answer is read (the
+        keyword arguments of client.send_one: fields and candidates, or the tags listed)."""
+        if self.job.is_consolidation:
+            return self.params(item), self.reading(item)
+        candidates = self.candidates(item.note)
+        params = self.params(item, item.note, candidates)
+        return params, {"fields": list(self.job.fields), "candidates": candidates}
+
+    def reading(self, item: Item) -> dict:
+        """How the answer to a consolidation item's request is read: the tags it listed."""
+        return {"fields": list(self.job.fields), "candidates": [],
+                "tags": [entry[0] for entry in item.tag_list or []]}  # fmt: skip
+
+    def ranked_tags(self) -> list[str]:
+        if self._ranked is None:
+            parts = Item.objects.filter(job_id=self.job.id).values_list("tag_list", flat=True)
+            self._ranked = consolidation.ranked_tags(parts)
+        return self._ranked
+
+    def tags_lookup(self, batch: Batch) -> Callable[[str], list[str]] | None:
+        """custom_id -> the tags its consolidation request listed; None for a curation job."""
+        if not self.job.is_consolidation:
+            return None
+        parts = dict(Item.objects.filter(batch=batch).values_list("custom_id", "tag_list"))
+
+        def lookup(custom_id: str) -> list[str]:
+            return [entry[0] for entry in parts[custom_id] or []]
+
+        return lookup
 
     def candidates_lookup(self, batch: Batch) -> Callable[[str], list[str]]:
         """custom_id -> the candidate paths its request offered (for checking `related`)."""
-        if not self.want_related:
+        if not self.want_related or self.job.is_consolidation:
             return lambda custom_id: []
         where = dict(
             Item.objects.filter(batch=batch).values_list("custom_id", "note__vault_id")
@@ -125,20 +163,24 @@ class NoteRow(NamedTuple):
 class ItemRow(NamedTuple):
     id: int
     custom_id: str
-    note: NoteRow
+    note: NoteRow | None
+    tag_list: list | None = None
 
 
 def item_pages(qs: QuerySet, size: int = PAGE) -> Iterator[list[ItemRow]]:
-    """Items with their notes, by id, one page per query (keyset: no OFFSET, no open cursor)."""
+    """Items with their notes (or tag lists), by id, one page per query (keyset: no OFFSET,
+    no open cursor)."""
     last = 0
     qs = qs.order_by("id").values_list(
-        "id", "custom_id", "note_id", "note__vault_id", "note__path", "note__title",
+        "id", "custom_id", "tag_list", "note_id", "note__vault_id", "note__path", "note__title",
         "note__body", "note__tags",
     )  # fmt: skip
     while True:
         rows = list(qs.filter(id__gt=last)[:size])
         if not rows:
             return
-        yield [ItemRow(r[0], r[1], NoteRow(*r[2:])) for r in rows]
+        yield [
+            ItemRow(r[0], r[1], NoteRow(*r[3:]) if r[3] is not None else None, r[2]) for r in rows
+        ]
         last = rows[-1][0]
 

@@ -23,11 +23,9 @@ def item_send(*, item: Item, job: Job, builder: RequestBuilder) -> bool:
     if items_claim(job_id=job.id, item_ids=[item.id]) != 1:
         return False  # another worker took it
     item.attempts += 1
-    note = item.note
-    candidates = builder.candidates(note)
-    params = builder.params(item, note, candidates)
+    params, reading = builder.request(item)
     try:
-        outcome = client.send_one(params, fields=list(job.fields), candidates=candidates)
+        outcome = client.send_one(params, **reading)
     except client.ApiError as exc:
         if refusals.is_fatal(exc):  # the key, the model, the request: no retry mends it
             refusals.job_fail(job_id=job.id, exc=exc)

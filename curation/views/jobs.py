@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from curation.engine import jobs
-from curation.models import Item, Job, Mode, Suggestion
+from curation.models import Item, Job, Mode, Suggestion, TagConsolidation
 from curation.roles import can_change_jobs
 from curation.templatetags.vaultcms_money import money
 
@@ -21,10 +22,26 @@ def _shown(data: dict) -> dict:
     data["cost_text"] = money(data["cost"])
     for item in data.get("items", []):
         item["cost_text"] = money(item["cost"])
+    if data.get("kind") == Job.Kind.CONSOLIDATE:  # its merges, not suggestions, await review
+        counts = TagConsolidation.objects.filter(job_id=data["id"]).aggregate(
+            merges=Count("id"), pending=Count("id", filter=Q(state=TagConsolidation.State.PENDING))
+        )
+        data["merges"], data["pending"] = counts["merges"], counts["pending"]
+        return data
     data["pending"] = Suggestion.objects.filter(
         job_id=data["id"], state=Suggestion.State.PENDING
     ).count()
     return data
+
+
+MERGES_SHOWN = 200  # proposed merges listed on a consolidation job's page (most notes first)
+
+
+def _merges(job: Job) -> list[dict]:
+    """A consolidation job's proposed merges as its page lists them: one query, any number."""
+    labels = dict(TagConsolidation.State.choices)
+    rows = job.consolidations.values("old", "new", "notes", "reason", "state")[:MERGES_SHOWN]
+    return [{**row, "state_label": labels.get(row["state"], row["state"])} for row in rows]
 
 
 @require_safe
@@ -45,6 +62,12 @@ def job_page(request, job_id: int):
         "items_url": reverse("admin:curation_item_changelist") + f"?job__id__exact={job.id}",
         "queue_url": reverse("admin:curation_suggestion_changelist") + f"?job__id__exact={job.id}",
     }
+    if job.is_consolidation:
+        context["merges"] = _merges(job) if progress["final"] else []
+        context["merges_shown"] = MERGES_SHOWN
+        context["queue_url"] = (
+            reverse("admin:curation_tagconsolidation_changelist") + f"?job__id__exact={job.id}"
+        )
     return TemplateResponse(request, "curation/job.html", context)
 
 

@@ -32,6 +32,11 @@
       reason.hidden = false;
       reason.textContent = data.error + (data.request_id ? " (request-id " + data.request_id + ")" : "");
     }
+    if (data.final && root.getAttribute("data-reload-when-final") === "1") {
+      // A consolidation job's proposed merges are listed by the page itself: load it again.
+      window.location.reload();
+      return;
+    }
     if (data.final) {
       // An ended job can no longer be canceled: the button goes with the last update.
       var cancel = document.querySelector("form.job-cancel");
