@@ -24,7 +24,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("vault", metavar="VAULT", help="the vault's name")
+        parser.add_argument("vault", metavar="VAULT", nargs="?", help="the vault's name")
+        parser.add_argument(
+            "--vault", dest="vault_option", metavar="VAULT",
+            help="the same, as an option (the spelling of earlier releases)",
+        )  # fmt: skip
         parser.add_argument(
             "--mode", choices=Mode.values, default=Mode.AUTO,
             help="default: auto (one request: real time; several: a Message Batch)",
@@ -40,7 +44,12 @@ class Command(BaseCommand):
             help="run the job here to its end (no worker needed) and print the proposed merges",
         )  # fmt: skip
 
-    def handle(self, *args, vault, **options):
+    def handle(self, *args, vault, vault_option, **options):
+        if vault and vault_option and vault != vault_option:
+            raise CommandError(f"two vaults named: {vault!r} and --vault {vault_option!r}")
+        vault = vault or vault_option
+        if not vault:
+            raise CommandError("name the vault: consolidate_tags VAULT")
         one = Vault.objects.filter(name=vault).first()
         if one is None:
             known = ", ".join(Vault.objects.values_list("name", flat=True)[:10]) or "none"

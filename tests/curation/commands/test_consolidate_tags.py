@@ -92,6 +92,15 @@ def test_unknown_vault_and_too_few_tags(emulator, make_vault):
         command("empty")
 
 
+def test_the_vault_as_an_option_still_works_and_must_agree(vault):
+    command("--vault", "v", "--mode", "batch")
+    assert Job.objects.get().kind == Job.Kind.CONSOLIDATE
+    with pytest.raises(CommandError, match="two vaults named"):
+        command("v", "--vault", "w")
+    with pytest.raises(CommandError, match="name the vault"):
+        command()
+
+
 def test_help_says_what_it_does():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vaultcms.settings"}
     result = subprocess.run(
