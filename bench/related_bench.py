@@ -10,7 +10,7 @@ links found among the top k candidates, over all links. Side by side, in one run
 - today: the title-word index this project used before (bench/related_baseline.py);
 - bm25: the new index with BM25 over the notes' words alone (bm25s);
 - new: what the app uses (curation.engine.candidates): BM25 mixed with unlinked mentions,
-  co-citation, backlinks and the folder; `new, no backlinks` shows it without backlinks.
+  co-citation, backlinks, the links of the most alike notes and the folder; `new, no backlinks` shows it without backlinks.
 
 Then the time and memory to index: per real vault, and for a generated vault of --notes notes
 (words drawn from a Zipf law, three random links each), with the peak RSS of this process
@@ -126,7 +126,8 @@ def rank_today(docs: list[dict]) -> dict[str, list[str]]:
     return {d["path"]: index.candidates(d["path"], limit=max(KS)) for d in docs}
 
 
-BM25_ALONE = {"MENTION": 0, "MENTIONED": 0, "COCITED": 0, "LINKED_FROM": 0, "SAME_FOLDER": 0}
+BM25_ALONE = {"MENTION": 0, "MENTIONED": 0, "COCITED": 0, "LINKED_FROM": 0, "SAME_FOLDER": 0,
+              "SIMILAR_LINKS": 0}
 
 
 def bench_vault(label: str, root: Path) -> dict:

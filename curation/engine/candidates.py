@@ -54,6 +54,8 @@ MENTIONED = 0.25  # the other's words hold this note's name
 COCITED = 0.5  # other notes link to both (scaled by how many, up to 3)
 SAME_FOLDER = 0.05
 LINKED_FROM = 0.5  # the other note links here: the author may want the link back
+SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
+SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
 STALE_CHUNK = 500  # notes read again per query when their words are stored
 MAX_CITING_LINKS = 100  # a note linking to more (an index page) says little about any pair
 
@@ -317,6 +319,7 @@ class CandidateIndex:
             own = float(weights[notes == me].sum())
             if own > 0:  # as a share of the note's score against itself
                 parts.append((notes, weights / own))
+                parts.extend(self._similar_links(me, notes, weights / own))
         for table, weight in ((self.mentions, MENTION), (self.mentioned_by, MENTIONED),
                               (self.links_in, LINKED_FROM)):  # fmt: skip
             found = row(table, me)
@@ -336,6 +339,22 @@ class CandidateIndex:
         score[self.folder[notes] == self.folder[me]] += SAME_FOLDER
         keep &= ~np.isin(notes, row(self.links_out, me))  # the author already linked them
         return notes[keep], score[keep]
+
+    def _similar_links(self, me: int, notes: np.ndarray, weights: np.ndarray) -> list:
+        """What the notes most like this one link to: notes on one subject tend to link to the
+        same pages, which a note's own words may never name. Each of the SIMILAR_NOTES most
+        alike lends its links, weighted by how alike (its BM25 share, at most 1)."""
+        if not SIMILAR_LINKS:
+            return []
+        alike, at = np.unique(notes, return_inverse=True)
+        share = np.minimum(np.bincount(at, weights=weights), 1.0)
+        share[alike == me] = 0
+        parts = []
+        for j in np.argsort(-share, kind="stable")[:SIMILAR_NOTES].tolist():
+            links = self._row_of(self.links_out, int(alike[j]))
+            if share[j] > 0 and 0 < len(links) <= MAX_CITING_LINKS:
+                parts.append((links, np.full(len(links), SIMILAR_LINKS * share[j], np.float32)))
+        return parts
 
     def candidates(self, path: str, *, limit: int = MAX_CANDIDATES) -> list[str]:
         """Paths of up to `limit` notes related to `path`, best first (ties in path order)."""

@@ -68,6 +68,18 @@ def test_what_the_author_already_linked_is_never_suggested():
     assert candidates_for("cooking/Weekend bread.md", index) == ["cooking/Starter care.md"]
 
 
+def test_what_a_note_much_like_this_one_links_to_is_a_candidate():
+    """Starter care says nothing of Oven (no word, no name in common), but Weekend bread, which
+    says what Starter care says, links to it: notes on one subject link to the same pages."""
+    oven = ("kitchen/Oven.md", "Oven", [], "Preheat to 250, steam tray, thermometer.")
+    bread = (*ROWS[0][:3], ROWS[0][3] + " Then see [[Oven]].")
+    index = build_index([bread, ROWS[1], oven] + FILLER)
+    assert candidates_for("cooking/Starter care.md", index) == [
+        "cooking/Weekend bread.md", "kitchen/Oven.md"]
+    # The oven gets the note that links to it (a link back), and nothing lent: no note is like it.
+    assert candidates_for("kitchen/Oven.md", index) == ["cooking/Weekend bread.md"]
+
+
 def test_unlinkable_names_neither_get_nor_are_candidates():
     rows = ROWS + [
         ("ai/Agents #1.md", "Agents #1", [], AGENTS),  # `#` breaks a wikilink
