@@ -269,11 +269,12 @@ def watch_renew(*, watch_id: int, token: str, now: datetime.datetime) -> bool:
 
 
 def watch_run(*, watch_id: int, now: datetime.datetime | None = None,
-              force_curate: bool = False) -> str:
+              force_curate: bool = False, start: bool = True) -> str:
     """One pass of a watched vault; returns what it did in one line.
 
     Imports the vault (only what changed is read), then, when the curate time has come since
-    the last pass (or `force_curate`), queues the notes to curate as one batch job.
+    the last pass (or `force_curate`), queues the notes to curate as one batch job (made
+    and left for the caller to run when not `start`: `watch --once --wait`).
     """
     now = now or timezone.now()
     token = watch_claim(watch_id=watch_id, now=now)
@@ -284,12 +285,13 @@ def watch_run(*, watch_id: int, now: datetime.datetime | None = None,
         log.info("watch vault=%s %s", watch.vault.name, line)
         return line
     try:
-        return _run(watch=watch, token=token, now=now, force_curate=force_curate)
+        return _run(watch=watch, token=token, now=now, force_curate=force_curate, start=start)
     finally:
         watch_release(watch_id=watch_id, token=token)
 
 
-def _run(*, watch: Watch, token: str, now: datetime.datetime, force_curate: bool) -> str:
+def _run(*, watch: Watch, token: str, now: datetime.datetime, force_curate: bool,
+         start: bool) -> str:
     vault = watch.vault
     try:
         _, summary = vault_import(root=vault.root, name=vault.name)
@@ -303,7 +305,7 @@ def _run(*, watch: Watch, token: str, now: datetime.datetime, force_curate: bool
         return f"{imported}; curation next due {when:%Y-%m-%d %H:%M}"
     if not watch_renew(watch_id=watch.pk, token=token, now=now):
         return f"{imported}; the curation was left to the pass that took the lease over"
-    outcome, job = watch_curate(watch=watch, now=now)
+    outcome, job = watch_curate(watch=watch, now=now, start=start)
     Watch.objects.filter(pk=watch.pk).update(
         last_curate_at=now, outcome=outcome, **({"last_job": job} if job else {})
     )
@@ -311,7 +313,8 @@ def _run(*, watch: Watch, token: str, now: datetime.datetime, force_curate: bool
     return f"{imported}; {outcome}"
 
 
-def watch_curate(*, watch: Watch, now: datetime.datetime) -> tuple[str, Job | None]:
+def watch_curate(*, watch: Watch, now: datetime.datetime,
+                 start: bool = True) -> tuple[str, Job | None]:
     """Queue the vault's notes to curate as one batch job, sized to what the limit leaves.
 
     Returns the outcome line and the job (None when none was queued).
@@ -355,7 +358,8 @@ def watch_curate(*, watch: Watch, now: datetime.datetime) -> tuple[str, Job | No
             return f"not queued: {exc}", None
     if job is None:
         return f"not queued: {k} notes' estimate stays over the {dollars(allowance.left)} left", None
-    jobs.job_start(job_id=job.id)
+    if start:
+        jobs.job_start(job_id=job.id)
     queued = f"{k} of {n} notes queued in job {job.id} (batch, estimated {dollars(job.cost_estimate)})"
     if allowance is None:
         return f"{queued}", job
