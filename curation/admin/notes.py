@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from curation import operations
+from curation.admin.watch import WatchInline
 from curation.curate_now import CurateNowRefused, note_curate_now
 from curation.engine.consolidation import consolidation_run
 from curation.engine.jobs import budget_for
@@ -282,6 +283,12 @@ class CurationVaultAdmin(VaultAdmin):
     # The re-import here replaces ingest's own (the same service, run by a worker).
     actions = [reimport_vaults, export_approved_vaults, preview_export_vaults,
                consolidate_vault_tags]  # fmt: skip
+    inlines = [WatchInline]
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.model is WatchInline.model:
+            WatchInline.formset_saved(formset)
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
