@@ -138,15 +138,24 @@ def notes_to_curate(*, vault_id: int) -> list[int]:
     return list(qs.values_list("id", flat=True))
 
 
-def period_spent(*, vault_id: int, start: datetime.datetime, end: datetime.datetime) -> Decimal:
-    """Dollars the vault's jobs made in [start, end) spent: a finished job's cost; an unfinished
-    one's cost so far or its estimate, whichever is more (its money is committed)."""
+def spent_by_vault(*, start: datetime.datetime, end: datetime.datetime,
+                   vault_ids: list[int] | None = None) -> dict[int, Decimal]:
+    """Dollars each vault's jobs made in [start, end) spent, in one query: a finished job's
+    cost; an unfinished one's cost so far or its estimate, whichever is more (its money is
+    committed). A job over several vaults (no `vault`) counts for none."""
     final = Q(state__in=Job.FINAL_STATES)
-    totals = Job.objects.filter(vault_id=vault_id, created_at__gte=start, created_at__lt=end).aggregate(
+    jobs_in = Job.objects.filter(created_at__gte=start, created_at__lt=end, vault__isnull=False)
+    if vault_ids is not None:
+        jobs_in = jobs_in.filter(vault_id__in=vault_ids)
+    rows = jobs_in.values("vault_id").order_by("vault_id").annotate(
         done=Sum("cost", filter=final),
         open=Sum(Greatest("cost", "cost_estimate"), filter=~final),
     )
-    return (totals["done"] or Decimal(0)) + (totals["open"] or Decimal(0))
+    return {r["vault_id"]: (r["done"] or Decimal(0)) + (r["open"] or Decimal(0)) for r in rows}
+
+
+def period_spent(*, vault_id: int, start: datetime.datetime, end: datetime.datetime) -> Decimal:
+    return spent_by_vault(start=start, end=end, vault_ids=[vault_id]).get(vault_id, Decimal(0))
 
 
 @dataclass
@@ -172,11 +181,15 @@ class Allowance:
         return f"{self.end:%Y-%m-%d}"
 
 
-def watch_allowance(*, watch: Watch, now: datetime.datetime) -> Allowance | None:
+def watch_allowance(*, watch: Watch, now: datetime.datetime,
+                    spent: Decimal | None = None) -> Allowance | None:
+    """What the limit leaves in the period holding `now` (None: no limit); `spent` when the
+    caller already summed it (spent_by_vault, for many watches at once)."""
     if watch.limit is None:
         return None
     start, end = period_bounds(now=now, period=watch.period)
-    spent = period_spent(vault_id=watch.vault_id, start=start, end=end)
+    if spent is None:
+        spent = period_spent(vault_id=watch.vault_id, start=start, end=end)
     return Allowance(limit=watch.limit, period=watch.period, spent=spent, start=start, end=end)
 
 
