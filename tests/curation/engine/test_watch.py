@@ -6,8 +6,11 @@ the task queued on commit runs in-process).
 """
 
 import datetime
+import os
+import re
 import threading
 import time
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -242,3 +245,46 @@ def test_two_passes_at_once_queue_once(watched, base, emulator, monkeypatch):
     assert Job.objects.count() == 1
     assert Item.objects.count() == 3  # each note once
     assert Watch.objects.get(pk=watch.pk).running_since is None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_qcluster_runs_the_schedule_and_the_job_it_queues(emulator, make_vault, tmp_path):
+    """The worker path: django-q2's scheduler runs the watch's task in a real `qcluster`
+    (ORM broker), and the job a pass queues is carried to its end by that cluster."""
+    from tests.curation.engine.test_qcluster import database_url, manage, running_qcluster
+
+    env = {**os.environ, "DATABASE_URL": database_url(tmp_path), "ANTHROPIC_BASE_URL": emulator.url,
+           "ANTHROPIC_API_KEY": "sk-ant-test", "CURATION_POLL_SECONDS": "1",
+           "VAULTCMS_Q_NAME": f"vaultcms-test-{uuid.uuid4().hex[:8]}",
+           "VAULTCMS_CACHE_PREFIX": f"vaultcms-test-{uuid.uuid4().hex[:8]}",
+           "VAULTCMS_WORKERS": "1", "VAULTCMS_Q_SYNC": "0", "PYTHONIOENCODING": "utf-8"}  # fmt: skip
+    env.pop("REDIS_URL", None)
+    emulator.configure(batch_seconds=1)
+    root = make_vault({f"topic {i}.md": note_text(f"watchqc{i}word") for i in range(3)})
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    assert manage(env, "import_vault", str(root), "--name", "qc-watch").returncode == 0
+    enabled = manage(env, "watch", "--vault", "qc-watch", "--enable", "--every", "1")
+    assert enabled.returncode == 0, enabled.stderr
+    (root / "topic 9.md").write_text(note_text("watchqc9word"))  # for the scheduled import
+
+    with running_qcluster(env, tmp_path / "qcluster.log"):
+        deadline = time.monotonic() + 120
+        listed = ""
+        while time.monotonic() < deadline and not re.search(r"imported \d{4}-", listed):
+            time.sleep(2)
+            listed = manage(env, "watch", "--list").stdout
+        log = (tmp_path / "qcluster.log").read_text(errors="replace")
+        assert re.search(r"imported \d{4}-", listed), listed + log[-3000:]  # the schedule ran
+        assert "curated" not in listed  # enabled just now: curation waits for 02:00
+
+        once = manage(env, "watch", "--vault", "qc-watch", "--once")
+        assert once.returncode == 0, once.stderr
+        # The scheduled pass had imported the new note already; this one found nothing new.
+        assert "import: imported 0, updated 0, unchanged 4" in once.stdout, once.stdout
+        assert "4 of 4 notes queued in job" in once.stdout, once.stdout
+        job_id = once.stdout.split(" notes queued in job ")[1].split()[0]
+        waited = manage(env, "jobs", job_id, "--wait", "--timeout", "90", "--interval", "0.5")
+        log = (tmp_path / "qcluster.log").read_text(errors="replace")
+        assert waited.returncode == 0, waited.stdout + waited.stderr + log[-3000:]
+        assert f"job {job_id}  succeeded  batch  succeeded 4" in waited.stdout
