@@ -384,7 +384,10 @@ def watch_curate(*, watch: Watch, now: datetime.datetime,
 def watch_task(watch_id: int) -> str:
     """The Schedule's task: one pass of an enabled watch (a disabled one's Schedule is removed)."""
     watch = Watch.objects.filter(pk=watch_id).first()
-    if watch is None:
+    if watch is None:  # deleted with its vault: its Schedule goes too
+        from django_q.models import Schedule
+
+        Schedule.objects.filter(func=WATCH_FUNC, args=str(watch_id)).delete()
         return "missing"
     if not watch.enabled:
         watch_schedule_sync(watch=watch)

@@ -65,6 +65,15 @@ def test_enable_makes_the_schedule_and_disable_removes_it(vault):
     assert watch_task(w.pk) == "disabled"
 
 
+def test_a_deleted_vaults_schedule_goes_at_its_next_run(vault):
+    watch("--vault", "Notes", "--enable")
+    w = Watch.objects.get()
+    vault.delete()  # the watch goes with it (cascade); the Schedule is django-q2's
+    assert Schedule.objects.filter(func=WATCH_FUNC).count() == 1
+    assert watch_task(w.pk) == "missing"
+    assert not Schedule.objects.filter(func=WATCH_FUNC).exists()
+
+
 def test_the_schedule_func_is_a_task_the_worker_can_resolve(vault):
     from django_q.tasks import async_task  # q_sync: runs the dotted path in-process
 
