@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from curation import operations
-from curation.admin.watch import WatchInline
+from curation.admin.watch import watch_link
 from curation.curate_now import CurateNowRefused, note_curate_now
 from curation.engine.consolidation import consolidation_run
 from curation.engine.jobs import budget_for
@@ -283,12 +283,15 @@ class CurationVaultAdmin(VaultAdmin):
     # The re-import here replaces ingest's own (the same service, run by a worker).
     actions = [reimport_vaults, export_approved_vaults, preview_export_vaults,
                consolidate_vault_tags]  # fmt: skip
-    inlines = [WatchInline]
+    list_display = [*VaultAdmin.list_display, "watched"]
+    readonly_fields = [*VaultAdmin.readonly_fields, "watched"]
 
-    def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        if formset.model is WatchInline.model:
-            WatchInline.formset_saved(formset)
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("watch")
+
+    @admin.display(description="Watched vault")
+    def watched(self, vault):
+        return watch_link(vault)
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)

@@ -1,7 +1,8 @@
 """Admin for watched vaults: the schedule, the limit, the last runs and what the last did.
 
-Saving a watch (here or inline on its vault) brings its django-q2 Schedule up to date through
-the same service as `manage.py watch` (curation.engine.watch.watch_schedule_sync).
+Saving a watch brings its django-q2 Schedule up to date through the same service as
+`manage.py watch` (curation.engine.watch.watch_schedule_sync). The vault's list and page link
+here (`watch_link`), rather than carry a form of their own.
 """
 
 from django.contrib import admin
@@ -18,8 +19,24 @@ RECORD = ["enabled_at", "last_import_at", "last_import", "last_curate_at", "outc
           "job_link", "spent_this_period", "running_since"]  # fmt: skip
 
 
+def watch_link(vault):
+    """"Watched (every 15 min, 02:00)" or "Not watched", linking to the watch's page."""
+    try:
+        watch = vault.watch  # the vaults' list selects it with the vault
+    except Watch.DoesNotExist:
+        watch = None
+    if watch is None:
+        url = reverse("admin:curation_watch_add") + f"?vault={vault.pk}"
+        return format_html('<a href="{}">Not watched: set up</a>', url)
+    url = reverse("admin:curation_watch_change", args=[watch.pk])
+    if not watch.enabled:
+        return format_html('<a href="{}">Not on the schedule</a>', url)
+    return format_html('<a href="{}">Watched (every {} min, curated at {})</a>', url,
+                       watch.every_minutes, f"{watch.curate_at:%H:%M}")  # fmt: skip
+
+
 class WatchRecordMixin:
-    """The read-only record of a watch's runs, shared by its admin and its vault's inline."""
+    """The read-only record of a watch's runs."""
 
     @admin.display(description="Last job")
     def job_link(self, watch):
@@ -74,23 +91,3 @@ class WatchAdmin(WatchRecordMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for watch in queryset:
             self.delete_model(request, watch)
-
-
-class WatchInline(WatchRecordMixin, admin.StackedInline):
-    """On the vault's page: whether it is watched, on what schedule, within what limit."""
-
-    model = Watch
-    can_delete = False
-    max_num = 1
-    extra = 1
-    fields = [*SETTINGS, *RECORD]
-    readonly_fields = RECORD
-    verbose_name = "watched vault (import and curate on a schedule)"
-
-
-    @staticmethod
-    def formset_saved(formset) -> None:
-        """After the vault's page saved this inline: the Schedule follows each saved watch."""
-        for form in formset.forms:
-            if form.instance.pk:
-                watch_schedule_sync(watch=form.instance)

@@ -6,6 +6,28 @@ import django.core.validators
 import django.db.models.deletion
 from django.db import migrations, models
 
+# Every role sees the watched vaults; curators (who queue jobs, so spend money) set them up.
+WATCH_PERMISSIONS = {
+    "Viewer": ["view_watch"],
+    "Moderator": ["view_watch"],
+    "Curator": ["view_watch", "add_watch", "change_watch", "delete_watch"],
+}
+
+
+def grant_watch(apps, schema_editor):
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group in Group.objects.filter(name__in=list(WATCH_PERMISSIONS)):
+        group.permissions.add(*Permission.objects.filter(
+            content_type__app_label="curation", codename__in=WATCH_PERMISSIONS[group.name]
+        ))  # fmt: skip
+
 
 class Migration(migrations.Migration):
 
@@ -38,4 +60,5 @@ class Migration(migrations.Migration):
                 'verbose_name': 'watched vault',
             },
         ),
+        migrations.RunPython(grant_watch, migrations.RunPython.noop),
     ]

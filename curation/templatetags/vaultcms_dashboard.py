@@ -4,7 +4,7 @@ from django import template
 
 from curation.dashboard import dashboard_counts, spending_over_time, watched_vaults
 from curation.review.decisions import pending_count_for
-from curation.roles import can_ingest_url
+from curation.roles import can_ingest_url, can_view_watches
 
 register = template.Library()
 
@@ -17,5 +17,6 @@ def vaultcms_dashboard(context):
     # Suggestions this moderator can take now (others' locked notes left out); None: not one.
     dash.awaiting_you = pending_count_for(request.user) if request else None
     dash.spending = spending_over_time()
-    dash.watches = watched_vaults()
+    # Vault names and what their jobs did: for the roles that may see the watches.
+    dash.watches = watched_vaults() if request and can_view_watches(request.user) else []
     return dash

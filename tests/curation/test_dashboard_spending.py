@@ -141,3 +141,23 @@ def test_watched_vaults_sum_their_period_in_one_query_per_kind(vault):
     assert len(queries) == 3
     assert (rows["v"].spent, rows["v"].left) == (Decimal("1.5"), Decimal("0.5"))
     assert (rows["w"].spent, rows["w"].left) == (Decimal("0.25"), Decimal("0.75"))
+
+
+def test_watched_vaults_show_only_to_the_roles_that_see_them(client, vault):
+    from django.contrib.auth.models import Group
+
+    watch_configure(vault=vault, enabled=True)
+    Watch.objects.filter(vault=vault).update(outcome="nothing new or changed to curate")
+    nobody = User.objects.create_user("nobody", password="x", is_staff=True)
+    client.force_login(nobody)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert 'id="dash-spending"' in html and 'id="dash-watches"' not in html
+    for role in ("Viewer", "Curator", "Moderator"):
+        user = User.objects.create_user(f"u-{role}", password="x", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        html = client.get(reverse("admin:index")).content.decode()
+        assert 'id="dash-watches"' in html and "nothing new or changed" in html, role
+    curator = User.objects.get(username="u-Curator")
+    assert curator.has_perm("curation.change_watch")
+    assert not User.objects.get(username="u-Viewer").has_perm("curation.change_watch")

@@ -20,26 +20,28 @@ def vault():
     return Vault.objects.create(name="Notes", root="/tmp/notes-h19b")
 
 
-def inline_data(**values):
-    data = {
-        "watch-TOTAL_FORMS": "1", "watch-INITIAL_FORMS": "0", "watch-MIN_NUM_FORMS": "0",
-        "watch-MAX_NUM_FORMS": "1", "watch-0-every_minutes": "15", "watch-0-curate_at": "02:00",
-        "watch-0-period": "month", "watch-0-limit": "",
-    }  # fmt: skip
-    data.update({f"watch-0-{k}": v for k, v in values.items()})
-    return data
-
-
-def test_vault_page_inline_enables_the_watch_and_makes_its_schedule(admin_client, vault):
-    url = reverse("admin:ingest_vault_change", args=[vault.pk])
-    page = admin_client.get(url).content.decode()
-    assert "watched vault (import and curate on a schedule)" in page.lower()
-    data = {"name": "Notes", **inline_data(enabled="on", every_minutes="30", limit="5")}
-    response = admin_client.post(url, data)
+def test_the_add_page_enables_the_watch_and_makes_its_schedule(admin_client, vault):
+    response = admin_client.post(reverse("admin:curation_watch_add"), {
+        "vault": vault.pk, "enabled": "on", "every_minutes": "30", "curate_at": "02:00",
+        "period": "month", "limit": "5",
+    })  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:3000]
     watch = Watch.objects.get(vault=vault)
     assert watch.enabled and watch.every_minutes == 30 and watch.limit == 5
+    assert watch.enabled_at is not None
     assert Schedule.objects.get(name=schedule_name(vault.pk)).minutes == 30
+
+
+def test_the_vaults_list_and_page_link_to_the_watch(admin_client, vault):
+    vaults = reverse("admin:ingest_vault_changelist")
+    add = reverse("admin:curation_watch_add") + f"?vault={vault.pk}"
+    assert f'href="{add}"' in admin_client.get(vaults).content.decode().replace("&amp;", "&")
+    assert 'name="vault"' in admin_client.get(add).content.decode()
+    watch = watch_configure(vault=vault, enabled=True, every_minutes=20)
+    change = reverse("admin:curation_watch_change", args=[watch.pk])
+    for url in (vaults, reverse("admin:ingest_vault_change", args=[vault.pk])):
+        html = admin_client.get(url).content.decode()
+        assert f'<a href="{change}">Watched (every 20 min, curated at 02:00)</a>' in html
 
 
 def test_watch_admin_disabling_removes_the_schedule(admin_client, vault):
