@@ -293,8 +293,9 @@ def watch_run(*, watch_id: int, now: datetime.datetime | None = None,
     token = watch_claim(watch_id=watch_id, now=now)
     watch = Watch.objects.select_related("vault").get(pk=watch_id)
     if token is None:
-        line = (f"skipped: the pass started {timezone.localtime(watch.running_since):%Y-%m-%d %H:%M} "
-                "is still going")  # fmt: skip
+        since = watch.running_since  # None: that pass ended in the meantime
+        started = f" started {timezone.localtime(since):%Y-%m-%d %H:%M}" if since else ""
+        line = f"skipped: the pass{started} is still going"
         log.info("watch vault=%s %s", watch.vault.name, line)
         return line
     try:
