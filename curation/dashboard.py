@@ -1,17 +1,22 @@
-"""The admin home page's numbers: what is in the app, and which step a new user takes next.
+"""The admin home page's numbers: what is in the app, which step a new user takes next, what
+was spent and saved week by week and month by month, and what the watched vaults did.
 
 A handful of aggregate queries whatever the size of the vault (tests hold it to a bound).
 """
 
+import datetime
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from curation.api import pricing
-from curation.models import Item, Job, Operation, Review, Suggestion
+from curation.engine.watch import period_bounds, spent_by_vault, watch_allowance
+from curation.models import Item, Job, Operation, Review, Suggestion, Watch
 from ingest.models import Note, Vault
 
 ZERO = Decimal("0")
@@ -61,6 +66,8 @@ class Dashboard:
     emulated: bool = False  # no API key: suggestions come from the built-in emulator
     awaiting_you: int | None = None
     steps: list[Step] = field(default_factory=list)
+    spending: "Spending | None" = None  # spending_over_time(), filled by the page
+    watches: list = field(default_factory=list)  # watched_vaults(), filled by the page
 
 
 def dashboard_counts() -> Dashboard:
@@ -177,3 +184,176 @@ def next_steps(d: Dashboard) -> list[Step]:
             step.next = True
             break
     return steps
+
+
+# --- spending over time --------------------------------------------------------------------
+
+WEEKS = 8
+MONTHS = 12
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP, CHART_BOTTOM = 560, 170, 16, 22  # SVG user units
+
+
+@dataclass
+class SpendingPeriod:
+    """One week or month: what its jobs spent and what batching saved on them."""
+
+    start: datetime.date
+    label: str  # under its bars: "Nov 30" (a week's Monday), "Dec" (a month)
+    title: str  # in the table: "week of 2026-11-30", "December 2026"
+    spent: Decimal = ZERO
+    saved: Decimal = ZERO
+    jobs: int = 0
+    notes: int = 0  # items that ended with an answer
+    # The bars, in SVG user units (filled by _chart).
+    x: float = 0
+    spent_y: float = 0
+    spent_h: float = 0
+    saved_x: float = 0
+    saved_y: float = 0
+    saved_h: float = 0
+    label_x: float = 0
+
+
+@dataclass
+class SpendingChart:
+    unit: str  # "week" or "month"
+    periods: list[SpendingPeriod]
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+    bar_width: float = 0
+    base_y: float = 0
+    top: Decimal = ZERO  # the tallest bar's amount
+
+    @property
+    def spent(self) -> Decimal:
+        return sum((p.spent for p in self.periods), ZERO)
+
+    @property
+    def saved(self) -> Decimal:
+        return sum((p.saved for p in self.periods), ZERO)
+
+
+@dataclass
+class Spending:
+    weeks: SpendingChart
+    months: SpendingChart
+
+    @property
+    def charts(self) -> list[SpendingChart]:
+        return [self.weeks, self.months]
+
+
+def _week_periods(today: datetime.date) -> list[SpendingPeriod]:
+    monday = today - datetime.timedelta(days=today.weekday())
+    starts = [monday - datetime.timedelta(weeks=k) for k in range(WEEKS - 1, -1, -1)]
+    return [SpendingPeriod(start=d, label=f"{d:%b} {d.day}", title=f"week of {d:%Y-%m-%d}")
+            for d in starts]  # fmt: skip
+
+
+def _month_periods(today: datetime.date) -> list[SpendingPeriod]:
+    starts = []
+    year, month = today.year, today.month
+    for _ in range(MONTHS):
+        starts.append(datetime.date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return [SpendingPeriod(start=d, label=f"{d:%b}", title=f"{d:%B %Y}") for d in reversed(starts)]
+
+
+def _chart(unit: str, periods: list[SpendingPeriod]) -> SpendingChart:
+    """Two bars per period (spent, saved), scaled to the tallest; all inside the viewBox."""
+    chart = SpendingChart(unit=unit, periods=periods)
+    slot = CHART_WIDTH / len(periods)
+    chart.bar_width = round(slot * 0.36, 2)
+    chart.base_y = CHART_HEIGHT - CHART_BOTTOM
+    room = chart.base_y - CHART_TOP
+    chart.top = max([p.spent for p in periods] + [p.saved for p in periods] + [ZERO])
+    for i, p in enumerate(periods):
+        p.x = round(i * slot + slot * 0.12, 2)
+        p.saved_x = round(p.x + chart.bar_width, 2)
+        p.label_x = round(i * slot + slot / 2, 2)
+        for kind in ("spent", "saved"):
+            amount = getattr(p, kind)
+            h = float(amount / chart.top) * room if chart.top > 0 else 0.0
+            h = max(h, 1.0) if amount > 0 else 0.0  # a cent still shows
+            setattr(p, f"{kind}_h", round(h, 2))
+            setattr(p, f"{kind}_y", round(chart.base_y - h, 2))
+    return chart
+
+
+def spending_over_time(*, now: datetime.datetime | None = None) -> Spending:
+    """Spent and saved by batching per week (the last WEEKS, Monday to Sunday) and per month
+    (the last MONTHS), in local time, from two aggregate queries.
+
+    A job's money counts in the period it was made (as the watched vaults' limits count it);
+    spent is the jobs' cost, saved is `saved_by_batching` (the dashboard's own figure) of what
+    their items were billed at the batch price.
+    """
+    today = timezone.localtime(now or timezone.now()).date()
+    weeks, months = _week_periods(today), _month_periods(today)
+    since = min(weeks[0].start, months[0].start)
+    start = datetime.datetime.combine(since, datetime.time(0), tzinfo=timezone.get_current_timezone())
+    per_day: dict[datetime.date, dict] = {}
+    for row in (Job.objects.filter(created_at__gte=start).annotate(day=TruncDate("created_at"))
+                .values("day").order_by("day").annotate(spent=Sum("cost"), jobs=Count("id"))):  # fmt: skip
+        per_day.setdefault(row["day"], {}).update(spent=row["spent"] or ZERO, jobs=row["jobs"])
+    for row in (Item.objects.filter(job__created_at__gte=start)
+                .annotate(day=TruncDate("job__created_at")).values("day").order_by("day")
+                .annotate(batch_cost=Sum("batch_cost"),
+                          notes=Count("id", filter=Q(state=Item.State.SUCCEEDED)))):  # fmt: skip
+        per_day.setdefault(row["day"], {}).update(batch_cost=row["batch_cost"] or ZERO,
+                                                  notes=row["notes"])  # fmt: skip
+    for periods, key in ((weeks, lambda d: d - datetime.timedelta(days=d.weekday())),
+                         (months, lambda d: d.replace(day=1))):  # fmt: skip
+        by_start = {p.start: p for p in periods}
+        batch_cost: dict[datetime.date, Decimal] = {}
+        for day, figures in per_day.items():
+            p = by_start.get(key(day))
+            if p is None:
+                continue
+            p.spent += figures.get("spent", ZERO)
+            p.jobs += figures.get("jobs", 0)
+            p.notes += figures.get("notes", 0)
+            batch_cost[p.start] = batch_cost.get(p.start, ZERO) + figures.get("batch_cost", ZERO)
+        for p in periods:
+            p.saved = saved_by_batching(batch_cost.get(p.start, ZERO))
+    return Spending(weeks=_chart("week", weeks), months=_chart("month", months))
+
+
+@dataclass
+class WatchedVault:
+    name: str
+    enabled: bool
+    every_minutes: int
+    curate_at: datetime.time
+    period: str
+    limit: Decimal | None  # None: no limit
+    spent: Decimal  # this period (0 without a limit: not summed)
+    left: Decimal
+    until: str  # the next period's first day
+    outcome: str
+    last_curate_at: datetime.datetime | None
+    last_import_at: datetime.datetime | None
+    last_job_id: int | None
+
+
+def watched_vaults(*, now: datetime.datetime | None = None) -> list[WatchedVault]:
+    """Each watch, what its limit leaves this period and what its last curation did: one
+    query for the watches, one for each kind of period their limits use."""
+    now = now or timezone.now()
+    watches = list(Watch.objects.select_related("vault").order_by("vault__name"))
+    spent: dict[str, dict[int, Decimal]] = {}
+    for period in {w.period for w in watches if w.limit is not None}:
+        start, end = period_bounds(now=now, period=period)
+        spent[period] = spent_by_vault(start=start, end=end)
+    out = []
+    for w in watches:
+        a = watch_allowance(watch=w, now=now, spent=spent.get(w.period, {}).get(w.vault_id, ZERO))
+        out.append(WatchedVault(
+            name=w.vault.name, enabled=w.enabled, every_minutes=w.every_minutes,
+            curate_at=w.curate_at, period=w.period, limit=w.limit,
+            spent=a.spent if a else ZERO, left=a.left if a else ZERO,
+            until=a.next_period if a else "", outcome=w.outcome,
+            last_curate_at=w.last_curate_at, last_import_at=w.last_import_at,
+            last_job_id=w.last_job_id,
+        ))  # fmt: skip
+    return out

@@ -4,9 +4,11 @@ A `Suggestion` is what the machine proposed; a `Review` is what a person decided
 They are separate rows and neither is ever overwritten, so history stays readable.
 """
 
+import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from ingest.models import Note, Vault
@@ -533,3 +535,52 @@ class Operation(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+
+class Watch(models.Model):
+    """A watched vault: imported every few minutes, its new and changed notes curated once a
+    day in one batch job, within a spending limit per period (curation/engine/watch.py).
+
+    Enabled, it has a django-q2 Schedule that runs wherever a worker runs; `running_since` is
+    the lease of the run in progress, claimed with a conditional UPDATE so two never overlap.
+    """
+
+    class Period(models.TextChoices):
+        MONTH = "month", "Month"
+        WEEK = "week", "Week (Monday to Sunday)"
+
+    vault = models.OneToOneField(Vault, on_delete=models.CASCADE, related_name="watch")
+    enabled = models.BooleanField(default=False, help_text="Import and curate on the schedule.")
+    every_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1)], help_text="Import the vault this often."
+    )
+    curate_at = models.TimeField(
+        default=datetime.time(2, 0),
+        help_text="Each day at this local time (TIME_ZONE) new and changed notes are queued.",
+    )
+    limit = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="US dollars the vault's jobs may spend per period (empty: no limit; each "
+        "job still has its own maximum cost).",
+    )  # fmt: skip
+    period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
+    enabled_at = models.DateTimeField(
+        null=True, blank=True, help_text="Curation is first due at the curate time after this."
+    )
+    last_import_at = models.DateTimeField(null=True, blank=True)
+    last_import = models.CharField(max_length=500, blank=True, help_text="What it imported.")
+    last_curate_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True, help_text="What the last curation pass did.")
+    last_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    running_since = models.DateTimeField(
+        null=True, blank=True, help_text="A run holds the watch since then (its lease)."
+    )
+    running_token = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        verbose_name = "watched vault"
+
+    def __str__(self) -> str:
+        return f"watch of {self.vault}"

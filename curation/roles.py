@@ -8,6 +8,7 @@ REVIEW_PERMISSION = "curation.review_suggestion"
 VIEW_PERMISSION = "curation.view_suggestion"
 CURATE_PERMISSION = "curation.add_job"
 CHANGE_JOB_PERMISSION = "curation.change_job"
+VIEW_WATCH_PERMISSION = "curation.view_watch"
 
 
 def can_review(user) -> bool:
@@ -39,3 +40,8 @@ def can_ingest_url(user) -> bool:
     return bool(user and user.is_active) and (
         user.is_superuser or can_curate(user) or can_review(user)
     )
+
+
+def can_view_watches(user) -> bool:
+    """Every role (the view_watch permission) sees the watched vaults and what they did."""
+    return bool(user and user.is_active and user.has_perm(VIEW_WATCH_PERMISSION))

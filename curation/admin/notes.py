@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from curation import operations
+from curation.admin.watch import watch_link
 from curation.curate_now import CurateNowRefused, note_curate_now
 from curation.engine import jobs, router
 from curation.engine.consolidation import NothingToConsolidate
@@ -342,6 +343,15 @@ class CurationVaultAdmin(VaultAdmin):
     # The re-import here replaces ingest's own (the same service, run by a worker).
     actions = [reimport_vaults, export_approved_vaults, preview_export_vaults,
                consolidate_vault_tags]  # fmt: skip
+    list_display = [*VaultAdmin.list_display, "watched"]
+    readonly_fields = [*VaultAdmin.readonly_fields, "watched"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("watch")
+
+    @admin.display(description="Watched vault")
+    def watched(self, vault):
+        return watch_link(vault)
 
     def has_export_permission(self, request) -> bool:
         return can_export(request.user)
