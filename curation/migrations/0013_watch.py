@@ -32,7 +32,7 @@ def grant_watch(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0011_operation'),
+        ('curation', '0012_job_kind_consolidation'),
         ('ingest', '0003_export_undo'),
     ]
 

@@ -9,7 +9,7 @@ register = template.Library()
 
 @register.filter
 def money(amount) -> str:
-    """$12.35, $0.0122, $0.000184, $0: cents for dollars, four places for cents, and fractions
+    """$12.35, $0.10, $0.0122, $0.000184, $0: cents for dollars, four places for cents, and fractions
     of a cent to their first three significant digits (one note costs about that much)."""
     try:
         value = Decimal(str(amount))
@@ -20,6 +20,7 @@ def money(amount) -> str:
     size = abs(value)
     places = 2 if size >= 1 else 4 if size >= Decimal("0.01") else 6
     text = f"{value:,.{places}f}"
-    if places > 2:
-        text = text.rstrip("0").rstrip(".")
+    if places > 2:  # no trailing zeros past the cents: $0.10, $0.0122
+        whole, _, cents = text.partition(".")
+        text = f"{whole}.{cents.rstrip('0').ljust(2, '0')}"
     return f"-${text[1:]}" if text.startswith("-") else f"${text}"

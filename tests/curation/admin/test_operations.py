@@ -119,7 +119,8 @@ def test_job_page_follows_the_mode_after_switch_to_parallel(admin_client, make_n
 @pytest.mark.parametrize(
     "amount, shown",
     [("0", "$0"), ("0.012247", "$0.0122"), ("0.000184", "$0.000184"), ("12.3456", "$12.35"),
-     ("1234.5", "$1,234.50")],
+     ("1234.5", "$1,234.50"), ("0.1", "$0.10"), ("0.05", "$0.05"), ("-0.0005", "-$0.0005"),
+     ("0.00050", "$0.0005")],
 )  # fmt: skip
 def test_money(amount, shown):
     assert money(amount) == shown
