@@ -163,13 +163,14 @@ class OperationLease(recovery.Lease):
     label = "operation"
 
     def claim(self) -> bool:
-        """Take a queued operation (free or reserved for a queued task), or a running one whose
-        lease lapsed (its worker was lost) if fewer than MAX_RUNS runs started; counts the run."""
+        """Take a queued operation, or a running one whose run was lost (its lease lapsed, or
+        the sweep reserved it for a new task) if fewer than MAX_RUNS runs started; counts the
+        run. A lease "" is a reservation for a queued task: any task of the operation may take it."""
         now = timezone.now()
-        lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_owner="")
         return Operation.objects.filter(
-            Q(state=Operation.State.PENDING) & (lapsed | Q(lease_owner=""))
-            | Q(state=Operation.State.RUNNING, runs__lt=MAX_RUNS) & lapsed,
+            Q(state=Operation.State.PENDING) | Q(state=Operation.State.RUNNING, runs__lt=MAX_RUNS),
+            free,
             id=self.row_id,
         ).update(
             state=Operation.State.RUNNING, started_at=now, heartbeat_at=now,

@@ -26,7 +26,7 @@ SAMPLE = 20  # requests counted with count_tokens; the others are inferred from 
 # (one aggregate), so the curate form answers at once over 100,000 notes.
 EXACT_UP_TO = 200
 LARGE_SAMPLE = 50
-INDEX_SAMPLE = 2000
+INDEX_SAMPLE = 500
 COUNT_AT_ONCE = 8
 CHUNK = 2000
 # Tokens of one answer (a record_curation tool call), per field asked, plus the tool call's own
