@@ -30,6 +30,8 @@ PAGES = {
     "item changelist": "/curation/item/",
     "job changelist": "/curation/job/",
     "review queue": "/curation/suggestion/?state__exact=pending",
+    "review queue of a job": "/curation/suggestion/?state__exact=pending&job__id__exact={job}",
+    "items of a job": "/curation/item/?job__id__exact={job}",
     "audit (reviews)": "/curation/review/",
     "operations": "/curation/operation/",
     "vault changelist": "/ingest/vault/",
@@ -102,11 +104,14 @@ def main() -> int:
               f"({time.monotonic() - start:.0f} s)")
 
     def measure(label: str) -> dict:
-        counts = {}
+        counts, page_times = {}, {}
         for name, url in PAGES.items():
+            url = url.format(job=seed_job.pk)
             client.get(url)  # warm: caches, once-a-while sweeps, compiled templates
+            start = time.monotonic()
             with CaptureQueriesContext(connection) as ctx:
                 response = client.get(url)
+            page_times[name] = time.monotonic() - start
             if response.status_code != 200:
                 print(f"  {name}: HTTP {response.status_code}")
             counts[name] = len(ctx.captured_queries)
@@ -156,8 +161,9 @@ def main() -> int:
         job = Job.objects.order_by("-id").first()
         assert job.items.count() == made, (job.items.count(), made)
         print(f"  {label}: " + ", ".join(f"{k} {v} queries" for k, v in counts.items()))
+        print(f"  {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in page_times.items()))
         print(f"  {label}: the worker created the job's {made:,} items in {worker:.1f} s")
-        return {"counts": counts, "times": times}
+        return {"counts": counts, "times": times, "page_times": page_times}
 
     print(f"admin bench on {connection.vendor}")
     grow(args.small)
@@ -171,7 +177,8 @@ def main() -> int:
         grows = b > a
         over = b > TARGET_QUERIES
         print(f"{name}: {a} -> {b} queries ({'GROWS' if grows else 'flat'}; target <= "
-              f"{TARGET_QUERIES}{', OVER' if over else ''})")
+              f"{TARGET_QUERIES}{', OVER' if over else ''}); "
+              f"{small['page_times'][name]:.2f} s -> {large['page_times'][name]:.2f} s")
         ok = ok and not grows and not over
     for name, took in large["times"].items():
         over = took > TARGET_SECONDS
