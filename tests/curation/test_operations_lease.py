@@ -140,3 +140,15 @@ def test_the_sweep_task_and_its_schedule(make_notes, queued):
     Schedule.objects.filter(name=operations.SWEEP_NAME).delete()
     operations.on_worker_spawn(sender=None)  # a worker starting repairs it
     assert Schedule.objects.filter(name=operations.SWEEP_NAME, func=operations.SWEEP_FUNC).exists()
+
+
+def test_the_operation_page_says_a_run_was_lost(admin_client, make_notes, queued):
+    from django.urls import reverse
+
+    op = curate_op(make_notes(1))
+    url = reverse("curation:operation", args=[op.id])
+    assert 'id="op-runs"' not in admin_client.get(url).content.decode()
+    lose_worker(op, runs=1)
+    operations.operation_run(operation_id=op.id)
+    page = admin_client.get(url).content.decode()
+    assert "run 2: 1 earlier run lost its worker" in page
