@@ -14,6 +14,7 @@ work. The worker's side of "curate all" (creating the job's items) is timed too,
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -151,6 +152,9 @@ def main() -> int:
                 assert op.state == Operation.State.PENDING, f"{name}: ran inside the request"
                 if name == "curate all":
                     curate_op = op
+                    stored = json.dumps(op.params["notes"])
+                    print(f"  {label}: curate all stored its selection as "
+                          f"{len(op.params['notes']['ranges'])} id range(s), {len(stored)} bytes")
                 else:
                     operations.operation_cancel(operation_id=op.id)  # not this bench's work
             print(f"  {label}: {name} over {made:,} selected: {took:.3f} s"
