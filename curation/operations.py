@@ -56,6 +56,7 @@ SHOWN_DIFFS = 200  # diffs kept for the preview page; `export_vault --dry-run` p
 SHOWN_PATHS = 1000  # paths kept per list (written, conflicts, errors); the counts are exact
 ACTIVE = (Operation.State.PENDING, Operation.State.RUNNING)
 
+# The selection helpers the doors and tests reach through this module.
 __all__ = ["id_ranges", "ranges_count", "selection_from_ids", "selection_ids", "selection_of"]
 
 
