@@ -524,6 +524,15 @@ class Operation(models.Model):
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
     )
+    # Worked under a lease, as a job is (curation.operations.OperationLease): "host:pid:tag" of
+    # the run holding it; "" when free or reserved for a queued task.
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="The lease lapses then unless its run renews it."
+    )
+    runs = models.PositiveSmallIntegerField(
+        default=0, help_text="Runs started; more than one: a worker was lost on the way."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,17 +1,21 @@
 """Admin work carried by the workers: curate a big selection, preview, export, re-import, decide.
 
-An admin action only stores what to do as an `Operation` row (the selection as its pickled query,
-the options) and answers at once; `run_operation` (a django-q2 task) calls the same services
-the commands call (`job_create`, `vault_export`, `vault_import`, `suggestions_decide`), writing
-progress as it goes, and stores a result summary the operation's page shows. Cancelling is a
-conditional update the runner notices at its next progress write.
+An admin action only stores what to do as an `Operation` row (the selection as JSON id ranges,
+curation.engine.selection; the options) and answers at once; `run_operation` (a django-q2 task)
+calls the same services the commands call (`job_create`, `vault_export`, `vault_import`,
+`suggestions_decide`), writing progress as it goes, and stores a result summary the operation's
+page shows. Cancelling is a conditional update the runner notices at its next progress write.
+
+An operation is worked under a lease, as a job is (curation.engine.recovery): the run renews it
+from a heartbeat thread; a worker killed with kill -9 stops renewing, and the sweep (its own
+Schedule, and every worker as it starts) queues the operation again; the next run counts one
+more in `runs` and does the work again (each kind is safe to repeat: a curate run that had
+created its job goes on with that job). After MAX_RUNS runs lost that way it fails, saying so.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import pickle
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -19,13 +23,22 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from curation.api import pricing
-from curation.engine import jobs, router
+from curation.engine import jobs, recovery, router
 from curation.engine.estimate import job_estimate, job_estimates
 from curation.engine.items import MICRO
+from curation.engine.selection import (
+    SelectionFormatError,
+    chunks,
+    id_ranges,
+    ranges_count,
+    selection_from_ids,
+    selection_ids,
+    selection_of,
+)
 from curation.models import Mode, Operation, Review, Suggestion
 from curation.review.decisions import ReviewError, suggestions_decide
 from curation.review.export import vault_export
@@ -35,64 +48,24 @@ from ingest.models import Note, Vault
 log = logging.getLogger(__name__)
 
 RUN_OPERATION = "curation.operations.run_operation"
-CHUNK = 2000  # ids per query when the worker expands a selection
+SWEEP_NAME = "curation: wake operations whose lease lapsed"
+SWEEP_FUNC = "curation.operations.sweep_operations"
+MAX_RUNS = 3  # runs lost (worker killed) before the operation fails instead of starting again
 PROGRESS_EVERY = 0.5  # seconds between two progress writes (each also checks for a cancel)
 SHOWN_DIFFS = 200  # diffs kept for the preview page; `export_vault --dry-run` prints them all
 SHOWN_PATHS = 1000  # paths kept per list (written, conflicts, errors); the counts are exact
+ACTIVE = (Operation.State.PENDING, Operation.State.RUNNING)
+
+# The selection helpers the doors and tests reach through this module.
+__all__ = ["id_ranges", "ranges_count", "selection_from_ids", "selection_ids", "selection_of"]
 
 
 class OperationCanceled(Exception):
-    """Someone canceled the operation while it ran."""
+    """Someone canceled the operation while it ran (or another run holds it now)."""
 
 
 class OperationError(Exception):
     """The operation could not do its work; the message is shown on its page as is."""
-
-
-# --- selections -----------------------------------------------------------------------------
-
-
-def id_ranges(ids: Iterable[int]) -> list[list[int]]:
-    """Sorted ids as [first, last] runs: 100,000 consecutive notes are one pair."""
-    ranges: list[list[int]] = []
-    for i in sorted(set(ids)):
-        if ranges and i == ranges[-1][1] + 1:
-            ranges[-1][1] = i
-        else:
-            ranges.append([i, i])
-    return ranges
-
-
-def ranges_count(ranges) -> int:
-    return sum(last - first + 1 for first, last in ranges or [])
-
-
-def ids_from_ranges(ranges) -> list[int]:
-    return [i for first, last in ranges or [] for i in range(first, last + 1)]
-
-
-def selection_of(queryset: QuerySet) -> dict:
-    """A selection stored without reading it: the queryset's own query, pickled.
-
-    Django documents pickling `QuerySet.query` to rebuild the same queryset later; the worker
-    reads the ids. "Select all" over 100,000 notes is stored in the time of one small INSERT.
-    """
-    query = pickle.dumps(queryset.order_by().query)
-    return {"query": base64.b64encode(query).decode("ascii")}
-
-
-def selection_ids(selection, model) -> list[int]:
-    """The ids a stored selection names (a pickled query, or [first, last] ranges)."""
-    if isinstance(selection, dict) and "query" in selection:
-        queryset = model.objects.all()
-        queryset.query = pickle.loads(base64.b64decode(selection["query"]))
-        return list(queryset.order_by("pk").values_list("pk", flat=True).distinct())
-    return ids_from_ranges(selection)
-
-
-def chunks(ids: list[int], size: int = CHUNK):
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 # --- creating, cancelling -----------------------------------------------------------------
@@ -108,6 +81,8 @@ def operation_create(
         params=params,
         description=description[:500],
         total=total,
+        # Reserved for the task being queued: the sweep leaves it alone meanwhile.
+        lease_expires_at=timezone.now() + timedelta(seconds=recovery.queued_seconds()),
     )
     transaction.on_commit(lambda: operation_enqueue(operation_id=operation.id))
     log.info("operation=%s %s queued: %s", operation.id, kind, description)
@@ -152,8 +127,9 @@ class Progress:
     """progress(done, total): written at most every PROGRESS_EVERY seconds; raises
     OperationCanceled when the operation was canceled meanwhile (if `stop` allows)."""
 
-    def __init__(self, operation_id: int, *, stop: bool = True, offset: int = 0):
+    def __init__(self, operation_id: int, *, stop: bool = True, offset: int = 0, owner=None):
         self.operation_id = operation_id
+        self.owner = owner
         self.stop = stop
         self.offset = offset
         self.done = 0
@@ -171,8 +147,9 @@ class Progress:
         changes = {"done": self.offset + self.done, "heartbeat_at": timezone.now()}
         if self.total is not None:
             changes["total"] = max(self.offset + self.total, changes["done"])
+        mine = {"lease_owner": self.owner} if self.owner else {}
         alive = Operation.objects.filter(
-            id=self.operation_id, state=Operation.State.RUNNING
+            id=self.operation_id, state=Operation.State.RUNNING, **mine
         ).update(**changes)
         if not alive and self.stop:
             raise OperationCanceled
@@ -180,54 +157,139 @@ class Progress:
     check = write
 
 
-def _stale_after() -> float:
-    """A running operation silent this long lost its worker (django-q2 stops a task at its
-    timeout and delivers it again after `retry`, which is longer)."""
-    return float(settings.Q_CLUSTER.get("timeout", 600))
+class OperationLease(recovery.Lease):
+    """A run's hold on an operation: won by `claim`, renewed by the heartbeat thread."""
+
+    model = Operation
+    label = "operation"
+
+    def claim(self) -> bool:
+        """Take a queued operation, or a running one whose run was lost (its lease lapsed, or
+        the sweep reserved it for a new task) if fewer than MAX_RUNS runs started; counts the
+        run. A lease "" is a reservation for a queued task: any task of the operation may take it."""
+        now = timezone.now()
+        free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_owner="")
+        return Operation.objects.filter(
+            Q(state=Operation.State.PENDING) | Q(state=Operation.State.RUNNING, runs__lt=MAX_RUNS),
+            free,
+            id=self.row_id,
+        ).update(
+            state=Operation.State.RUNNING, started_at=now, heartbeat_at=now,
+            lease_owner=self.owner, lease_expires_at=now + timedelta(seconds=recovery.lease_seconds()),
+            runs=F("runs") + 1,
+        ) == 1  # fmt: skip
 
 
 def operation_run(*, operation_id: int) -> str:
-    """Claim the operation (queued, or running with a worker gone silent) and do it."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=_stale_after())
-    claimed = (
-        Operation.objects.filter(id=operation_id)
-        .filter(
-            Q(state=Operation.State.PENDING)
-            | Q(state=Operation.State.RUNNING, heartbeat_at__lt=stale)
-        )
-        .update(state=Operation.State.RUNNING, started_at=now, heartbeat_at=now)
-    )
+    """Claim the operation (queued, or running with its worker lost) and do it."""
+    lease = OperationLease(row_id=operation_id)
+    claimed = lease.claim()
+    if not claimed:
+        operations_fail_lost(operation_ids=[operation_id])
     op = Operation.objects.filter(id=operation_id).first()
     if op is None:
         return "missing"
     if not claimed:
         return op.state
-    try:
-        result = RUNNERS[op.kind](op, Progress(op.id))
+    if op.runs > 1:
+        log.warning("operation=%s run %s of %s: the previous run lost its worker", op.id,
+                    op.runs, MAX_RUNS)  # fmt: skip
+    lease.start()
+    try:  # finished while the lease is held: the sweep never sees it lapsed half-way
+        result = RUNNERS[op.kind](op, Progress(op.id, owner=lease.owner))
     except OperationCanceled:
-        log.info("operation=%s stopped: canceled", op.id)
-        return Operation.State.CANCELED
-    except (OperationError, ReviewError, VaultNotFound, jobs.NoNotesError) as exc:
-        _finish(op, state=Operation.State.FAILED, error=str(exc))
-        return Operation.State.FAILED
+        log.info("operation=%s stopped: canceled, or another run holds it", op.id)
+        return Operation.objects.get(id=op.id).state
+    except (OperationError, SelectionFormatError, ReviewError, VaultNotFound,
+            jobs.NoNotesError) as exc:  # fmt: skip
+        return _finish(op, lease, state=Operation.State.FAILED, error=str(exc))
     except Exception as exc:  # reported on the page; the traceback goes to the log
         log.exception("operation=%s failed", op.id)
-        _finish(op, state=Operation.State.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return Operation.State.FAILED
-    _finish(op, state=Operation.State.SUCCEEDED, result=result)
-    return Operation.State.SUCCEEDED
+        error = f"{type(exc).__name__}: {exc}"
+        return _finish(op, lease, state=Operation.State.FAILED, error=error)
+    else:
+        return _finish(op, lease, state=Operation.State.SUCCEEDED, result=result)
+    finally:
+        lease.release()
 
 
-def _finish(op: Operation, *, state: str, result: dict | None = None, error: str = "") -> None:
-    """Store what was done (even when canceled meanwhile); move the state if still running."""
+def _finish(op: Operation, lease: OperationLease, *, state: str, result: dict | None = None,
+            error: str = "") -> str:
+    """Store what was done (even when canceled meanwhile); move the state if still running.
+    Only the run holding the lease writes (a run that lost it leaves the row to the other)."""
+    mine = Operation.objects.filter(id=op.id, lease_owner=lease.owner)
     if result is not None:
         count = int(result.get("count", 0) or 0)
-        Operation.objects.filter(id=op.id).update(result=result, done=count, total=count)
-    Operation.objects.filter(id=op.id, state=Operation.State.RUNNING).update(
+        mine.update(result=result, done=count, total=count)
+    mine.filter(state=Operation.State.RUNNING).update(
         state=state, finished_at=timezone.now(), error=error[:5000]
     )
+    state = Operation.objects.get(id=op.id).state
     log.info("operation=%s %s %s", op.id, op.kind, state)
+    return state
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+
+def operations_fail_lost(*, operation_ids: Iterable[int] | None = None) -> list[int]:
+    """Fail each running operation whose lease lapsed after MAX_RUNS runs: every run lost its
+    worker (killed, out of memory), so a fourth would most likely be lost too."""
+    now = timezone.now()
+    lost = Operation.objects.filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now),
+        state=Operation.State.RUNNING, runs__gte=MAX_RUNS,
+    )  # fmt: skip
+    if operation_ids is not None:
+        lost = lost.filter(id__in=list(operation_ids))
+    failed = []
+    for op_id, runs in lost.values_list("id", "runs"):
+        error = (
+            f"Stopped after {runs} runs: the worker running it was lost each time (killed, or "
+            "out of memory) before it could finish. Check the workers' logs, then run the "
+            "action again."
+        )
+        if Operation.objects.filter(
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now),
+            id=op_id, state=Operation.State.RUNNING,
+        ).update(state=Operation.State.FAILED, finished_at=now, error=error):  # fmt: skip
+            log.error("operation=%s failed: %s", op_id, error)
+            failed.append(op_id)
+    return failed
+
+
+def operations_sweep() -> list[int]:
+    """Queue again each unfinished operation no run holds (its lease, or its queued task's
+    reservation, lapsed); fail those whose runs were all lost. Returns the ids queued."""
+    operations_fail_lost()
+    now = timezone.now()
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    queued = []
+    for op_id in Operation.objects.filter(lapsed, state__in=ACTIVE).values_list("id", flat=True):
+        reserved = Operation.objects.filter(lapsed, id=op_id, state__in=ACTIVE).update(
+            lease_owner="", lease_expires_at=now + timedelta(seconds=recovery.queued_seconds())
+        )
+        if reserved:
+            operation_enqueue(operation_id=op_id)
+            log.info("operation=%s had no live lease: queued again", op_id)
+            queued.append(op_id)
+    return queued
+
+
+def sweep_operations() -> str:
+    """The sweep's Schedule (a django-q2 task): a thin door to operations_sweep."""
+    queued = operations_sweep()
+    recovery.sweep_due_again(name=SWEEP_NAME)
+    return f"{len(queued)} operation(s) queued again"
+
+
+def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
+    """django-q2's post_spawn, in each new worker process: sweep once before taking a task."""
+    try:
+        recovery.sweep_schedule_ensure(name=SWEEP_NAME, func=SWEEP_FUNC)
+        operations_sweep()
+    except Exception:  # a worker must start even when the database is down at that moment
+        log.exception("the operations sweep at worker start failed")
 
 
 def run_operation(operation_id: int) -> str:
@@ -259,7 +321,7 @@ def curate_estimate(
     if not n:
         result["batch"] = result["realtime"] = Decimal(0)
         return result
-    ids = list(notes.filter(ok).order_by().values_list("pk", flat=True))
+    ids = curatable_ids(notes=notes)
     try:
         both = job_estimates(
             note_ids=ids, fields=jobs.fields_clean(fields), model=settings.CURATION_MODEL
@@ -279,14 +341,19 @@ def _job_cost(ids: list[int], *, fields, batch: bool) -> Decimal:
     return cost.quantize(MICRO)
 
 
+def curatable_ids(*, notes: QuerySet) -> list[int]:
+    """The ids of the notes that can be curated, sorted: read once per request."""
+    return list(notes.filter(state=Note.State.OK).order_by("pk").values_list("pk", flat=True))
+
+
 def curate_check(
-    *, notes: QuerySet, fields, mode: str, urgent: bool, max_cost: Decimal | str | None
+    *, note_ids: list[int], fields, mode: str, urgent: bool, max_cost: Decimal | str | None
 ) -> int:
     """Refuse a curate request before it is queued, as job_create would: raises
     pricing.UnknownPrice (no price for the model) or jobs.OverBudget (over `max_cost`).
     Returns how many of the notes can be curated (0: nothing to queue)."""
     limit = jobs.budget_for(max_cost)
-    ids = list(notes.filter(state=Note.State.OK).order_by().values_list("pk", flat=True))
+    ids = note_ids
     if not ids:
         return 0
     chosen = router.choose_mode(len(ids), str(mode), urgent=urgent)
@@ -309,9 +376,23 @@ def pending_notes_count(*, notes: QuerySet, fields: Iterable[str] | None = None)
     return pending.values("note_id").distinct().count()
 
 
+def _curate_result(job, *, left_out: int) -> dict:
+    items = job.items.count()
+    return {
+        "count": items,
+        "job_id": job.id,
+        "items": items,
+        "mode": job.get_mode_display(),
+        "cost_estimate": str(job.cost_estimate),
+        "left_out_pending": left_out,
+    }
+
+
 def _run_curate(op: Operation, progress: Progress) -> dict:
     params = op.params
-    ids = selection_ids(params["notes"], Note)
+    if op.job_id is not None:  # an earlier run created the job (and queued it) and was lost
+        return _curate_result(op.job, left_out=int(op.result.get("left_out_pending", 0)))
+    ids = selection_ids(params["notes"])
     fields = jobs.fields_clean(params.get("fields"))
     left_out = 0
     if params.get("pending") == "skip":
@@ -330,33 +411,30 @@ def _run_curate(op: Operation, progress: Progress) -> dict:
             )
     progress.check()
     try:
-        job = jobs.job_create(
-            notes=ids,
-            fields=fields,
-            mode=params.get("mode", Mode.AUTO),
-            urgent=bool(params.get("urgent")),
-            user=op.created_by,
-            selection=params.get("selection", ""),
-            max_cost=params.get("max_cost"),
-            **params.get("job_options", {}),
-        )
+        # The job and the operation's link to it commit together: a run lost before the
+        # commit left no job, one lost after finds it (above), never a second job.
+        with transaction.atomic():
+            job = jobs.job_create(
+                notes=ids,
+                fields=fields,
+                mode=params.get("mode", Mode.AUTO),
+                urgent=bool(params.get("urgent")),
+                user=op.created_by,
+                selection=params.get("selection", ""),
+                max_cost=params.get("max_cost"),
+                **params.get("job_options", {}),
+            )
+            Operation.objects.filter(id=op.id).update(
+                job=job, result={"left_out_pending": left_out}
+            )
+            jobs.job_start(job_id=job.id)
     except jobs.NoNotesError:
         raise OperationError(
             "None of the selected notes can be curated (skipped or missing)."
         ) from None
     except ValueError as exc:  # no price for the model, or over the maximum cost
         raise OperationError(str(exc)) from None
-    Operation.objects.filter(id=op.id).update(job=job)
-    jobs.job_start(job_id=job.id)
-    items = job.items.count()
-    return {
-        "count": items,
-        "job_id": job.id,
-        "items": items,
-        "mode": job.get_mode_display(),
-        "cost_estimate": str(job.cost_estimate),
-        "left_out_pending": left_out,
-    }
+    return _curate_result(job, left_out=left_out)
 
 
 # --- export: preview, confirm, write ----------------------------------------------------------
@@ -368,7 +446,7 @@ def _vault_runs(params: dict):
         if vault is None:
             raise OperationError(f"Vault {run['vault']} no longer exists.")
         notes = run.get("notes")
-        yield vault, (None if notes is None else selection_ids(notes, Note))
+        yield vault, (None if notes is None else selection_ids(notes))
 
 
 def _ids_of(vault: Vault, paths: list[str]) -> list[int]:
@@ -389,7 +467,7 @@ def _run_export(op: Operation, progress: Progress, *, dry_run: bool) -> dict:
     for vault, note_ids in _vault_runs(op.params):
         if not dry_run:
             progress.check()  # a write is never stopped half-way: only between vaults
-        step = Progress(op.id, stop=dry_run, offset=done)
+        step = Progress(op.id, stop=dry_run, offset=done, owner=progress.owner)
         summary = vault_export(vault=vault, note_ids=note_ids, dry_run=dry_run, progress=step)
         done += len(summary.written) + summary.unchanged + len(summary.conflicts) + len(
             summary.errors
@@ -428,13 +506,13 @@ def export_confirm(*, preview: Operation, user) -> Operation:
     if preview.kind != Operation.Kind.PREVIEW or preview.state != Operation.State.SUCCEEDED:
         raise OperationError("Only a finished preview can be confirmed.")
     runs = [
-        {"vault": v["vault_id"], "notes": v["notes"]}
+        {"vault": v["vault_id"], "notes": {"ranges": v["notes"]}}
         for v in preview.result.get("vaults", [])
         if v.get("notes")
     ]
     if not runs:
         raise OperationError("The preview found nothing to write.")
-    n = sum(ranges_count(r["notes"]) for r in runs)
+    n = sum(ranges_count(r["notes"]["ranges"]) for r in runs)
     return operation_create(
         kind=Operation.Kind.EXPORT,
         user=user,
@@ -472,7 +550,7 @@ def _run_import(op: Operation, progress: Progress) -> dict:
         vault = Vault.objects.filter(id=run["vault"]).first()
         if vault is None:
             raise OperationError(f"Vault {run['vault']} no longer exists.")
-        step = Progress(op.id, offset=done)
+        step = Progress(op.id, offset=done, owner=progress.owner)
         if run.get("paths") is None:
             vault, summary = vault_import(root=vault.root, name=vault.name, progress=step)
         else:
@@ -498,7 +576,7 @@ def _run_import(op: Operation, progress: Progress) -> dict:
 
 
 def _run_decide(op: Operation, progress: Progress) -> dict:
-    ids = selection_ids(op.params["suggestions"], Suggestion)
+    ids = selection_ids(op.params["suggestions"])
     decision = op.params["decision"]
     totals = {"decided": 0, "superseded": 0, "locked": 0}
     done = 0

@@ -32,6 +32,46 @@ def counts_html(job_id: int, counts: dict[str, int]):
     return format_html_join(", ", '<a href="{}">{} {}</a>', rows) if rows else "-"
 
 
+class JobFilter(admin.SimpleListFilter):
+    """By job: the LATEST latest jobs in the sidebar, and a box for any job's number.
+
+    Django's own filter on a foreign key lists every job: with thousands of jobs the sidebar,
+    and the page, grow with the job table. This one reads LATEST rows, whatever the history.
+    """
+
+    title = "job"
+    parameter_name = "job__id__exact"  # the spelling the job pages' links use
+    template = "admin/curation/job_filter.html"
+    LATEST = 10
+
+    def lookups(self, request, model_admin):
+        rows = Job.objects.order_by("-id").values_list("id", "mode", "created_at")[: self.LATEST]
+        choices = [
+            (str(pk), f"#{pk} {mode} · {timezone.localtime(created).strftime('%m-%d %H:%M')}")
+            for pk, mode, created in rows
+        ]  # fmt: skip
+        value = self.value()
+        if value and value.isdigit() and value not in {pk for pk, _ in choices}:
+            choices.append((value, f"#{value}"))  # an older job, typed in the box
+        return choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(job_id=int(value))
+
+    def choices(self, changelist):
+        # What the job-number box keeps of the current page's other filters and search.
+        self.other_params = [
+            (name, value) for name, value in changelist.params.items()
+            if name != self.parameter_name
+        ]  # fmt: skip
+        yield from super().choices(changelist)
+
+
 class JobChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
@@ -153,7 +193,7 @@ def cancel_selected_items(modeladmin, request, queryset):
 class ItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Few, wrapping columns so the list fits a 1366 px screen; the item's page has the rest.
     list_display = ["item", "job", "state", "attempts", "item_cost", "short_error"]
-    list_filter = ["state", "job__mode"]
+    list_filter = ["state", "job__mode", JobFilter]
     list_select_related = ["job", "note", "batch"]
     search_fields = ["custom_id", "note__path", "error"]
     show_full_result_count = False

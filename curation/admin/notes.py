@@ -108,10 +108,11 @@ def _estimates(queryset, fields=None) -> tuple[dict, str]:
 def curate_selected_notes(modeladmin, request, queryset):
     """Ask for fields and mode (showing the estimate), then queue the job's creation.
 
-    `queryset` is the whole selection ("select all N" across pages included); it is stored as
-    its query and the worker creates the job's items, so the answer comes at once. Only the
-    ids are read here, for the cost estimate the maximum cost is checked against (a job over
-    it, or a model without a known price, is refused before anything is queued).
+    `queryset` is the whole selection ("select all N" across pages included); its ids are read
+    once, checked against the maximum cost (a job estimated over it, or a model without a known
+    price, is refused before anything is queued; the estimate of a large selection is counted
+    on a sample) and stored as id ranges; the worker creates the job's items, so the answer
+    comes at once.
     """
     if not can_curate(request.user):
         modeladmin.message_user(
@@ -120,11 +121,11 @@ def curate_selected_notes(modeladmin, request, queryset):
         return None
     form = CurateForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
-        curatable = queryset.filter(state=Note.State.OK)
+        ids = operations.curatable_ids(notes=queryset)
         max_cost = form.cleaned_data["max_cost"]
         try:  # refused here, before anything is queued (the worker's job_create checks again)
             n = operations.curate_check(
-                notes=curatable,
+                note_ids=ids,
                 fields=form.cleaned_data["curate_fields"],
                 mode=form.cleaned_data["mode"],
                 urgent=form.cleaned_data["urgent"],
@@ -143,7 +144,7 @@ def curate_selected_notes(modeladmin, request, queryset):
             kind=Operation.Kind.CURATE,
             user=request.user,
             params={
-                "notes": operations.selection_of(curatable),
+                "notes": operations.selection_from_ids(ids),
                 "fields": form.cleaned_data["curate_fields"],
                 "mode": form.cleaned_data["mode"],
                 "urgent": form.cleaned_data["urgent"],

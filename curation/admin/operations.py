@@ -17,7 +17,7 @@ class OperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = [
         "kind", "state", "description", "created_by", "created_at", "started_at",
-        "finished_at", "done", "total", "job", "error", "params", "result",
+        "finished_at", "runs", "done", "total", "job", "error", "params", "result",
     ]  # fmt: skip
     fields = readonly_fields
 

@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from curation import operations
+from curation.admin.jobs import JobFilter
 from curation.models import (
     Field,
     Operation,
@@ -200,7 +201,7 @@ class SuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     change_list_template = "curation/review/change_list.html"
     list_filter = [
-        StateFilter, StaleFilter, "field", "job", "note__vault", FolderFilter, TagBranchFilter,
+        StateFilter, StaleFilter, "field", JobFilter, "note__vault", FolderFilter, TagBranchFilter,
         NewTagFilter,
     ]  # fmt: skip
     list_display_links = None

@@ -36,6 +36,8 @@ from collections.abc import Iterable
 import bm25s
 import numpy as np
 from django.db import models, transaction
+from django.db.models import Value
+from django.db.models.functions import Substr
 
 from curation.models import NoteWords
 from ingest.models import Note
@@ -56,6 +58,7 @@ SAME_FOLDER = 0.05
 LINKED_FROM = 0.5  # the other note links here: the author may want the link back
 SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
 SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
+SAMPLE_BODY_CHARS = 12_000  # body read for a sampled note without stored words (an estimate)
 STALE_CHUNK = 500  # notes read again per query when their words are stored
 MAX_CITING_LINKS = 100  # a note linking to more (an index page) says little about any pair
 
@@ -394,6 +397,25 @@ def candidates_for(note, index: CandidateIndex, *, limit: int = MAX_CANDIDATES) 
     """Paths of up to `limit` notes related to `note` (a path or an object with .path)."""
     path = note if isinstance(note, str) else note.path
     return index.candidates(path, limit=limit)
+
+
+def sample_index(vault_id: int, note_ids: list[int], *, words: bool = True) -> CandidateIndex:
+    """An index over some notes of the vault (an estimate's sample): their stored words, or
+    words read from the start of the body where none are stored yet; nothing is written."""
+    notes = Note.objects.filter(vault_id=vault_id, state=Note.State.OK, id__in=note_ids)
+    if not words:
+        return CandidateIndex.build(notes.values_list("path", "title", "tags", Value(""), Value("")))
+    rows = list(notes.values_list("id", "path", "title", "tags", "index_words__words",
+                                  "index_words__links"))  # fmt: skip
+    missing = [row[0] for row in rows if row[4] is None]
+    bodies = dict(
+        Note.objects.filter(id__in=missing).values_list("id", Substr("body", 1, SAMPLE_BODY_CHARS))
+    )
+    return CandidateIndex.build(
+        (path, title, tags, w, links) if w is not None
+        else (path, title, tags, bodies.get(nid) or "")
+        for nid, path, title, tags, w, links in rows
+    )  # fmt: skip
 
 
 def vault_index(vault_id: int) -> CandidateIndex:

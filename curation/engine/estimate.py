@@ -7,17 +7,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Sum
 from django.db.models.functions import Least, Length
 
 from curation.api import client, pricing, prompt
 from curation.engine import consolidation
 from curation.engine.requests import RequestBuilder
+from curation.engine.selection import id_ranges, ranges_q
 from curation.models import Job
 from ingest.models import Note
 
 log = logging.getLogger(__name__)
 
 SAMPLE = 20  # requests counted with count_tokens; the others are inferred from their note's size
+# Up to EXACT_UP_TO notes, every note's body length is read and the line through SAMPLE counted
+# requests is applied to each. Above, nothing is read per note: LARGE_SAMPLE requests are built
+# and counted, their candidates and taxonomy drawn from INDEX_SAMPLE notes of the selection
+# (not the whole vault's index), and the line is applied to the selection's total stored size
+# (one aggregate), so the curate form answers at once over 100,000 notes.
+EXACT_UP_TO = 200
+LARGE_SAMPLE = 50
+INDEX_SAMPLE = 500
 COUNT_AT_ONCE = 8
 CHUNK = 2000
 # Tokens of one answer (a record_curation tool call), per field asked, plus the tool call's own
@@ -67,6 +77,26 @@ def _body_chars(ids: list[int]) -> dict[int, int]:
     return sizes
 
 
+def _stored_sizes(ids: list[int]) -> dict[int, int]:
+    """Each note's stored file size, capped as the request caps its body."""
+    rows = Note.objects.filter(id__in=ids).annotate(
+        chars=Least("size", prompt.MAX_BODY_CHARS)
+    ).values_list("id", "chars")
+    return {nid: int(chars or 0) for nid, chars in rows}
+
+
+def _stored_size_total(ids: list[int]) -> int:
+    """The sum of _stored_sizes over the selection: one aggregate per RANGES_PER_QUERY runs of
+    consecutive ids (one query for a "select all"), never a read of the notes themselves."""
+    total = 0
+    for condition in ranges_q(id_ranges(ids), "id"):
+        agg = Note.objects.filter(condition).aggregate(
+            total=Sum(Least("size", prompt.MAX_BODY_CHARS))
+        )
+        total += int(agg["total"] or 0)
+    return total
+
+
 def _count_all(requests: list[dict]) -> tuple[list[int], str]:
     """Each request's input tokens by count_tokens, COUNT_AT_ONCE calls at a time (a web
     request waits for the estimate); all counted locally when the endpoint fails."""
@@ -90,7 +120,9 @@ def job_estimate(*, note_ids: list[int], fields, model: str, batch: bool,
     The sampled requests are built exactly as the job will send them (instructions, tool
     schema, taxonomy, candidates, note text) and counted by the API's free count_tokens
     endpoint; the other notes' requests are inferred from their body length (a least-squares
-    line through the sample). Output tokens are the expected size of one answer.
+    line through the sample). Above EXACT_UP_TO notes, LARGE_SAMPLE requests are counted and
+    the line is applied to the notes' stored sizes instead (see EXACT_UP_TO). Output tokens
+    are the expected size of one answer.
     """
     return job_estimates(note_ids=note_ids, fields=fields, model=model, sample=sample)[batch]
 
@@ -104,8 +136,14 @@ def job_estimates(*, note_ids: list[int], fields, model: str,
     out = output_tokens(fields)
     if n == 0:
         return {b: Estimate(Decimal(0), 0, 0, out, 0, "none") for b in (True, False)}
-    picked = _even_sample(sorted(note_ids), sample)
-    builder = RequestBuilder(Job(fields=list(fields), model=model))
+    ids = sorted(note_ids)
+    large = n > EXACT_UP_TO
+    picked = _even_sample(ids, max(sample, LARGE_SAMPLE) if large else sample)
+    job = Job(fields=list(fields), model=model)
+    # A large selection's requests draw candidates and taxonomy from some of its notes (the
+    # sampled ones among them), not from an index of the whole vault.
+    index_notes = sorted({*_even_sample(ids, INDEX_SAMPLE), *picked}) if large else None
+    builder = RequestBuilder(job, index_notes=index_notes)
     built = {note.id: builder.params(_Unsaved(f"estimate_{note.id}"), note)
              for note in Note.objects.filter(id__in=picked).order_by("id")}
     tokens, how = _count_all(list(built.values()))
@@ -114,13 +152,17 @@ def job_estimates(*, note_ids: list[int], fields, model: str,
     if n <= len(picked):
         total = sum(counted.values())
     else:
-        chars = _body_chars(note_ids)
-        xs = [chars.get(i, 0) for i in counted]
+        if large:  # the sample's stored sizes, and the selection's total in one aggregate
+            sizes, size_total = _stored_sizes(list(counted)), _stored_size_total(ids)
+        else:
+            sizes = _body_chars(note_ids)
+            size_total = sum(sizes.values())
+        xs = [sizes.get(i, 0) for i in counted]
         ys = list(counted.values())
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
         var = sum((x - mx) ** 2 for x in xs)
         slope = max(0.0, sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var) if var else 0.0
-        total = n * my + slope * (sum(chars.values()) - n * mx)
+        total = n * my + slope * (size_total - n * mx)
     per_note = total / n
     prefix = _cached_prefix(first_params, model) if first_params else 0
     prefix = min(prefix, int(per_note))

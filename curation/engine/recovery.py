@@ -102,31 +102,39 @@ def lease_reserve(*, job_id: int) -> bool:
     ).update(lease_owner="", lease_expires_at=now + timedelta(seconds=queued_seconds())) == 1
 
 
-class JobLease:
-    """One run's hold on one job: claim it, keep it renewed in the background, release it.
+class Lease:
+    """One run's hold on one row with `lease_owner` / `lease_expires_at` (a job, an operation):
+    claim it, keep it renewed in the background, release it.
 
     The heartbeat is a thread with its own database connection, so a long call to the API
     (a batch upload, a slow answer) never lets the lease lapse while the process lives. A run
     inside a transaction (a test) has no heartbeat: no other connection could see the row;
-    it renews between passes instead (`renew_inline`).
+    it renews between passes instead (`renew_inline`). Subclasses say how a claim is won.
     """
 
-    def __init__(self, *, job_id: int):
-        self.job_id = job_id
+    model = None  # the leased model
+    label = "row"
+
+    def __init__(self, *, row_id: int):
+        self.row_id = row_id
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def claim(self) -> bool:
-        return lease_claim(job_id=self.job_id, owner=self.owner)
+        raise NotImplementedError
 
     def renew(self) -> bool:
-        if lease_renew(job_id=self.job_id, owner=self.owner):
+        expires = timezone.now() + timedelta(seconds=lease_seconds())
+        if self.model.objects.filter(id=self.row_id, lease_owner=self.owner).update(
+            lease_expires_at=expires
+        ):
             return True
         if not self.lost.is_set() and not self._stop.is_set():
             self.lost.set()
-            log.warning("job=%s lease lost by %s: another run holds it", self.job_id, self.owner)
+            log.warning("%s=%s lease lost by %s: another run holds it", self.label,
+                        self.row_id, self.owner)  # fmt: skip
         return False
 
     def renew_inline(self) -> None:
@@ -138,7 +146,7 @@ class JobLease:
         if transaction.get_connection().in_atomic_block:
             return
         self._thread = threading.Thread(
-            target=self._beat, name=f"lease-job-{self.job_id}", daemon=True
+            target=self._beat, name=f"lease-{self.label}-{self.row_id}", daemon=True
         )
         self._thread.start()
 
@@ -150,7 +158,7 @@ class JobLease:
                     if not self.renew():
                         return
                 except Exception as exc:  # the database is away: try again at the next beat
-                    log.warning("job=%s lease not renewed: %s", self.job_id, exc)
+                    log.warning("%s=%s lease not renewed: %s", self.label, self.row_id, exc)
                 finally:
                     connection.close()  # this thread's own; a dropped one is never reused
         finally:
@@ -161,9 +169,25 @@ class JobLease:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            lease_release(job_id=self.job_id, owner=self.owner)
+            self.model.objects.filter(id=self.row_id, lease_owner=self.owner).update(
+                lease_owner="", lease_expires_at=None
+            )
         except Exception as exc:  # it lapses by itself
-            log.warning("job=%s lease not released: %s", self.job_id, exc)
+            log.warning("%s=%s lease not released: %s", self.label, self.row_id, exc)
+
+
+class JobLease(Lease):
+    """A run's hold on a job (see the module docstring)."""
+
+    model = Job
+    label = "job"
+
+    def __init__(self, *, job_id: int):
+        super().__init__(row_id=job_id)
+        self.job_id = job_id
+
+    def claim(self) -> bool:
+        return lease_claim(job_id=self.job_id, owner=self.owner)
 
 
 # --- the sweep ----------------------------------------------------------------------------------
@@ -178,18 +202,18 @@ def jobs_lapsed() -> list[int]:
     )
 
 
-def sweep_schedule_ensure() -> None:
+def sweep_schedule_ensure(*, name: str = SWEEP_NAME, func: str = SWEEP_FUNC) -> None:
     """The sweep's Schedule exists (the migration made it; this repairs a deleted one)."""
     from django_q.models import Schedule
 
-    if not Schedule.objects.filter(name=SWEEP_NAME).update(func=SWEEP_FUNC, kwargs=SWEEP_KWARGS):
+    if not Schedule.objects.filter(name=name).update(func=func, kwargs=SWEEP_KWARGS):
         Schedule.objects.create(
-            name=SWEEP_NAME, func=SWEEP_FUNC, kwargs=SWEEP_KWARGS, schedule_type=Schedule.MINUTES,
+            name=name, func=func, kwargs=SWEEP_KWARGS, schedule_type=Schedule.MINUTES,
             minutes=1, repeats=-1, next_run=timezone.now(),
         )  # fmt: skip
 
 
-def sweep_due_again() -> None:
+def sweep_due_again(*, name: str = SWEEP_NAME) -> None:
     """Make the sweep due at the scheduler's next look.
 
     django-q2's scheduler looks for due schedules about every 30 s but repeats one at most
@@ -197,4 +221,4 @@ def sweep_due_again() -> None:
     """
     from django_q.models import Schedule
 
-    Schedule.objects.filter(name=SWEEP_NAME).update(next_run=timezone.now())
+    Schedule.objects.filter(name=name).update(next_run=timezone.now())

@@ -16,7 +16,7 @@ from django.db.models import QuerySet, Value
 
 from curation.api import prompt
 from curation.engine import consolidation
-from curation.engine.candidates import CandidateIndex, vault_index
+from curation.engine.candidates import CandidateIndex, sample_index, vault_index
 from curation.models import Batch, Item, Job, ProposedTag, TagPolicy
 from curation.review.vocabulary import vault_policy
 from ingest.models import Note
@@ -30,8 +30,10 @@ VOCABULARY_SIZE = prompt.MAX_VOCABULARY_TAGS  # "existing tags only": the whole 
 class RequestBuilder:
     """Turns items of one job into API request params (see the module docstring)."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, *, index_notes: list[int] | None = None):
         self.job = job
+        # Only for estimates: candidates and taxonomy from these notes, not the whole vault.
+        self.index_notes = index_notes
         self.want_related = "related" in job.fields
         self._indexes: dict[int, CandidateIndex] = {}
         self._taxonomies: dict[int, list[str]] = {}
@@ -42,7 +44,9 @@ class RequestBuilder:
     def index(self, vault_id: int) -> CandidateIndex:
         index = self._indexes.get(vault_id)
         if index is None:
-            if self.want_related:
+            if self.index_notes is not None:
+                index = sample_index(vault_id, self.index_notes, words=self.want_related)
+            elif self.want_related:
                 index = vault_index(vault_id)
             else:  # the taxonomy alone: no note's words need reading
                 rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list(

@@ -6,7 +6,8 @@ from dataclasses import field as dataclass_field
 
 from django.db.models import QuerySet
 
-from curation.models import Field, TagRename
+from curation import sql
+from curation.models import Field, Review, TagRename
 from curation.review.decisions import ReviewError, ReviewForbidden, approved_values
 from curation.roles import can_review
 from ingest.models import Note
@@ -40,7 +41,7 @@ def vault_note_tags(*, vault_id: int) -> dict[int, list[str]]:
     renames = list(TagRename.objects.filter(vault_id=vault_id))
     result = {}
     for note_id, tags in notes.items():
-        merged = dict.fromkeys(tags or [])
+        merged = dict.fromkeys(tags if isinstance(tags, list) else [])  # as vault_known_tags
         added = approved.get(note_id, {}).get(Field.TAGS)
         if added and isinstance(added["value"], list):
             merged.update(dict.fromkeys(str(t) for t in added["value"]))
@@ -54,11 +55,23 @@ def tag_prefixes(tag: str) -> list[str]:
 
 
 def vault_known_tags(*, vault_id: int) -> set[str]:
-    """Every tag and branch of the vault's tree (existing plus approved tags)."""
+    """Every tag and branch of the vault's tree (existing plus approved tags): the tags of
+    vault_note_tags, without reading each note's list (a rename maps each tag on its own, so
+    the union of the notes' renamed tags is the renamed union of their tags)."""
+    tags = sql.vault_tags_distinct(vault_id=vault_id)
+    approving = Review.objects.filter(
+        decision__in=[Review.Decision.APPROVED, Review.Decision.EDITED],
+        suggestion__field=Field.TAGS, suggestion__note__vault_id=vault_id,
+        suggestion__note__state=Note.State.OK,
+    ).values("suggestion__note_id")  # fmt: skip
+    for fields in approved_values(note_ids=approving).values():
+        added = fields.get(Field.TAGS)
+        if added and isinstance(added["value"], list):
+            tags.update(str(t) for t in added["value"])
+    renames = list(TagRename.objects.filter(vault_id=vault_id))
     known: set[str] = set()
-    for tags in vault_note_tags(vault_id=vault_id).values():
-        for tag in tags:
-            known.update(tag_prefixes(tag))
+    for tag in tags_renamed(tags, renames):
+        known.update(tag_prefixes(tag))
     return known
 
 

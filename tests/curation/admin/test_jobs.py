@@ -47,7 +47,7 @@ def test_curate_action_select_all_across_pages(
     op = Operation.objects.get()
     assert done.status_code == 302 and done.url == reverse("curation:operation", args=[op.id])
     assert not Job.objects.exists() and op.state == Operation.State.PENDING
-    assert operations.selection_ids(op.params["notes"], Note) == sorted(
+    assert operations.selection_ids(op.params["notes"]) == sorted(
         Note.objects.values_list("id", flat=True)
     )
     assert "120 notes" in admin_client.get(done.url).content.decode()

@@ -84,3 +84,54 @@ def test_a_cached_prefix_is_estimated_as_the_api_bills_it(
         print(f"demo vault, cached prefix, {mode}: estimated ${job.cost_estimate}, billed "
               f"${job.cost}, error {error:+.1%}")
         assert abs(error) <= Decimal("0.15")
+
+
+def varied_notes(make_notes, n):
+    """Notes whose lengths differ a lot, with the size a real import stores."""
+    notes = make_notes(n)
+    for i, note in enumerate(notes):
+        body = note.body * (1 + i % 23)
+        Note.objects.filter(id=note.id).update(body=body, size=len(body.encode()))
+    return [n.id for n in notes]
+
+
+def test_a_large_selection_is_estimated_on_a_sample_without_reading_every_note(
+        emulator, make_notes, monkeypatch):
+    """Above EXACT_UP_TO notes: LARGE_SAMPLE requests counted, no body read per note and no
+    index of the whole vault built, and the dollars within 10% of counting every request."""
+    ids = varied_notes(make_notes, 300)
+    fields = ["tags", "description", "related"]
+    every = estimate.job_estimate(note_ids=ids, fields=fields, model="claude-haiku-4-5",
+                                  batch=True, sample=len(ids))  # every request counted
+    emulator.reset()
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the sampled estimate must not read the whole selection or vault")
+
+    monkeypatch.setattr(estimate, "_body_chars", refused)
+    monkeypatch.setattr(requests_module(), "vault_index", refused)
+    # Candidates and taxonomy from a third of the notes, as from 500 of 100,000 in a big vault.
+    monkeypatch.setattr(estimate, "INDEX_SAMPLE", 100)
+    sampled = estimate.job_estimate(note_ids=ids, fields=fields, model="claude-haiku-4-5",
+                                    batch=True)
+    assert sampled.sampled == estimate.LARGE_SAMPLE
+    # The 50 requests, and the two probes of the cacheable prefix.
+    assert emulator.stats()["count_tokens"] <= estimate.LARGE_SAMPLE + 2
+    print(f"300 notes: sampled ${sampled.cost}, every request counted ${every.cost}")
+    assert abs(sampled.cost / every.cost - 1) < Decimal("0.10")
+
+
+def test_a_small_selection_keeps_the_exact_path(emulator, make_notes, monkeypatch):
+    ids = varied_notes(make_notes, estimate.EXACT_UP_TO)
+    read = []
+    real = estimate._body_chars
+    monkeypatch.setattr(estimate, "_body_chars", lambda ids: read.append(len(ids)) or real(ids))
+    result = estimate.job_estimate(note_ids=ids, fields=["tags"], model="claude-haiku-4-5",
+                                   batch=True)
+    assert read == [len(ids)] and result.sampled == estimate.SAMPLE
+
+
+def requests_module():
+    from curation.engine import requests
+
+    return requests

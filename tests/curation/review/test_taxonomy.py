@@ -91,3 +91,39 @@ def test_taxonomy_page(client, vault, make_note, make_suggestion, moderator, vie
     assert client.get(reverse("curation:review_taxonomy")).status_code == 302  # one vault
     client.force_login(nobody)
     assert client.get(url).status_code == 403
+
+
+def test_known_tags_are_read_without_each_note_s_list_and_say_the_same(
+        vault, make_note, make_suggestion, moderator, django_assert_max_num_queries):
+    """vault_known_tags (the distinct tags unnested by the database, the approved ones, the
+    renames) equals the tree of vault_note_tags, note by note, on a vault with every case."""
+    from curation.review.taxonomy import tag_prefixes, vault_note_tags
+    from ingest.models import Note, Vault
+
+    make_note(tags=["ai/agents", "python", "Café/été"])
+    make_note(tags=["ai/agents", "ml/deep"])
+    odd = make_note(tags=["ignored"])
+    Note.objects.filter(id=odd.id).update(tags={"not": "a list"})
+    skipped = make_note(tags=["only-on-a-skipped-note"])
+    Note.objects.filter(id=skipped.id).update(state=Note.State.SKIPPED)
+    make_note(tags=["other-vault"], in_vault=Vault.objects.create(name="Other", root="/tmp/o"))
+    approved = make_note(tags=["junk/x"])
+    s = make_suggestion(approved, "tags", ["cooking/pasta", "ml"])
+    suggestion_decide(suggestion_id=s.pk, user=moderator, decision="approved")
+    rejected = make_note()
+    s = make_suggestion(rejected, "tags", ["rejected-tag"])
+    suggestion_decide(suggestion_id=s.pk, user=moderator, decision="rejected")
+    make_suggestion(make_note(), "tags", ["pending-tag"])
+    TagRename.objects.create(vault=vault, old="ml", new="ai/ml")
+    TagRename.objects.create(vault=vault, old="junk", new="")
+
+    expected = set()
+    for tags in vault_note_tags(vault_id=vault.pk).values():
+        for tag in tags:
+            expected.update(tag_prefixes(tag))
+    with django_assert_max_num_queries(4):
+        known = vault_known_tags(vault_id=vault.pk)
+    assert known == expected
+    assert {"ai/ml", "ai/ml/deep", "cooking/pasta", "Café/été"} <= known
+    assert not {"ml", "junk", "junk/x", "rejected-tag", "pending-tag", "other-vault",
+                "only-on-a-skipped-note", "not"} & known  # fmt: skip
