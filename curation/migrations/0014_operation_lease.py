@@ -25,7 +25,7 @@ def remove_sweep(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0011_operation"),
+        ("curation", "0013_watch"),
         ("django_q", "0014_schedule_cluster"),
     ]
 
