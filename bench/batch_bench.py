@@ -125,7 +125,7 @@ def main() -> int:
         count = 0
         for _custom_id, _params in requests:  # consume the stream like the SDK would
             count += 1
-        provider_id = f"msgbatch_bench_{len(submitted):06d}"
+        provider_id = f"msgbatch_bench_{vault.id}_{len(submitted):06d}"  # unique per run
         submitted[provider_id] = count
         return client.BatchStatus(
             id=provider_id, processing_status="in_progress",
@@ -186,6 +186,11 @@ def main() -> int:
 
     started, cpu = time.perf_counter(), time.process_time()
     Batch.objects.filter(job=job).update(state=Batch.State.ENDED)
+    if os.environ.get("BENCH_ANALYZE"):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     applied = 0
     apply_builder = requests.RequestBuilder(job)
     with profiled(args.profile == "apply"):
@@ -235,7 +240,7 @@ def profiled(enabled: bool):
         yield
     finally:
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(int(os.environ.get("BENCH_LINES", "30")))
 
 
 def _custom_ids(Item, Batch, job):
