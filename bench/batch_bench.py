@@ -12,7 +12,8 @@ request dicts (prepare) or the same Outcome objects and suggestion dicts (apply)
 says what the database round trips cost on top. Targets: >= 5,000 items/s each way and a
 peak RSS <= 300 MB. Wall-clock rates depend on what else the machine runs, so the CPU time
 of this process is reported beside them (with the load average at the end of the run).
-`--profile prepare|apply` prints where the time goes.
+`--profile prepare|apply` prints where the time goes (BENCH_SORT=cumulative, BENCH_LINES=60
+to change its order and length).
 """
 
 import argparse
@@ -47,6 +48,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--fields", default="tags,description,related")
     parser.add_argument("--profile", choices=["prepare", "apply"], help="print a cProfile of it")
+    parser.add_argument(
+        "--analyze", action="store_true",
+        help="ANALYZE the database before applying, as autovacuum would have in the minutes to "
+        "hours a batch takes (a server with autovacuum off never has statistics otherwise)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
@@ -186,7 +192,7 @@ def main() -> int:
 
     started, cpu = time.perf_counter(), time.process_time()
     Batch.objects.filter(job=job).update(state=Batch.State.ENDED)
-    if os.environ.get("BENCH_ANALYZE"):
+    if args.analyze:
         from django.db import connection
 
         with connection.cursor() as cursor:
