@@ -172,7 +172,7 @@ def main() -> int:
     for provider_id, custom_ids in _custom_ids(Item, Batch, job):
         ids_by_provider[provider_id] = custom_ids
 
-    def fake_results(batch_id, *, fields_for, candidates_for):
+    def fake_results(batch_id, *, fields_for, candidates_for, tags_for=None):
         custom_ids = list(ids_by_provider[batch_id])
         rng.shuffle(custom_ids)
         for custom_id in custom_ids:
