@@ -12,7 +12,8 @@ request dicts (prepare) or the same Outcome objects and suggestion dicts (apply)
 says what the database round trips cost on top. Targets: >= 5,000 items/s each way and a
 peak RSS <= 300 MB. Wall-clock rates depend on what else the machine runs, so the CPU time
 of this process is reported beside them (with the load average at the end of the run).
-`--profile prepare|apply` prints where the time goes.
+`--profile prepare|apply` prints where the time goes (BENCH_SORT=cumulative, BENCH_LINES=60
+to change its order and length).
 """
 
 import argparse
@@ -47,6 +48,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--fields", default="tags,description,related")
     parser.add_argument("--profile", choices=["prepare", "apply"], help="print a cProfile of it")
+    parser.add_argument(
+        "--analyze", action="store_true",
+        help="ANALYZE the database before applying, as autovacuum would have in the minutes to "
+        "hours a batch takes (a server with autovacuum off never has statistics otherwise)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
@@ -125,7 +131,7 @@ def main() -> int:
         count = 0
         for _custom_id, _params in requests:  # consume the stream like the SDK would
             count += 1
-        provider_id = f"msgbatch_bench_{len(submitted):06d}"
+        provider_id = f"msgbatch_bench_{vault.id}_{len(submitted):06d}"  # unique per run
         submitted[provider_id] = count
         return client.BatchStatus(
             id=provider_id, processing_status="in_progress",
@@ -166,7 +172,7 @@ def main() -> int:
     for provider_id, custom_ids in _custom_ids(Item, Batch, job):
         ids_by_provider[provider_id] = custom_ids
 
-    def fake_results(batch_id, *, fields_for, candidates_for):
+    def fake_results(batch_id, *, fields_for, candidates_for, tags_for=None):
         custom_ids = list(ids_by_provider[batch_id])
         rng.shuffle(custom_ids)
         for custom_id in custom_ids:
@@ -186,6 +192,11 @@ def main() -> int:
 
     started, cpu = time.perf_counter(), time.process_time()
     Batch.objects.filter(job=job).update(state=Batch.State.ENDED)
+    if args.analyze:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     applied = 0
     apply_builder = requests.RequestBuilder(job)
     with profiled(args.profile == "apply"):
@@ -235,7 +246,7 @@ def profiled(enabled: bool):
         yield
     finally:
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(int(os.environ.get("BENCH_LINES", "30")))
 
 
 def _custom_ids(Item, Batch, job):

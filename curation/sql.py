@@ -7,6 +7,10 @@ else goes through the ORM.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from decimal import Decimal
+
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -50,6 +54,25 @@ def items_record_outcomes(rows: list[dict]) -> None:
     conn = transaction.get_connection()
     qn = conn.ops.quote_name
     col = {name: qn(Item._meta.get_field(name).column) for name in (*OUTCOME_COLUMNS, "id")}
+    if conn.vendor == "postgresql":
+        # One UPDATE ... FROM for all rows (bench/batch_bench.py "apply results": 1,595
+        # items/s on PostgreSQL with the executemany below, see _recordset).
+        sets = ", ".join(
+            f"{col[name]} = i.{col[name]} + v.{col[name]}"
+            if name in _ADDED
+            else f"{col[name]} = v.{col[name]}"
+            for name in OUTCOME_COLUMNS
+        )
+        fields = [Item._meta.get_field(name) for name in (*OUTCOME_COLUMNS, "id")]
+        source, param = _recordset(conn, fields, rows)
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {qn(Item._meta.db_table)} AS i SET {sets} FROM {source} "
+                f"WHERE i.{col['id']} = v.{col['id']} AND i.{col['state']} = %s",
+                [param, Item.State.SUBMITTED],
+            )
+        return
+    # SQLite runs an executemany as one prepared statement stepped per row, in process.
     sets = ", ".join(
         f"{col[name]} = {col[name]} + %s" if name in _ADDED else f"{col[name]} = %s"
         for name in OUTCOME_COLUMNS
@@ -78,6 +101,44 @@ def items_record_outcomes(rows: list[dict]) -> None:
         cursor.executemany(sql, params)
 
 
+def _recordset(conn, fields, rows: list[dict]) -> tuple[str, str]:
+    """PostgreSQL: rows as a table `v` with a column per field (named as the field's column),
+    from ONE parameter: `jsonb_to_recordset(%s::jsonb)` over the rows as a JSON array.
+
+    An executemany is one statement per row on PostgreSQL (pipelined, but each is parsed,
+    planned and run); a multi-row VALUES list has a placeholder per value, and arrays a
+    literal per value, which psycopg parses or escapes in Python on every call (both measured
+    slower than this in bench/batch_bench.py). Here the rows are one string, escaped in C.
+    Values are the model's Python values: JSON fields as they are, decimals and datetimes as
+    their text form, which the column's type reads back exactly.
+    """
+    qn = conn.ops.quote_name
+    names = [f.attname for f in fields]
+    columns = ", ".join(f"{qn(f.column)} {_pg_type(conn, f)}" for f in fields)
+    param = json.dumps(
+        [{f.column: row[name] for f, name in zip(fields, names, strict=True)} for row in rows],
+        default=_json_text,
+        separators=(",", ":"),
+    )
+    return f"jsonb_to_recordset(%s::jsonb) AS v ({columns})", param
+
+
+def _pg_type(conn, field) -> str:
+    if field.primary_key:
+        return field.rel_db_type(conn)
+    if field.is_relation:
+        return field.target_field.rel_db_type(conn)
+    return field.db_type(conn).split("(")[0]  # varchar, not varchar(16): nothing truncated
+
+
+def _json_text(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def suggestions_insert(values: list[dict]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING (unique item+field): a second insert changes nothing.
 
@@ -90,24 +151,38 @@ def suggestions_insert(values: list[dict]) -> None:
     qn = conn.ops.quote_name
     fields = [f for f in Suggestion._meta.concrete_fields if not f.primary_key]
     now = timezone.now()
-    plain = (models.CharField, models.ForeignKey, models.IntegerField)
     given = values[0]
+    defaults = {
+        f.attname: now
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+        else f.get_default()
+        for f in fields
+        if f.attname not in given
+    }
+    sql = (
+        f"INSERT INTO {qn(Suggestion._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) "
+    )
+    if conn.vendor == "postgresql":
+        # One statement for all rows (see _recordset).
+        source, param = _recordset(conn, fields, [{**defaults, **value} for value in values])
+        with conn.cursor() as cursor:
+            cursor.execute(
+                sql + f"SELECT {', '.join(f'v.{qn(f.column)}' for f in fields)} FROM {source} "
+                "ON CONFLICT DO NOTHING",
+                [param],
+            )
+        return
+    plain = (models.CharField, models.ForeignKey, models.IntegerField)
     # Per column: a fixed value (a default), the raw value, or the backend's form of it.
     columns = []
     for f in fields:
-        if f.attname not in given:
-            stamped = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
-            fixed = f.get_db_prep_save(now if stamped else f.get_default(), conn)
-            columns.append((0, f.attname, fixed))
+        if f.attname in defaults:
+            columns.append((0, f.attname, f.get_db_prep_save(defaults[f.attname], conn)))
         elif isinstance(f, plain):
             columns.append((1, f.attname, None))
         else:
             columns.append((2, f.attname, f.get_db_prep_save))
-    sql = (
-        f"INSERT INTO {qn(Suggestion._meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
-    )
     rows = [
         [
             extra if how == 0 else value[name] if how == 1 else extra(value[name], conn)
@@ -116,7 +191,9 @@ def suggestions_insert(values: list[dict]) -> None:
         for value in values
     ]
     with conn.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(
+            sql + f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING", rows
+        )
 
 
 def reviews_record_bulk(
@@ -232,3 +309,41 @@ def vault_tags_distinct(*, vault_id: int) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [vault_id, Note.State.OK])
         return {str(value) for (value,) in cursor.fetchall() if value is not None}
+
+
+def suggestions_supersede_notes(*, note_ids: list[int]) -> int:
+    """PostgreSQL form of review.decisions.suggestions_supersede for the suggestions of
+    `note_ids`: a pending suggestion is superseded when its note and field have an edited one
+    or a newer one. Returns how many changed.
+
+    The ORM's EXISTS form is planned from table statistics, and right after a job's first
+    thousands of suggestions are stored (before autovacuum analyzes the table) the planner
+    takes `state = 'pending'` for selective and scans every suggestion once per chunk:
+    bench/batch_bench.py "apply results" on PostgreSQL spent 80% of its time there. Here each
+    note's suggestions are read by the note_id index (LATERAL, OFFSET 0 keeps it a per-note
+    loop), whatever the statistics say.
+    """
+    if not note_ids:
+        return 0
+    qn = connection.ops.quote_name
+    table = qn(Suggestion._meta.db_table)
+    pending, edited = Suggestion.State.PENDING, Suggestion.State.EDITED
+    sql = (
+        f"UPDATE {table} SET {qn('state')} = %s FROM ("
+        "SELECT s.id FROM unnest(%s::bigint[]) AS n(note_id) CROSS JOIN LATERAL ("
+        f"SELECT x.{qn('id')} AS id, x.{qn('state')} AS state, "
+        f"max(x.{qn('id')}) OVER w AS newest, bool_or(x.{qn('state')} = %s) OVER w AS edited "
+        f"FROM {table} x WHERE x.{qn('note_id')} = n.note_id "
+        f"WINDOW w AS (PARTITION BY x.{qn('field')}) OFFSET 0) s "
+        "WHERE s.state = %s AND (s.edited OR s.id < s.newest)) AS d "
+        f"WHERE {table}.{qn('id')} = d.id AND {table}.{qn('state')} = %s"
+    )
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # Without statistics the planner guesses hundreds of rows per note, and the guessed
+        # cost crosses jit_above_cost: compiling took 15 of the statement's 20 ms. No
+        # statement of a job gains from JIT; LOCAL keeps this to the transaction.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            sql, [Suggestion.State.SUPERSEDED, sorted(set(note_ids)), edited, pending, pending]
+        )
+        return cursor.rowcount

@@ -65,6 +65,15 @@ class ApiError(Exception):
         self.request_id = request_id  # the API's `request-id` header, when it answered
         self.message = message  # the API's own error message (key-free), when it answered
 
+    @property
+    def detail(self) -> str:
+        """The reason with the API's request-id: what an item's error keeps of a failed call."""
+        return with_request_id(self.reason, self.request_id)
+
+
+def with_request_id(text: str, request_id: str | None) -> str:
+    """`text (request-id req_...)`: the id the API's support asks for, when the API gave one."""
+    return f"{text} (request-id {request_id})" if request_id else text
 
 
 # --- SDK clients -------------------------------------------------------------------------------
@@ -191,9 +200,12 @@ def _usage(message: dict) -> dict:
     return counts
 
 
-def _outcome(message: dict, *, fields, candidates, tags=None) -> Outcome:
+def _outcome(
+    message: dict, *, fields, candidates, tags=None, request_id: str | None = None
+) -> Outcome:
     """The outcome of one answer: a note's fields, or with `tags` (the tags a consolidation
-    request listed) the merges it proposes (a list of prompt.TagMerge)."""
+    request listed) the merges it proposes (a list of prompt.TagMerge). `request_id`: the
+    answer's, kept in the error of an answer that cannot be used."""
     usage = _usage(message)
     try:
         if tags is not None:
@@ -201,7 +213,8 @@ def _outcome(message: dict, *, fields, candidates, tags=None) -> Outcome:
         else:
             answer = parse_answer(message, fields=fields, candidates=candidates)
     except InvalidAnswer as exc:
-        return Outcome(state="errored", usage=usage, error=f"invalid answer: {exc}", raw=message)
+        error = with_request_id(f"invalid answer: {exc}", request_id)
+        return Outcome(state="errored", usage=usage, error=error, raw=message)
     return Outcome(state="succeeded", answer=answer, usage=usage, raw=message)
 
 
@@ -240,7 +253,9 @@ def send_one(params: dict, *, fields, candidates, tags=None) -> Outcome:
         message = sync_client().messages.create(**params)
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
+    # The SDK keeps the answer's `request-id` header on the model (src/anthropic/_models.py).
+    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags,
+                    request_id=getattr(message, "_request_id", None))
 
 
 async def send_one_async(client, params: dict, *, fields, candidates, tags=None) -> Outcome:
@@ -249,7 +264,8 @@ async def send_one_async(client, params: dict, *, fields, candidates, tags=None)
         message = await client.messages.create(**params)
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
+    return _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags,
+                    request_id=getattr(message, "_request_id", None))
 
 
 async def send_one_async_with_headers(
@@ -264,7 +280,8 @@ async def send_one_async_with_headers(
         message = await response.parse()
     except anthropic.AnthropicError as exc:
         raise _api_error(exc) from None
-    outcome = _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags)
+    outcome = _outcome(message.model_dump(), fields=fields, candidates=candidates, tags=tags,
+                       request_id=response.headers.get("request-id"))
     return outcome, limit_headers(response.headers)
 
 
@@ -343,7 +360,9 @@ def _item_outcome(result, *, fields, candidates, tags=None) -> Outcome:
         error = getattr(result.error, "error", None)
         etype = getattr(error, "type", "") or "error"
         emsg = getattr(error, "message", "") or "no message"
-        return Outcome(state="errored", error=f"{etype}: {emsg}"[:1000])
+        # An errored result carries the failed request's id (ErrorResponse.request_id).
+        request_id = str(getattr(result.error, "request_id", None) or "")[:200]
+        return Outcome(state="errored", error=with_request_id(f"{etype}: {emsg}"[:1000], request_id))
     if kind == "expired":
         return Outcome(state="expired", error="the batch expired before this request ran")
     if kind == "canceled":

@@ -31,7 +31,7 @@ from django.utils import timezone
 from curation import sql
 from curation.api import client, pricing, prompt
 from curation.engine.consolidation import consolidations_store
-from curation.models import Batch, Item, Job, Suggestion
+from curation.models import Batch, Item, Job
 from curation.review.decisions import suggestions_supersede
 from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
@@ -386,11 +386,7 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
         if suggestions:
             # Superseded now, when the newer value is stored, so every count (dashboard,
             # queue, job page) is true at once; nothing sweeps later.
-            suggestions_supersede(
-                queryset=Suggestion.objects.filter(
-                    note_id__in=sorted({s["note_id"] for s in suggestions})
-                )
-            )
+            suggestions_supersede(note_ids=sorted({s["note_id"] for s in suggestions}))
     return len(rows)
 
 

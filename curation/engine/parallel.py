@@ -477,10 +477,10 @@ class ParallelRun:
                 if refusals.is_fatal(exc):  # the key, the model, the request: stop everything
                     self.fatal = self.fatal or exc
                     self.stopped = "fatal"
-                    return items.error_outcome("errored", str(exc))
+                    return items.error_outcome("errored", exc.detail)
                 if not exc.retryable or retry == retries:
                     suffix = f" (after {retry + 1} calls)" if retry else ""
-                    return items.error_outcome("errored", f"{exc}{suffix}")
+                    return items.error_outcome("errored", f"{exc.detail}{suffix}")
                 wait = retry_after(exc.headers)
                 if exc.status == 429:
                     wait = wait if wait is not None else backoff(retry)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 
 from django.db import transaction
@@ -92,8 +93,15 @@ def fatal_result(error: str) -> client.ApiError | None:
     status = RESULT_STATUS.get(kind)
     if status is None or (status == 404 and not message.startswith("model:")):
         return None
+    found = REQUEST_ID_SUFFIX.search(message)  # client.with_request_id put it there
+    request_id = found.group(1) if found else ""
+    if found:
+        message = message[: found.start()]
     return client.ApiError(f"HTTP {status} {kind}: {message}", status=status, kind=kind,
-                           retryable=False, message=message)
+                           retryable=False, message=message, request_id=request_id)
+
+
+REQUEST_ID_SUFFIX = re.compile(r" \(request-id (\S+)\)$")
 
 
 def reason_for(exc: client.ApiError) -> str:

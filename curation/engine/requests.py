@@ -136,15 +136,17 @@ class RequestBuilder:
         """custom_id -> the candidate paths its request offered (for checking `related`)."""
         if not self.want_related or self.job.is_consolidation:
             return lambda custom_id: []
-        where = dict(
-            Item.objects.filter(batch=batch).values_list("custom_id", "note__vault_id")
-        )
-        paths = dict(Item.objects.filter(batch=batch).values_list("custom_id", "note__path"))
+        notes = {
+            custom_id: (vault_id, path)
+            for custom_id, vault_id, path in Item.objects.filter(batch=batch).values_list(
+                "custom_id", "note__vault_id", "note__path"
+            )
+        }
 
         def lookup(custom_id: str) -> list[str]:
-            if custom_id not in paths:
+            if custom_id not in notes:
                 raise KeyError(custom_id)
-            return self._candidates_of(where[custom_id], paths[custom_id])
+            return self._candidates_of(*notes[custom_id])
 
         return lookup
 

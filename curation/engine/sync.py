@@ -30,7 +30,7 @@ def item_send(*, item: Item, job: Job, builder: RequestBuilder) -> bool:
         if refusals.is_fatal(exc):  # the key, the model, the request: no retry mends it
             refusals.job_fail(job_id=job.id, exc=exc)
             return True
-        outcome = error_outcome("errored", str(exc))
+        outcome = error_outcome("errored", exc.detail)
     apply_outcome(item=item, outcome=outcome, job=job, batch_id=None)
     return True
 

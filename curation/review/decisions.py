@@ -8,7 +8,7 @@ saw>`), so two moderators deciding at once cannot both win.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -251,16 +251,24 @@ class BulkResult:
         return line
 
 
-def suggestions_supersede(*, queryset: QuerySet | None = None) -> int:
+def suggestions_supersede(
+    *, queryset: QuerySet | None = None, note_ids: list[int] | None = None
+) -> int:
     """Mark pending suggestions superseded where a human edit or a newer suggestion decides.
 
-    With `queryset`, only the notes its suggestions belong to are looked at. The job engine
-    may call this after storing a job's suggestions; the review queue and bulk decisions
-    call it too, so a stale machine value never reaches a note over a human's.
+    With `queryset`, only the notes its suggestions belong to are looked at; with `note_ids`,
+    only those notes. The job engine calls this (with `note_ids`) after storing a job's
+    suggestions; the review queue and bulk decisions call it too, so a stale machine value
+    never reaches a note over a human's.
     """
+    if note_ids is not None and connection.vendor == "postgresql":
+        # The same rule, in a statement whose plan does not hang on table statistics.
+        return sql.suggestions_supersede_notes(note_ids=note_ids)
     pending = Suggestion.objects.filter(state=Suggestion.State.PENDING)
     if queryset is not None:
         pending = pending.filter(note_id__in=queryset.values("note_id"))
+    if note_ids is not None:
+        pending = pending.filter(note_id__in=note_ids)
     same_field = Suggestion.objects.filter(note_id=OuterRef("note_id"), field=OuterRef("field"))
     return pending.filter(
         Exists(same_field.filter(state=Suggestion.State.EDITED))

@@ -49,6 +49,8 @@ def test_batch_errored_and_expired_fail_with_reason_then_retry_finishes(site):
     for path, attempts, error in failed:
         assert attempts == 2, path
         assert ("errored" in error or "expired" in error or "error" in error.lower()), error
+        if error.startswith("api_error:"):  # an errored result names the request the API ran
+            assert "(request-id req_" in error, error
     assert s.query(
         "SELECT COUNT(*) FROM curation_suggestion s JOIN curation_item i ON i.id=s.item_id "
         "WHERE i.state='failed'"

@@ -151,3 +151,27 @@ def test_supersede_scoped_to_the_notes_of_a_queryset(make_note, make_suggestion,
     assert suggestions_supersede(queryset=Suggestion.objects.filter(job=later)) == 1
     assert Suggestion.objects.get(pk=old_a.pk).state == "superseded"
     assert Suggestion.objects.get(pk=old_b.pk).state == "pending"
+
+
+def test_supersede_by_note_ids_follows_the_same_rule(make_note, make_suggestion, make_job):
+    """The engine's form (`note_ids`; its own SQL on PostgreSQL): older and human-edited fields
+    win over pending ones, only on the notes named, and a second call changes nothing."""
+    a, b, c = make_note(), make_note(), make_note()
+    old_tags = make_suggestion(a, "tags", ["x"], job=make_job())
+    new_tags = make_suggestion(a, "tags", ["y"], job=make_job())
+    alone = make_suggestion(a, "description", "only one")
+    edited = make_suggestion(b, "description", "human")
+    Suggestion.objects.filter(pk=edited.pk).update(state=Suggestion.State.EDITED)
+    after_edit = make_suggestion(b, "description", "machine")
+    make_suggestion(c, "tags", ["x"], job=make_job())
+    untouched = make_suggestion(c, "tags", ["x"], job=make_job())  # c is not named
+    Suggestion.objects.filter(pk=untouched.pk).update(state=Suggestion.State.APPROVED)
+    outside = Suggestion.objects.filter(note=c).order_by("pk").first()
+
+    assert suggestions_supersede(note_ids=[a.pk, b.pk, a.pk]) == 2
+    states = dict(Suggestion.objects.values_list("pk", "state"))
+    assert states[old_tags.pk] == "superseded" and states[after_edit.pk] == "superseded"
+    assert states[new_tags.pk] == states[alone.pk] == states[outside.pk] == "pending"
+    assert states[edited.pk] == "edited"
+    assert suggestions_supersede(note_ids=[a.pk, b.pk]) == 0
+    assert suggestions_supersede(note_ids=[]) == 0
