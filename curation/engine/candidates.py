@@ -27,6 +27,8 @@ gets no candidates either: a link is written on both notes, and it could not hol
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import re
 import unicodedata
 from array import array
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 
 import bm25s
 import numpy as np
+from bm25s import scoring
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Substr
@@ -59,6 +62,7 @@ LINKED_FROM = 0.5  # the other note links here: the author may want the link bac
 SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
 SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
 SAMPLE_BODY_CHARS = 12_000  # body read for a sampled note without stored words (an estimate)
+BUILD_PART = 5_000  # notes scored at a time while the BM25 matrix is built
 STALE_CHUNK = 500  # notes read again per query when their words are stored
 MAX_CITING_LINKS = 100  # a note linking to more (an index page) says little about any pair
 
@@ -129,20 +133,61 @@ def note_links(body: str) -> str:
 
 
 class _BM25(bm25s.BM25):
-    """bm25s's BM25 with a leaner sparse-matrix step: the (doc, word) pairs arrive in note
-    order, so a stable sort by word alone gives the column order (no 64-bit keys to sort)."""
+    """bm25s's BM25, its matrix built part by part (see build_in_parts)."""
 
-    @staticmethod
-    def _np_csc(data, rows, cols, shape):
-        order = np.argsort(cols, kind="stable")
-        indptr = np.zeros(shape[1] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
-        return data[order], rows[order], indptr
+    def build_in_parts(self, docs: _Docs, *, words: int, part: int = BUILD_PART) -> dict:
+        """What bm25s's build_index_from_ids returns (the same scores, from bm25s's own idf and
+        term-frequency functions), built `part` notes at a time and written straight into the
+        column-ordered matrix: bm25s holds the whole (score, note, word) arrays and their sort
+        order at once, which puts a 100,000-note vault past the memory bound."""
+        if self.method in self.methods_requiring_nonoccurrence:
+            raise ValueError(f"{self.method} is not built in parts")
+        n = len(docs)
+        lengths = np.zeros(n, dtype=np.int64)  # words per note, repeats counted (bm25s's doc_len)
+        per_word = np.zeros(words, dtype=np.int64)  # notes holding each word (its column length)
+        for start in range(0, n, part):
+            stop = min(n, start + part)
+            ids, counts = docs.span(start, stop)
+            per_word += np.bincount(ids, minlength=words)
+            totals = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+            lengths[start:stop] = np.diff(totals[docs.ptr[start : stop + 1] - docs.ptr[start]])
+        idf = scoring._build_idf_array(
+            doc_frequencies=dict(enumerate(per_word.tolist())), n_docs=n,
+            compute_idf_fn=scoring._select_idf_scorer(self.idf_method), dtype=self.dtype,
+        )  # fmt: skip
+        indptr = np.zeros(words + 1, dtype=np.int64)
+        np.cumsum(per_word, out=indptr[1:])
+        data = np.empty(int(indptr[-1]), dtype=self.dtype)
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        free = indptr[:-1].copy()  # next free place in each column
+        average = float(lengths.mean()) if n else 0.0
+        del lengths
+        for start in range(0, n, part):
+            stop = min(n, start + part)
+            scores, notes, cols = scoring._build_scores_and_indices_for_matrix(
+                corpus_token_ids=docs.slice(start, stop), idf_array=idf, avg_doc_len=average,
+                doc_frequencies={0: len(docs.span(start, stop)[0])},  # (only its sum is read)
+                k1=self.k1, b=self.b, delta=self.delta, nonoccurrence_array=None,
+                method=self.method, dtype=self.dtype, int_dtype=self.int_dtype,
+                show_progress=False,
+            )  # fmt: skip
+            order = np.argsort(cols, kind="stable")  # notes stay in order within a column
+            cols = cols[order]
+            in_part = np.bincount(cols, minlength=words)
+            first = np.cumsum(in_part) - in_part
+            at = free[cols] + (np.arange(len(cols)) - first[cols])
+            data[at] = scores[order]
+            indices[at] = notes[order] + start
+            free += in_part
+            del scores, notes, cols, order, at
+            _release_freed_memory()
+        return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
 
 
 class _Docs:
-    """The notes' kept word ids for bm25s, one list per note, made as bm25s reads them (twice)
-    from flat arrays: a 100,000-note vault never holds a Python list per word."""
+    """The notes' kept word ids for bm25s, one list per note, made as bm25s reads them from
+    flat arrays: a 100,000-note vault never holds a Python list per word. `ids` is -1 where
+    the word was dropped."""
 
     def __init__(self, ids: np.ndarray, counts: np.ndarray, ptr: np.ndarray):
         self.ids, self.counts, self.ptr = ids, counts, ptr
@@ -156,6 +201,33 @@ class _Docs:
             words, repeat = ids[ptr[i] : ptr[i + 1]], counts[ptr[i] : ptr[i + 1]]
             kept = words >= 0
             yield np.repeat(words[kept], repeat[kept]).tolist()
+
+    def slice(self, start: int, stop: int) -> _Docs:
+        """Notes start..stop-1 (numbered from 0 again)."""
+        return _Docs(self.ids, self.counts, self.ptr[start : stop + 1])
+
+    def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kept word ids of notes start..stop-1, and every entry's count (0 if dropped)."""
+        ids = self.ids[self.ptr[start] : self.ptr[stop]]
+        return ids[ids >= 0], self.counts[self.ptr[start] : self.ptr[stop]] * (ids >= 0)
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed so far back to the system (glibc's malloc_trim): building a large
+    vault's index frees many small blocks between phases, which the allocator would otherwise
+    keep, so the worker's resident size would hold each phase's peak on top of the next."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to release this way
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _csr(pairs: array, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,15 +278,20 @@ class CandidateIndex:
                 cleaned = tag_clean(tag).lower() if isinstance(tag, str) else ""
                 if cleaned:
                     index.tag_counts[cleaned] += 1
+            seen: set[str] = set()
             for item in text.split():
                 word, colon, count = item.rpartition(":")
                 if not colon:
                     word, count = item, "1"
+                if word in seen:  # once a note: stored words are; a row made by hand may not be
+                    continue
+                seen.add(word)
                 ids.append(vocab.setdefault(word, len(vocab)))
                 counts.append(min(int(count), 255) if count.isdigit() else 1)
             ptr.append(len(ids))
             link_texts.append(links)
         n = len(index.paths)
+        _release_freed_memory()  # what reading the rows left behind
         index.position = {p: i for i, p in enumerate(index.paths)}
         index.rank = np.empty(n, dtype=np.int32)
         index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
@@ -249,15 +326,16 @@ class CandidateIndex:
             by_rarest.setdefault(rarest, []).append((i, name_words))
         # Only the kept word ids are needed from here: free the rest before bm25s builds.
         del vocab, df, keep, new_id, word_ids, ids
+        _release_freed_memory()
 
         if n and kept_words:
             index.bm25 = _BM25(csc_backend="numpy")
-            index.bm25.scores = index.bm25.build_index_from_ids(
-                unique_token_ids=list(range(kept_words)),
-                corpus_token_ids=_Docs(kept_ids, word_counts, doc_ptr), show_progress=False,
-            )  # fmt: skip
+            index.bm25.scores = index.bm25.build_in_parts(
+                _Docs(kept_ids, word_counts, doc_ptr), words=kept_words
+            )
         del counts, word_counts
 
+        _release_freed_memory()
         mentions = array("i")
         for i in range(n):
             mine = kept_ids[doc_ptr[i] : doc_ptr[i + 1]].tolist()

@@ -2,10 +2,14 @@
 
 import unicodedata
 
+import bm25s
+import numpy as np
 import pytest
 
 from curation.engine.candidates import (
+    _BM25,
     CandidateIndex,
+    _Docs,
     build_index,
     candidates_for,
     note_words,
@@ -196,3 +200,25 @@ def test_a_job_without_related_reads_no_notes_words():
     note = Note.objects.get(path="ai/Tool loops.md")
     assert related.candidates(note) == ["ai/Planner executor.md"]
     assert NoteWords.objects.count() == len(ROWS)
+
+
+@pytest.mark.parametrize("part", [1, 7, 1000])
+def test_the_bm25_matrix_built_in_parts_is_the_one_bm25s_builds(part):
+    """The index builds bm25s's matrix part by part (memory); scores and layout are bm25s's."""
+    rng = np.random.default_rng(3)
+    words, notes = 40, 60
+    ids, counts, ptr = [], [], [0]
+    for _ in range(notes):
+        picked = rng.choice(words, size=int(rng.integers(0, 12)), replace=False)
+        picked[rng.random(len(picked)) < 0.2] = -1  # dropped words (boilerplate, unique)
+        ids += picked.tolist()
+        counts += rng.integers(1, 6, size=len(picked)).tolist()
+        ptr.append(len(ids))
+    docs = _Docs(np.array(ids, np.int32), np.array(counts, np.uint8), np.array(ptr, np.int64))
+    whole = bm25s.BM25(csc_backend="numpy").build_index_from_ids(
+        unique_token_ids=list(range(words)), corpus_token_ids=docs, show_progress=False)
+    built = _BM25(csc_backend="numpy").build_in_parts(docs, words=words, part=part)
+    np.testing.assert_array_equal(built["indptr"], whole["indptr"])
+    np.testing.assert_array_equal(built["indices"], whole["indices"])
+    np.testing.assert_allclose(built["data"], whole["data"], rtol=1e-6)
+    assert built["data"].dtype == whole["data"].dtype and built["num_docs"] == notes
