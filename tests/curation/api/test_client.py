@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import socket
 import unicodedata
 from datetime import UTC
@@ -327,7 +328,8 @@ def test_errored_items_carry_the_api_reason(emulator):
                                         candidates_for=lambda c: []))
     errored = [o for o in outcomes.values() if o.state == "errored"]
     assert len(errored) == status.request_counts["errored"]
-    assert all(o.error == "api_error: Internal server error (emulated fault)." for o in errored)
+    assert all(re.fullmatch(r"api_error: Internal server error \(emulated fault\)\. "
+                            r"\(request-id req_\w+\)", o.error) for o in errored), errored
     assert len(outcomes) == 20
 
 
