@@ -130,6 +130,11 @@ class Batch(models.Model):
     # A refused or unanswered create waits until retry_at (no item attempt is used by it).
     retry_at = models.DateTimeField(null=True, blank=True)
     refusals = models.PositiveIntegerField(default=0, help_text="Creates refused in a row.")
+    offered = models.JSONField(
+        null=True, blank=True,
+        help_text="custom_id -> the candidate paths its request offered, saved when submitted "
+        "(checks `related` at apply without recomputing them); empty for batches sent before.",
+    )
     adopted = models.BooleanField(
         default=False, help_text="Found at the provider after an unanswered create."
     )

@@ -173,14 +173,15 @@ def batch_submit(
         ).update(state=Batch.State.SUBMITTING, submitted_at=now, retry_at=None):
             return False
         n = items_claim(job_id=job.id, batch_id=batch_id)
-        Batch.objects.filter(id=batch_id).update(request_count=n)
+        builder = builder or RequestBuilder(job)
+        offered = builder.offered(batch) if n else None
+        Batch.objects.filter(id=batch_id).update(request_count=n, offered=offered)
     if n == 0:
         Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
             state=Batch.State.APPLIED, ended_at=now, error="no items left to submit"
         )
         return False
     if requests is None or len(requests) != n:
-        builder = builder or RequestBuilder(job)
         requests = _batch_requests(batch=batch, builder=builder)
     try:
         status = client.submit_batch(requests)

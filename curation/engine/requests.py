@@ -132,10 +132,22 @@ class RequestBuilder:
 
         return lookup
 
+    def offered(self, batch: Batch) -> dict[str, list[str]] | None:
+        """custom_id -> the candidate paths offered to each of the batch's claimed items (the
+        ones its requests carry: same builder, same cache); None when no candidates are sent."""
+        if not self.want_related or self.job.is_consolidation:
+            return None
+        rows = Item.objects.filter(batch=batch, state=Item.State.SUBMITTED).values_list(
+            "custom_id", "note__vault_id", "note__path"
+        )
+        return {custom_id: self._candidates_of(vault_id, path) for custom_id, vault_id, path in rows}
+
     def candidates_lookup(self, batch: Batch) -> Callable[[str], list[str]]:
         """custom_id -> the candidate paths its request offered (for checking `related`)."""
         if not self.want_related or self.job.is_consolidation:
             return lambda custom_id: []
+        if batch.offered is not None:  # saved at submit: what was really offered
+            return batch.offered.__getitem__  # KeyError for an unknown custom_id, as below
         notes = {
             custom_id: (vault_id, path)
             for custom_id, vault_id, path in Item.objects.filter(batch=batch).values_list(

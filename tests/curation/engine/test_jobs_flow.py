@@ -192,3 +192,34 @@ def test_related_suggestions_are_paths_of_offered_candidates(emulator, make_note
     assert notes[2].path not in related[notes[0].id] + related[notes[1].id]
     for note_id, paths in related.items():
         assert all(p != Note.objects.get(id=note_id).path for p in paths)
+
+
+def test_batch_saves_the_candidates_each_request_offered(emulator, make_notes, fast_polls):
+    notes = make_notes(
+        3, names=["Agent frameworks compared", "Agent memory design", "Sourdough baking"]
+    )
+    job = run(notes, fields=["related"])
+    batch = Batch.objects.get(job=job)
+    by_item = dict(Item.objects.filter(job=job).values_list("custom_id", "note_id"))
+    assert set(batch.offered) == set(by_item)  # one entry per request sent
+    for s in Suggestion.objects.filter(job=job, field="related").select_related("item"):
+        assert set(s.value) <= set(batch.offered[s.item.custom_id])
+    offered = batch.offered[Item.objects.get(job=job, note=notes[0]).custom_id]
+    assert notes[1].path in offered and notes[0].path not in offered
+
+
+def test_related_checked_against_the_saved_candidates_not_recomputed(make_notes):
+    from curation.engine.requests import RequestBuilder
+
+    notes = make_notes(2, names=["Agent frameworks compared", "Agent memory design"])
+    job = jobs.job_create(notes=[n.id for n in notes], fields=["related"])
+    batch = Batch.objects.create(job=job, offered={"cid-1": ["Saved only.md"]})
+    lookup = RequestBuilder(job).candidates_lookup(batch)
+    assert lookup("cid-1") == ["Saved only.md"]  # what the request carried, whatever the index
+    with pytest.raises(KeyError):
+        lookup("cid-unknown")
+    # a batch sent before the map was saved: recomputed from the index, by custom_id
+    old = Batch.objects.create(job=job)
+    Item.objects.filter(job=job).update(batch=old)
+    item = Item.objects.get(job=job, note=notes[0])
+    assert RequestBuilder(job).candidates_lookup(old)(item.custom_id) == [notes[1].path]
