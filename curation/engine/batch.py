@@ -173,16 +173,21 @@ def batch_submit(
         ).update(state=Batch.State.SUBMITTING, submitted_at=now, retry_at=None):
             return False
         n = items_claim(job_id=job.id, batch_id=batch_id)
-        builder = builder or RequestBuilder(job)
-        offered = builder.offered(batch) if n else None
-        Batch.objects.filter(id=batch_id).update(request_count=n, offered=offered)
+        Batch.objects.filter(id=batch_id).update(request_count=n)
     if n == 0:
         Batch.objects.filter(id=batch_id, state=Batch.State.SUBMITTING).update(
             state=Batch.State.APPLIED, ended_at=now, error="no items left to submit"
         )
         return False
+    builder = builder or RequestBuilder(job)
     if requests is None or len(requests) != n:
         requests = _batch_requests(batch=batch, builder=builder)
+    # What each request offers, kept for checking its answer's `related`. Outside the claim's
+    # transaction: a fresh worker builds the vault's index here, which must not hold the write
+    # lock. A crash before this update leaves it None, and the results are checked the old way.
+    offered = builder.offered(batch)
+    if offered is not None:
+        Batch.objects.filter(id=batch_id).update(offered=offered)
     try:
         status = client.submit_batch(requests)
     except client.ApiError as exc:
