@@ -46,7 +46,8 @@ class Command(BaseCommand):
             counts = jobs.item_counts(job_ids=[j.id for j in recent])
             for job in recent:
                 self.stdout.write(job_line(job, counts.get(job.id, {})))
-            return f"{len(recent)} recent jobs" if recent else "no jobs yet"
+            n = len(recent)
+            return f"{n} recent job{'' if n == 1 else 's'}" if recent else "no jobs yet"
         job = Job.objects.filter(id=id).first()
         if job is None:
             raise CommandError(f"no job with id {id}")

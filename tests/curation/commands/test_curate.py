@@ -82,6 +82,7 @@ def test_jobs_lists_and_waits_with_exit_codes(emulator, make_notes, fast_polls, 
     ok = Job.objects.get()
     listing = jobs_cmd()
     assert f"job {ok.id}  succeeded  batch  succeeded 2  cost ${ok.cost}" in listing
+    assert listing.rstrip().endswith("1 recent job")
     assert jobs_cmd(str(ok.id), "--wait").strip().splitlines()[-1].startswith(f"job {ok.id}")
 
     settings.CURATION_MAX_ATTEMPTS = 1
