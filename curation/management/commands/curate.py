@@ -79,8 +79,9 @@ class Command(BaseCommand):
             raise CommandError(printable(f"no curatable notes matched {selection}")) from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        n = job.items.count()
         self.stdout.write(
-            f"job {job.id}: {job.items.count()} notes, mode {job.mode}, fields "
+            f"job {job.id}: {n} note{'' if n == 1 else 's'}, mode {job.mode}, fields "
             f"{','.join(job.fields)}, estimated cost ${job.cost_estimate}"
             + (f" (maximum ${job.max_cost.normalize():f})" if job.max_cost else "")
         )

@@ -130,6 +130,7 @@ def test_cp1252_console_with_an_emoji_note(emulator, make_vault, tmp_path):
     done = manage("curate", "--path", "🚀*", "--wait")
     assert done.returncode == 0, done.stderr.decode("cp1252", "replace")
     assert b"succeeded 1; cost $" in done.stdout
+    assert b": 1 note, mode sync" in done.stdout
     assert b"Traceback" not in done.stderr
     missing = manage("curate", "--path", "🚀 nothing*")
     assert missing.returncode == 1
