@@ -529,11 +529,19 @@ def _batch_end(*, job: Job, batch_id: int) -> None:
         state=Batch.State.APPLIED
     ):
         lost = error_outcome("errored", "the batch returned no result for it")
-        leftovers = Item.objects.filter(batch_id=batch_id, state=Item.State.SUBMITTED)
+        # The batch's items by the batch index, their state checked here: with a `state`
+        # filter PostgreSQL may read every SUBMITTED item of every batch (see apply_outcomes).
+        rows = Item.objects.filter(batch_id=batch_id).values_list(
+            "id", "note_id", "attempts", "state"
+        )
         apply_outcomes(
             job=job,
             batch_id=batch_id,
-            pairs=[(item, lost) for item in leftovers.only("id", "note_id", "attempts")],
+            pairs=[
+                (ItemRef(item_id, note_id, attempts), lost)
+                for item_id, note_id, attempts, state in rows
+                if state == Item.State.SUBMITTED
+            ],
         )
 
 
