@@ -143,7 +143,6 @@ def parse_prices(data) -> dict[str, Price]:
     return prices
 
 
-_parsed: dict[str, tuple[object, dict[str, Price]]] = {}
 # The setting's value last seen and the table made from it: the same object again is not read
 # again (settings are replaced, never changed in place: override_settings, a test's
 # assignment). bench/batch_bench.py "apply results" prices every answer: re-reading the
@@ -161,11 +160,7 @@ def _table() -> dict[str, Price]:
     extra = given or {}
     if isinstance(extra, str):
         extra = json.loads(extra) if extra.strip() else {}
-    key = json.dumps(extra, sort_keys=True, default=str)
-    hit = _parsed.get("extra")
-    if hit is None or hit[0] != key:
-        hit = _parsed["extra"] = (key, parse_prices(extra))
-    table = {**PRICES, **hit[1]}
+    table = {**PRICES, **parse_prices(extra)}
     _last[:] = [given, table]
     return table
 
