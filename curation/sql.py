@@ -7,10 +7,10 @@ else goes through the ORM.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 
+import orjson
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -141,7 +141,9 @@ def _recordset(conn, fields, rows: list[dict]) -> tuple[str, str]:
         for column, name in as_text:
             values[column] = text(row[name])
         data.append(values)
-    param = json.dumps(data, default=_json_text, separators=(",", ":"))
+    # orjson: a fifteenth of json.dumps's time on these rows (0.06 against 0.9 ms a chunk of
+    # 100 items and 300 suggestions), and NaN becomes null, which jsonb accepts.
+    param = orjson.dumps(data, default=_json_text).decode()
     return f"jsonb_to_recordset(%s::jsonb) AS v ({columns})", param
 
 
@@ -360,11 +362,9 @@ def suggestions_supersede_notes(*, note_ids: list[int]) -> int:
         "WHERE s.state = %s AND (s.edited OR s.id < s.newest)) AS d "
         f"WHERE {table}.{qn('id')} = d.id AND {table}.{qn('state')} = %s"
     )
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # Without statistics the planner guesses hundreds of rows per note, and the guessed
-        # cost crosses jit_above_cost: compiling took 15 of the statement's 20 ms. No
-        # statement of a job gains from JIT; LOCAL keeps this to the transaction.
-        cursor.execute("SET LOCAL jit = off")
+    # Without statistics the planner guesses hundreds of rows per note, and the guessed cost
+    # crosses jit_above_cost: JIT is off for every connection (vaultcms/apps.py).
+    with connection.cursor() as cursor:
         cursor.execute(
             sql, [Suggestion.State.SUPERSEDED, sorted(set(note_ids)), edited, pending, pending]
         )
