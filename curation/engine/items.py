@@ -308,7 +308,13 @@ class ItemRef(NamedTuple):
     attempts: int
 
 
-def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, object]]) -> int:
+def apply_outcomes(
+    *,
+    job: Job,
+    batch_id: int | None,
+    pairs: list[tuple[Item, object]],
+    locked: dict[int, str] | None = None,
+) -> int:
     """The one place API outcomes become item states and Suggestion rows.
 
     Each `item` needs id, note_id and attempts (as counted at submission). Only items still
@@ -318,25 +324,21 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
     field (unique per item and field), or for a consolidation job the merges it proposes
     (consolidations_store). Errored/expired: back for another attempt while attempts remain,
     else failed with the reason. Returns how many items changed.
+
+    `locked`: item id -> note_hash of the items the caller has already locked in the current
+    transaction (items_lock_submitted, or its own select_for_update) and found SUBMITTED in
+    `batch_id`; they are not read again.
     """
     if not pairs:
         return 0
     now = timezone.now()
     prompt_version = prompt.PROMPT_VERSION
-    with transaction.atomic():
-        # Locked by primary key alone, the state and batch checked here on the locked (latest)
-        # rows: with a `state` filter in the query PostgreSQL, whose statistics still say
-        # "hardly any item is SUBMITTED" while a job is in flight, reads every SUBMITTED item
-        # by the state index instead (EXPLAIN ANALYZE on the database bench/batch_bench.py
-        # leaves, 100,000 items in flight: 50 ms a chunk, against 0.1 ms by key).
-        note_hashes = {
-            item_id: note_hash
-            for item_id, note_hash, state, item_batch in Item.objects.select_for_update()
-            .filter(id__in=[item.id for item, _ in pairs])
-            .order_by("id")
-            .values_list("id", "note_hash", "state", "batch_id")
-            if state == Item.State.SUBMITTED and item_batch == batch_id
-        }
+    # No savepoint of its own inside a caller's transaction: an error here is that whole
+    # transaction's error, and a savepoint costs two more round trips per chunk.
+    with transaction.atomic(savepoint=False):
+        if locked is None:
+            locked = items_lock_submitted(item_ids=[item.id for item, _ in pairs], batch_id=batch_id)
+        note_hashes = locked
         claimed = set(note_hashes)
         rows, suggestions, merges = [], [], []
         for item, outcome in pairs:
@@ -391,6 +393,24 @@ def apply_outcomes(*, job: Job, batch_id: int | None, pairs: list[tuple[Item, ob
             # queue, job page) is true at once; nothing sweeps later.
             suggestions_supersede(note_ids=sorted({s["note_id"] for s in suggestions}))
     return len(rows)
+
+
+def items_lock_submitted(*, item_ids: list[int], batch_id: int | None) -> dict[int, str]:
+    """Lock the items (in the caller's transaction) and return id -> note_hash of those
+    still SUBMITTED in `batch_id` (None: outside any batch)."""
+    # Locked by primary key alone, the state and batch checked here on the locked (latest)
+    # rows: with a `state` filter in the query PostgreSQL, whose statistics still say
+    # "hardly any item is SUBMITTED" while a job is in flight, reads every SUBMITTED item
+    # by the state index instead (EXPLAIN ANALYZE on the database bench/batch_bench.py
+    # leaves, 100,000 items in flight: 50 ms a chunk, against 0.1 ms by key).
+    return {
+        item_id: note_hash
+        for item_id, note_hash, state, item_batch in Item.objects.select_for_update()
+        .filter(id__in=item_ids)
+        .order_by("id")
+        .values_list("id", "note_hash", "state", "batch_id")
+        if state == Item.State.SUBMITTED and item_batch == batch_id
+    }
 
 
 def apply_outcome(*, item: Item, outcome, job: Job, batch_id: int | None = None) -> bool:
