@@ -68,19 +68,22 @@ def suggestions_vet(*, suggestions: list[dict]) -> tuple[list[dict], list[tuple[
 
     Returns the suggestions to store (tags outside the vocabulary dropped in `only` vaults;
     a tag suggestion left empty is not stored) and, for `prefer` vaults, the proposed tags as
-    (item_id, vault_id, tag). Free vaults cost one query; others one more per vault.
+    (item_id, vault_id, tag). Free vaults cost one query; others two, and one more per vault.
     """
     tag_rows = [s for s in suggestions if s["field"] == Field.TAGS]
     if not tag_rows:
         return suggestions, []
+    # Every vault that holds its tags to a vocabulary (a few rows at most), before the notes'
+    # vaults are looked up: with none, the common case, that lookup is not needed.
+    policies = dict(
+        Vocabulary.objects.exclude(policy=TagPolicy.FREE).values_list("vault_id", "policy")
+    )
+    if not policies:
+        return suggestions, []
     note_vaults = dict(
         Note.objects.filter(id__in={s["note_id"] for s in tag_rows}).values_list("id", "vault_id")
     )
-    policies = dict(
-        Vocabulary.objects.filter(vault_id__in=set(note_vaults.values()))
-        .exclude(policy=TagPolicy.FREE)
-        .values_list("vault_id", "policy")
-    )
+    policies = {v: p for v, p in policies.items() if v in set(note_vaults.values())}
     if not policies:
         return suggestions, []
     vocabularies = {vault_id: vault_vocabulary(vault_id=vault_id) for vault_id in policies}
