@@ -31,8 +31,10 @@ from django.utils import timezone
 from curation.api import client, prompt
 from curation.engine import refusals, router
 from curation.engine.items import (
+    Claimed,
     ItemRef,
     apply_outcomes,
+    claimed_columns,
     error_outcome,
     items_claim,
     items_fail_uncuratable,
@@ -481,12 +483,15 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
         # statement, so apply_outcomes does not read them again (one query less per chunk).
         with transaction.atomic(savepoint=False):
             rows = (
-                Item.objects.select_for_update()
-                .filter(custom_id__in=[custom_id for custom_id, _ in chunk])
+                claimed_columns(
+                    Item.objects.select_for_update().filter(
+                        custom_id__in=[custom_id for custom_id, _ in chunk]
+                    )
+                )
                 .order_by("id")
                 .values_list(
                     "custom_id", "id", "note_id", "job_id", "batch_id", "attempts", "state",
-                    "note_hash",
+                    "note_hash", "noted",
                 )
             )  # fmt: skip
             items = {row[0]: row[1:] for row in rows}
@@ -497,13 +502,13 @@ def batch_apply_results(*, batch_id: int, builder: RequestBuilder | None = None)
                     log.warning("job=%s batch=%s result for unknown custom_id=%r ignored",
                                 job.id, batch_id, custom_id)  # fmt: skip
                     continue
-                item_id, note_id, _, item_batch, attempts, state, note_hash = found
+                item_id, note_id, _, item_batch, attempts, state, note_hash, noted = found
                 if item_batch != batch.id or state != Item.State.SUBMITTED:
                     log.info("job=%s batch=%s item=%s late result ignored (state=%s)",
                              job.id, batch_id, item_id, state)  # fmt: skip
                 else:
                     pairs.append((ItemRef(item_id, note_id, attempts), outcome))
-                    locked[item_id] = note_hash
+                    locked[item_id] = Claimed(note_hash, noted)
                     if fatal is None and outcome.state == "errored":
                         fatal = refusals.fatal_result(outcome.error)
             return apply_outcomes(job=job, batch_id=batch.id, pairs=pairs, locked=locked)

@@ -25,13 +25,13 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from curation import sql
 from curation.api import client, pricing, prompt
 from curation.engine.consolidation import consolidations_store
-from curation.models import Batch, Item, Job
+from curation.models import Batch, Item, Job, Suggestion
 from curation.review.decisions import suggestions_supersede
 from curation.review.vocabulary import proposed_tags_record, suggestions_vet
 from ingest.models import Note
@@ -313,7 +313,7 @@ def apply_outcomes(
     job: Job,
     batch_id: int | None,
     pairs: list[tuple[Item, object]],
-    locked: dict[int, str] | None = None,
+    locked: dict[int, Claimed] | None = None,
 ) -> int:
     """The one place API outcomes become item states and Suggestion rows.
 
@@ -325,9 +325,9 @@ def apply_outcomes(
     (consolidations_store). Errored/expired: back for another attempt while attempts remain,
     else failed with the reason. Returns how many items changed.
 
-    `locked`: item id -> note_hash of the items the caller has already locked in the current
-    transaction (items_lock_submitted, or its own select_for_update) and found SUBMITTED in
-    `batch_id`; they are not read again.
+    `locked`: item id -> Claimed for the items the caller has already locked in the current
+    transaction (items_lock_submitted, or its own select_for_update with `claimed_columns`)
+    and found SUBMITTED in `batch_id`; they are not read again.
     """
     if not pairs:
         return 0
@@ -338,8 +338,7 @@ def apply_outcomes(
     with transaction.atomic(savepoint=False):
         if locked is None:
             locked = items_lock_submitted(item_ids=[item.id for item, _ in pairs], batch_id=batch_id)
-        note_hashes = locked
-        claimed = set(note_hashes)
+        claimed = set(locked)
         rows, suggestions, merges = [], [], []
         for item, outcome in pairs:
             if item.id not in claimed:
@@ -373,7 +372,7 @@ def apply_outcomes(
                         "item_id": item.id, "note_id": item.note_id, "job_id": job.id,
                         "field": field, "value": value, "model": job.model,
                         "prompt_version": prompt_version, "cost": share,
-                        "note_hash": note_hashes[item.id],
+                        "note_hash": locked[item.id].note_hash,
                     }  # fmt: skip
                     for field, value in fields
                 )
@@ -388,27 +387,43 @@ def apply_outcomes(
         suggestions, proposed = suggestions_vet(suggestions=suggestions)
         sql.suggestions_insert(suggestions)
         proposed_tags_record(proposed=proposed)
-        if suggestions:
-            # Superseded now, when the newer value is stored, so every count (dashboard,
-            # queue, job page) is true at once; nothing sweeps later.
-            suggestions_supersede(note_ids=sorted({s["note_id"] for s in suggestions}))
+        # Superseded now, when the newer value is stored, so every count (dashboard, queue,
+        # job page) is true at once; nothing sweeps later. A note that had no suggestion
+        # before these has nothing to supersede (a note's first curation: most of them).
+        noted = {s["note_id"] for s in suggestions if locked[s["item_id"]].noted}
+        if noted:
+            suggestions_supersede(note_ids=sorted(noted))
     return len(rows)
 
 
-def items_lock_submitted(*, item_ids: list[int], batch_id: int | None) -> dict[int, str]:
-    """Lock the items (in the caller's transaction) and return id -> note_hash of those
-    still SUBMITTED in `batch_id` (None: outside any batch)."""
+class Claimed(NamedTuple):
+    """What apply_outcomes needs of an item it found still waiting, read with its lock."""
+
+    note_hash: str
+    noted: bool  # the note had suggestions already (from earlier jobs): supersede them
+
+
+def claimed_columns(queryset: QuerySet) -> QuerySet:
+    """`queryset` of items with the columns Claimed is made of (note_hash, noted)."""
+    return queryset.annotate(
+        noted=Exists(Suggestion.objects.filter(note_id=OuterRef("note_id")))
+    )
+
+
+def items_lock_submitted(*, item_ids: list[int], batch_id: int | None) -> dict[int, Claimed]:
+    """Lock the items (in the caller's transaction) and return id -> Claimed of those still
+    SUBMITTED in `batch_id` (None: outside any batch)."""
     # Locked by primary key alone, the state and batch checked here on the locked (latest)
     # rows: with a `state` filter in the query PostgreSQL, whose statistics still say
     # "hardly any item is SUBMITTED" while a job is in flight, reads every SUBMITTED item
     # by the state index instead (EXPLAIN ANALYZE on the database bench/batch_bench.py
     # leaves, 100,000 items in flight: 50 ms a chunk, against 0.1 ms by key).
+    rows = claimed_columns(Item.objects.select_for_update().filter(id__in=item_ids))
     return {
-        item_id: note_hash
-        for item_id, note_hash, state, item_batch in Item.objects.select_for_update()
-        .filter(id__in=item_ids)
-        .order_by("id")
-        .values_list("id", "note_hash", "state", "batch_id")
+        item_id: Claimed(note_hash, noted)
+        for item_id, note_hash, noted, state, item_batch in rows.order_by("id").values_list(
+            "id", "note_hash", "noted", "state", "batch_id"
+        )
         if state == Item.State.SUBMITTED and item_batch == batch_id
     }
 
