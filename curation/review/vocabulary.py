@@ -83,7 +83,8 @@ def suggestions_vet(*, suggestions: list[dict]) -> tuple[list[dict], list[tuple[
     note_vaults = dict(
         Note.objects.filter(id__in={s["note_id"] for s in tag_rows}).values_list("id", "vault_id")
     )
-    policies = {v: p for v, p in policies.items() if v in set(note_vaults.values())}
+    vault_ids = set(note_vaults.values())
+    policies = {v: p for v, p in policies.items() if v in vault_ids}
     if not policies:
         return suggestions, []
     vocabularies = {vault_id: vault_vocabulary(vault_id=vault_id) for vault_id in policies}
