@@ -15,10 +15,15 @@ read again (`vault_index`). The index ranks a note's candidates by:
 - backlinks: the other note links to this one, so its author may want the link back;
 - a small nudge for the same folder, only for notes already related by the above.
 
+A note's tags count as words of it (`#ai` and `#ai/agents` for `ai/agents`), so notes that
+share a rare tag meet even where their words differ.
+
 A note gets no candidates when nothing reaches MIN_RELEVANCE, never itself, never a note its
 body already links to (the author linked it), and never a note whose link name breaks a
-wikilink or is shared by another note. A note whose own name breaks a wikilink
-gets no candidates either: a link is written on both notes, and it could not hold its end.
+wikilink. A note whose own name breaks a wikilink gets no candidates either: a link is written
+on both notes, and it could not hold its end. Notes that share a name (`Clipper/Templates.md`,
+`Plugins/Templates.md`) are candidates: a link to one is written with the path only it has,
+as Obsidian writes it.
 
     index = vault_index(vault_id)          # in a job; or CandidateIndex.build(rows) in memory
     index.candidates("folder/Note.md")      # paths, best first
@@ -53,11 +58,12 @@ COMMON_SHARE = 0.25  # a word in more than this share of the notes (template boi
 COMMON_MIN = 4  # the vault's own name) says nothing about any pair: dropped, past this many
 MENTIONS_MAX = 50  # a name whose rarest word is in more notes is no mention: it says little,
 # and it would make a pair with every one of them
-QUERY_WORDS = 32  # a note is compared by its rarest words: they say the most, and cost least
+QUERY_WORDS = 64  # a note is compared by its rarest words: they say the most, and cost least
 MENTION = 0.25  # this note's words hold the other's name
 MENTIONED = 0.25  # the other's words hold this note's name
 COCITED = 0.5  # other notes link to both (scaled by how many, up to 3)
 SAME_FOLDER = 0.05
+TAG_WEIGHT = 2  # a tag counts as a word written this many times
 LINKED_FROM = 0.5  # the other note links here: the author may want the link back
 SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
 SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
@@ -125,6 +131,13 @@ def note_words(*, path: str, title: str, body: str) -> str:
     counts.update(dict.fromkeys(words(f"{title} {link_name(path)}"), 1))  # name, title: once
     kept = counts.most_common(MAX_WORDS)  # ties: first seen first
     return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
+
+
+def _tag_words(tag: str) -> list[str]:
+    """A tag as words of its note: `#ai/agents` is `#ai` and `#ai/agents` (a note tagged
+    with a narrower tag shares the broader one). A body word never starts with `#`."""
+    parts = tag.split("/") if tag else []
+    return ["#" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def note_links(body: str) -> str:
@@ -274,11 +287,16 @@ class CandidateIndex:
             index.paths.append(path)
             folder.append(folders.setdefault(path.rsplit("/", 1)[0] if "/" in path else "",
                                              len(folders)))  # fmt: skip
+            seen: set[str] = set()
             for tag in tags:
                 cleaned = tag_clean(tag).lower() if isinstance(tag, str) else ""
                 if cleaned:
                     index.tag_counts[cleaned] += 1
-            seen: set[str] = set()
+                for word in _tag_words(cleaned):
+                    if word not in seen:
+                        seen.add(word)
+                        ids.append(vocab.setdefault(word, len(vocab)))
+                        counts.append(TAG_WEIGHT)
             for item in text.split():
                 word, colon, count = item.rpartition(":")
                 if not colon:
@@ -295,11 +313,7 @@ class CandidateIndex:
         index.position = {p: i for i, p in enumerate(index.paths)}
         index.rank = np.empty(n, dtype=np.int32)
         index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
-        names = Counter(link_key(link_name(p)) for p in index.paths)
-        index.linkable = np.array(
-            [names[link_key(link_name(p))] == 1 and is_link_target(p) for p in index.paths],
-            dtype=bool,
-        )
+        index.linkable = np.array([is_link_target(p) for p in index.paths], dtype=bool)
         index.folder = np.frombuffer(folder, dtype=np.int32) if n else index.folder
 
         # Words: a word in one note can match no other; one in most notes says nothing.

@@ -130,6 +130,17 @@ def test_no_candidates_says_so():
     assert "Candidate related notes: (none" in text
 
 
+def test_candidates_that_share_a_name_are_listed_by_the_path_only_each_has():
+    shared = ["Web Clipper/Templates.md", "Plugins/Templates.md", "a/Core/Templates.md"]
+    text = build_request(note(candidates=[*shared, "ai/Prompting.md"]),
+                         model="claude-haiku-4-5")["messages"][0]["content"]  # fmt: skip
+    assert "- [[Web Clipper/Templates]] (Web Clipper/Templates.md)" in text
+    assert "- [[Plugins/Templates]] (Plugins/Templates.md)" in text
+    assert "- [[a/Core/Templates]] (a/Core/Templates.md)" not in text
+    assert "- [[Core/Templates]] (a/Core/Templates.md)" in text
+    assert "- [[Prompting]] (ai/Prompting.md)" in text
+
+
 def test_request_size_matches_the_encoded_request():
     params = build_request(note(body="é" * 1000), model="claude-haiku-4-5")
     encoded = len(json.dumps({"custom_id": "item-1", "params": params}))
@@ -176,6 +187,15 @@ def test_related_answered_composed_finds_a_candidate_stored_decomposed():
     data = {"related": [unicodedata.normalize("NFC", "Café Crème"), "[[CAFÉ CRÈME]]"]}
     answer = parse_answer(tool_message(data), fields=["related"], candidates=[nfd])
     assert answer.related == [nfd]  # the path exactly as stored, once
+
+
+def test_related_named_by_path_suffix_picks_the_right_one_of_two_shared_names():
+    shared = ["Web Clipper/Templates.md", "Plugins/Templates.md", "ai/Prompting.md"]
+    data = {"related": ["[[plugins/templates]]", "Templates", "[[Prompting#Tips|tips]]",
+                        "Web Clipper/Templates.md"]}  # fmt: skip
+    answer = parse_answer(tool_message(data), fields=["related"], candidates=shared)
+    # The bare shared name could be either note: it picks neither.
+    assert answer.related == ["Plugins/Templates.md", "ai/Prompting.md", "Web Clipper/Templates.md"]
 
 
 def test_json_text_answer_is_accepted():

@@ -85,17 +85,42 @@ def test_what_a_note_much_like_this_one_links_to_is_a_candidate():
 
 
 def test_unlinkable_names_neither_get_nor_are_candidates():
-    rows = ROWS + [
-        ("ai/Agents #1.md", "Agents #1", [], AGENTS),  # `#` breaks a wikilink
-        ("a/Loops.md", "Loops", [], AGENTS),
-        ("b/Loops.md", "Loops", [], AGENTS),  # the same link name twice
-        ("ai/LOOPS.md", "LOOPS", [], AGENTS),  # ... in any case
-    ] + FILLER
+    rows = ROWS + [("ai/Agents #1.md", "Agents #1", [], AGENTS)] + FILLER  # `#` breaks a link
     index = build_index(rows)
     found = candidates_for("ai/Tool loops.md", index, limit=20)
     assert found == ["ai/Planner executor.md"]
     # A link is written on both notes: one whose name cannot hold its end gets none at all.
     assert candidates_for("ai/Agents #1.md", index) == []
+
+
+def test_notes_that_share_a_name_are_candidates_each_by_its_path():
+    """Obsidian links `[[a/Loops]]` where two notes are named Loops: both can be linked."""
+    rows = ROWS + [
+        ("a/Loops.md", "Loops", [], AGENTS),
+        ("b/LOOPS.md", "LOOPS", [], AGENTS + " See [[a/Loops]]."),  # the same name, any case
+    ] + FILLER
+    index = build_index(rows)
+    found = candidates_for("ai/Tool loops.md", index, limit=20)
+    assert set(found) == {"ai/Planner executor.md", "a/Loops.md", "b/LOOPS.md"}
+    # A body link by path resolves to its note: the author linked it, it is not offered again.
+    assert "a/Loops.md" not in candidates_for("b/LOOPS.md", index, limit=20)
+    assert "b/LOOPS.md" in candidates_for("a/Loops.md", index, limit=20)
+
+
+def test_a_shared_tag_relates_notes_whose_words_differ():
+    rows = [
+        ("x/Alpha.md", "Alpha", ["homelab/backup"], "Rsync snapshots every night."),
+        ("y/Beta.md", "Beta", ["#homelab/backup"], "Tapes rotate weekly, one kept offsite."),
+        ("z/Gamma.md", "Gamma", ["homelab/network"], "Tapes of old music."),
+        ("z/Delta.md", "Delta", [], "Rsync and tapes, unrelated."),
+    ] + FILLER
+    index = build_index(rows)
+    # Alpha shares no word with Beta, only the tag; with Gamma only the broader `homelab`.
+    found = candidates_for("x/Alpha.md", index)
+    assert found[0] == "y/Beta.md"
+    assert found.index("z/Gamma.md") > 0
+    without_tags = build_index([(p, t, [], b) for p, t, _, b in rows])
+    assert "y/Beta.md" not in candidates_for("x/Alpha.md", without_tags)
 
 
 def test_frontmatter_code_links_and_addresses_are_not_words():

@@ -118,3 +118,20 @@ def test_an_unambiguous_body_link_is_the_link_back(tmp_path):
     assert vault_export(vault=vault).ok
     assert meta(tmp_path, "de/Permalinks.md")["related"] == ["[[Intro]]"]
     assert "related" not in meta(tmp_path, "en/Intro.md")  # its body links there already
+
+
+def test_a_note_that_shares_its_name_is_linked_by_the_path_only_it_has(tmp_path):
+    vault = vault_of(tmp_path, {
+        "Intro.md": "Start here.\n",
+        "Plugins/Templates.md": "Core templates.\n",
+        "Web Clipper/Templates.md": "Clipper templates.\n",
+    })  # fmt: skip
+    approve_related(Note.objects.get(path="Intro.md"), ["Plugins/Templates.md"])
+    approve_related(Note.objects.get(path="Web Clipper/Templates.md"), ["Plugins/Templates.md"])
+    summary = vault_export(vault=vault)
+    assert summary.ok, summary.errors
+    assert meta(tmp_path, "Intro.md")["related"] == ["[[Plugins/Templates]]"]
+    assert meta(tmp_path, "Plugins/Templates.md")["related"] == [
+        "[[Intro]]", "[[Web Clipper/Templates]]",
+    ]  # fmt: skip
+    assert meta(tmp_path, "Web Clipper/Templates.md")["related"] == ["[[Plugins/Templates]]"]
