@@ -58,7 +58,7 @@ COMMON_SHARE = 0.25  # a word in more than this share of the notes (template boi
 COMMON_MIN = 4  # the vault's own name) says nothing about any pair: dropped, past this many
 MENTIONS_MAX = 50  # a name whose rarest word is in more notes is no mention: it says little,
 # and it would make a pair with every one of them
-QUERY_WORDS = 64  # a note is compared by its rarest words: they say the most, and cost least
+QUERY_WORDS = 32  # a note is compared by its rarest words: they say the most, and cost least
 MENTION = 0.25  # this note's words hold the other's name
 MENTIONED = 0.25  # the other's words hold this note's name
 COCITED = 0.5  # other notes link to both (scaled by how many, up to 3)
