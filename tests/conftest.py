@@ -6,6 +6,14 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def index_dir(settings, tmp_path_factory):
+    """Each test keeps its vaults' related-notes indexes apart (tests make notes whose content
+    hash is made up, which the kept index is looked up by)."""
+    settings.CURATION_INDEX_DIR = str(tmp_path_factory.mktemp("index"))
+    return settings.CURATION_INDEX_DIR
+
+
+@pytest.fixture(autouse=True)
 def q_sync(monkeypatch):
     """Run enqueued tasks in-process (the integration tests start a real qcluster instead)."""
     from django_q.conf import Conf

@@ -161,6 +161,8 @@ else:
 
 # --- Curation (contract variables) --------------------------------------------
 CURATION_MODEL = os.environ.get("CURATION_MODEL", "claude-haiku-4-5")
+# Each vault's related-notes index, kept between jobs (rebuilt when its notes change).
+CURATION_INDEX_DIR = os.environ.get("VAULTCMS_INDEX_DIR") or str(BASE_DIR / "var" / "index")
 CURATION_BATCH_SIZE = env_int("CURATION_BATCH_SIZE", 100)
 CURATION_POLL_SECONDS = env_int("CURATION_POLL_SECONDS", 30)
 CURATION_CONCURRENCY = env_int("CURATION_CONCURRENCY", 8)

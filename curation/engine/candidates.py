@@ -4,7 +4,9 @@ Each note is read once into its words (`note_words`: frontmatter, code, links, a
 markup stripped; CJK runs cut into character bigrams so Chinese, Japanese and Korean match;
 stop words dropped) and those words are kept per note with the content hash they came from
 (`NoteWords`), so a vault's index is built from stored words and only notes changed since are
-read again (`vault_index`). The index ranks a note's candidates by:
+read again (`vault_index`). The built index is kept on disk (settings.CURATION_INDEX_DIR, by a
+fingerprint of the vault's paths and content hashes) and mapped back by the next job, which
+builds it again only when a note has changed. The index ranks a note's candidates by:
 
 - BM25 over the notes' words (the `bm25s` library), as a share of the note's score against
   itself, so 1.0 is "says the same" and the minimum relevance means the same in every vault;
@@ -34,7 +36,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import json
+import logging
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
 from array import array
 from collections import Counter
@@ -43,6 +51,7 @@ from collections.abc import Iterable
 import bm25s
 import numpy as np
 from bm25s import scoring
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Substr
@@ -50,6 +59,8 @@ from django.db.models.functions import Substr
 from curation.models import NoteWords
 from ingest.models import Note
 from ingest.notes import CODE, body_links, is_link_target, link_key, link_name, tag_clean
+
+log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 8
 MAX_WORDS = 64  # distinct words kept per note (its most frequent): bounds a 100,000-note index
@@ -382,6 +393,48 @@ class CandidateIndex:
         index.links_out, index.links_in = _csr(links, n), _csr(back, n)
         return index
 
+    _ARRAYS = ("rank", "linkable", "folder", "word_ptr", "words", "df")
+    _TABLES = ("mentions", "mentioned_by", "links_out", "links_in")
+
+    def save(self, folder: str) -> None:
+        """Write the index into `folder` (new, empty) as .npy files and one JSON file."""
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        for name in self._TABLES:
+            arrays[f"{name}.ptr"], arrays[f"{name}.values"] = getattr(self, name)
+        if self.bm25 is not None:
+            for name in ("data", "indices", "indptr"):
+                arrays[f"bm25.{name}"] = self.bm25.scores[name]
+        for name, values in arrays.items():
+            np.save(os.path.join(folder, f"{name}.npy"), values, allow_pickle=False)
+        with open(os.path.join(folder, "index.json"), "w", encoding="utf-8") as f:
+            json.dump({"paths": self.paths, "tags": self.tag_counts,
+                       "bm25": self.bm25 is not None}, f, ensure_ascii=False)  # fmt: skip
+
+    @classmethod
+    def load(cls, folder: str) -> CandidateIndex:
+        """An index saved by `save`; its arrays are mapped from the files, not read into memory
+        (the workers on one machine share the pages)."""
+        with open(os.path.join(folder, "index.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+
+        def array_of(name: str) -> np.ndarray:
+            return np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False)
+
+        index = cls()
+        index.paths = meta["paths"]
+        index.position = {p: i for i, p in enumerate(index.paths)}
+        index.tag_counts = Counter(meta["tags"])
+        for name in cls._ARRAYS:
+            setattr(index, name, array_of(name))
+        for name in cls._TABLES:
+            setattr(index, name, (array_of(f"{name}.ptr"), array_of(f"{name}.values")))
+        if meta["bm25"]:
+            index.bm25 = _BM25(csc_backend="numpy")
+            index.bm25.scores = {name: array_of(f"bm25.{name}")
+                                 for name in ("data", "indices", "indptr")}  # fmt: skip
+            index.bm25.scores["num_docs"] = len(index.paths)
+        return index
+
     @staticmethod
     def _row_of(table: tuple[np.ndarray, np.ndarray], i: int) -> np.ndarray:
         ptr, values = table
@@ -532,10 +585,59 @@ def vault_index(vault_id: int) -> CandidateIndex:
                 rows, update_conflicts=True, unique_fields=["note"],
                 update_fields=["content_hash", "words", "links"],
             )  # fmt: skip
+    fingerprint = _fingerprint(vault_id)
+    folder = os.path.join(settings.CURATION_INDEX_DIR, f"vault-{vault_id}")
+    try:
+        return CandidateIndex.load(os.path.join(folder, fingerprint))
+    except (OSError, ValueError, KeyError):  # not built yet for these notes (or unreadable)
+        pass
     rows = (
         Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
         .values_list("path", "title", "tags", "index_words__words", "index_words__links")
         .order_by()
         .iterator(chunk_size=5000)
     )
-    return CandidateIndex.build(rows)
+    index = CandidateIndex.build(rows)
+    _store(index, folder, fingerprint)
+    return index
+
+
+INDEX_FORMAT = 1  # raise when what an index holds or how it is built changes
+
+
+def _fingerprint(vault_id: int) -> str:
+    """What a vault's index is built from: every note's path and content hash (its title, tags
+    and words come from its content), and the settings that shape the index."""
+    digest = hashlib.sha256(repr((INDEX_FORMAT, MAX_WORDS, COMMON_SHARE, COMMON_MIN,
+                                  MENTIONS_MAX, TAG_WEIGHT)).encode())  # fmt: skip
+    notes = (
+        Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
+        .order_by("path")
+        .values_list("path", "content_hash")
+        .iterator(chunk_size=5000)
+    )
+    for path, content_hash in notes:
+        digest.update(f"{path}\0{content_hash}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def _store(index: CandidateIndex, folder: str, fingerprint: str) -> None:
+    """Keep the index for the next job on these notes (the vault's older ones are removed).
+    Written aside and renamed into place, so a reader never sees half of it; a cache that
+    cannot be written costs the next job a rebuild, never this one its result."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".new-", dir=folder)
+        try:
+            index.save(work)
+            os.rename(work, os.path.join(folder, fingerprint))
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            if not os.path.isdir(os.path.join(folder, fingerprint)):  # another worker's is there
+                raise
+        for name in os.listdir(folder):
+            if name != fingerprint and not name.startswith(".new-"):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    except OSError as exc:
+        log.warning("the related-notes index of vault %s was not kept for the next job: %s",
+                    folder, exc)  # fmt: skip

@@ -1,6 +1,7 @@
 """Related-note candidates: ranked by what notes say, never the note itself or what it links."""
 
 import unicodedata
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -195,9 +196,12 @@ def test_vault_index_stores_words_and_reads_again_only_changed_notes(django_asse
     assert NoteWords.objects.filter(note__vault=vault).count() == len(ROWS)
     assert candidates_for("ai/Tool loops.md", index) == ["ai/Planner executor.md"]
 
-    # Nothing changed: one query for what is stale (nothing), one for the stored words.
+    # Nothing changed: one query for what is stale (nothing), one for the notes' content
+    # hashes; the index kept by the first call is used, not built again from the words.
     with django_assert_num_queries(2):
-        vault_index(vault.id)
+        kept = vault_index(vault.id)
+    assert isinstance(kept.bm25.scores["data"], np.memmap)
+    assert candidates_for("ai/Tool loops.md", kept) == ["ai/Planner executor.md"]
 
     note = Note.objects.get(path="misc/Shopping.md")
     note.body, note.content_hash = AGENTS + " A shopping agent.", "h-new"
@@ -247,3 +251,51 @@ def test_the_bm25_matrix_built_in_parts_is_the_one_bm25s_builds(part):
     np.testing.assert_array_equal(built["indices"], whole["indices"])
     np.testing.assert_allclose(built["data"], whole["data"], rtol=1e-6)
     assert built["data"].dtype == whole["data"].dtype and built["num_docs"] == notes
+
+
+@pytest.mark.django_db
+def test_the_kept_index_answers_as_the_built_one_and_follows_changes(index_dir):
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    rows = ROWS + [("a/Loops.md", "Loops", ["ai/agents"], AGENTS + " See [[Tool loops]].")]
+    for path, title, tags, body in rows + FILLER:
+        Note.objects.create(vault=vault, path=path, title=title, tags=tags, body=body,
+                            content_hash=f"h-{path}")  # fmt: skip
+    built = vault_index(vault.id)
+    kept = vault_index(vault.id)
+    assert isinstance(kept.words, np.memmap) and not isinstance(built.words, np.memmap)
+    for path, *_ in rows + FILLER:
+        assert kept.candidates(path) == built.candidates(path), path
+        assert kept.linked(path) == built.linked(path)
+    assert kept.taxonomy() == built.taxonomy() == ["ai/agents", "food/japanese"]
+    folder = Path(index_dir) / f"vault-{vault.id}"
+    first = [p.name for p in folder.iterdir()]
+    assert len(first) == 1
+
+    Note.objects.filter(path="misc/Shopping.md").update(body=AGENTS, content_hash="h-2")
+    changed = vault_index(vault.id)
+    assert "misc/Shopping.md" in changed.candidates("ai/Tool loops.md")
+    assert [p.name for p in folder.iterdir()] != first  # the older index removed
+    assert len(list(folder.iterdir())) == 1
+
+
+@pytest.mark.django_db
+def test_an_index_that_cannot_be_kept_still_answers(settings, tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    settings.CURATION_INDEX_DIR = str(blocked)
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    for path, title, tags, body in ROWS:
+        Note.objects.create(vault=vault, path=path, title=title, tags=tags, body=body,
+                            content_hash=f"h-{path}")  # fmt: skip
+    for _ in range(2):
+        assert candidates_for("ai/Tool loops.md", vault_index(vault.id)) == [
+            "ai/Planner executor.md"
+        ]
+    assert "was not kept for the next job" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_empty_vault_index_is_kept_and_loads():
+    vault = Vault.objects.create(name="v", root="/tmp/v")
+    assert len(vault_index(vault.id)) == 0
+    assert len(vault_index(vault.id)) == 0
