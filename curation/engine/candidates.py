@@ -43,6 +43,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 from array import array
 from collections import Counter
@@ -636,8 +637,11 @@ def _store(index: CandidateIndex, folder: str, fingerprint: str) -> None:
             if not os.path.isdir(os.path.join(folder, fingerprint)):  # another worker's is there
                 raise
         for name in os.listdir(folder):
-            if name != fingerprint and not name.startswith(".new-"):
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            other = os.path.join(folder, name)
+            # Another worker's index being written is left alone, unless a crash left it.
+            if name != fingerprint and (not name.startswith(".new-")
+                                        or time.time() - os.path.getmtime(other) > 3600):
+                shutil.rmtree(other, ignore_errors=True)
     except OSError as exc:
         log.warning("the related-notes index of vault %s was not kept for the next job: %s",
                     folder, exc)  # fmt: skip
