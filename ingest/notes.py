@@ -57,6 +57,13 @@ def link_name(path: str) -> str:
     return name[:-3] if name.lower().endswith(".md") else name
 
 
+def link_suffixes(path: str) -> list[str]:
+    """The names a wikilink to `path` can take, shortest first: its name, each longer path
+    suffix (`b/Name`, `a/b/Name`), the path itself (Obsidian resolves them all)."""
+    parts = (path[:-3] if path.lower().endswith(".md") else path).split("/")
+    return ["/".join(parts[i:]) for i in range(len(parts) - 1, -1, -1)] + [path]
+
+
 def link_key(text: str) -> str:
     """How link names are compared: case and Unicode form set aside (a name written NFD, as
     macOS stores file names, is the same name NFC)."""
@@ -90,6 +97,12 @@ def tag_clean(tag) -> str:
     """A tag as a person wrote it, made safe to compare and write: no `#`, no empty segment."""
     parts = [p.strip() for p in str(tag).strip().lstrip("#").split("/")]
     return "/".join(p for p in parts if p)
+
+
+def tag_prefixes(tag: str) -> list[str]:
+    """A tag and each branch above it: `a/b/c` is `a`, `a/b`, `a/b/c`."""
+    parts = tag.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def tag_normalize(tag: str) -> str | None:

@@ -24,6 +24,7 @@ Style decisions (kept in one place so import and export agree):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import yaml
@@ -70,23 +71,10 @@ def link_names(paths: list[str]) -> dict[str, str]:
     The file name without `.md` when no other note shares it (case-insensitively), else the
     shortest path suffix that only this note has (the full path without `.md` at worst).
     """
-    stripped = {p: (p[:-3] if p.lower().endswith(".md") else p) for p in paths}
-    counts: dict[str, int] = {}
-    for bare in stripped.values():
-        parts = bare.split("/")
-        for i in range(len(parts)):
-            suffix = notes.link_key("/".join(parts[i:]))
-            counts[suffix] = counts.get(suffix, 0) + 1
-    names = {}
-    for path, bare in stripped.items():
-        parts = bare.split("/")
-        names[path] = bare
-        for i in range(len(parts) - 1, -1, -1):
-            suffix = "/".join(parts[i:])
-            if counts[notes.link_key(suffix)] == 1:
-                names[path] = suffix
-                break
-    return names
+    suffixes = {path: notes.link_suffixes(path)[:-1] for path in paths}  # without `.md`
+    counts = Counter(notes.link_key(s) for found in suffixes.values() for s in found)
+    return {path: next((s for s in found if counts[notes.link_key(s)] == 1), found[-1])
+            for path, found in suffixes.items()}  # fmt: skip
 
 
 def link_text(value) -> str | None:

@@ -13,7 +13,8 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ingest.notes import CURATED_FIELDS, link_key, tag_normalize
+from ingest.notes import CURATED_FIELDS, link_key, link_suffixes, tag_normalize
+from ingest.writer import link_names
 
 PROMPT_VERSION = "curate-v2"  # v2: the taxonomy part that fits the note, in its message
 TOOL_NAME = "record_curation"
@@ -251,7 +252,7 @@ def build_request(note: NoteInput, *, model: str, shape: str = "relevant") -> di
         lines.append("")
         if note.candidates:
             lines.append("Candidate related notes (answer with their link names):")
-            names = candidate_names(note.candidates)
+            names = link_names(note.candidates)  # a name two candidates share: by path
             lines.extend(f"- [[{names[p]}]] ({p})" for p in note.candidates)
         else:
             lines.append("Candidate related notes: (none; answer related with an empty list)")
@@ -350,31 +351,13 @@ def _string_list(data: dict, name: str) -> list[str]:
     return value
 
 
-def _suffixes(path: str) -> list[str]:
-    """The names a link to `path` can take: its name, each longer path suffix, the path."""
-    parts = (path[:-3] if path.lower().endswith(".md") else path).split("/")
-    return ["/".join(parts[i:]) for i in range(len(parts) - 1, -1, -1)] + [path]
-
-
-def candidate_names(candidates: list[str]) -> dict[str, str]:
-    """Each candidate's link name in the prompt: its file name, or, where two candidates share
-    one (`Clipper/Templates.md`, `Plugins/Templates.md`), the shortest path suffix only it has
-    (what Obsidian writes too), so the model can name either."""
-    counts: dict[str, int] = {}
-    for path in candidates:
-        for suffix in dict.fromkeys(link_key(s) for s in _suffixes(path)):
-            counts[suffix] = counts.get(suffix, 0) + 1
-    return {path: next((s for s in _suffixes(path) if counts[link_key(s)] == 1), path)
-            for path in candidates}  # fmt: skip
-
-
 def _related(names: list[str], candidates: list[str]) -> list[str]:
     # By name, by path suffix or by path, as written or composed (a model answers NFC, in any
     # case, even for a name stored decomposed, as macOS writes it). A name two candidates
     # share names neither.
     by_key: dict[str, str | None] = {}
     for path in candidates:
-        for key in dict.fromkeys(link_key(s) for s in _suffixes(path)):
+        for key in dict.fromkeys(link_key(s) for s in link_suffixes(path)):
             by_key[key] = None if key in by_key and by_key[key] != path else path
     picked: list[str] = []
     for raw in names:

@@ -59,7 +59,15 @@ from django.db.models.functions import Substr
 
 from curation.models import NoteWords
 from ingest.models import Note
-from ingest.notes import CODE, body_links, is_link_target, link_key, link_name, tag_clean
+from ingest.notes import (
+    CODE,
+    body_links,
+    is_link_target,
+    link_key,
+    link_name,
+    tag_clean,
+    tag_prefixes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +151,6 @@ def note_words(*, path: str, title: str, body: str) -> str:
     counts.update(dict.fromkeys(words(f"{title} {link_name(path)}"), 1))  # name, title: once
     kept = counts.most_common(MAX_WORDS)  # ties: first seen first
     return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
-
-
-def _tag_words(tag: str) -> list[str]:
-    """A tag as words of its note: `#ai/agents` is `#ai` and `#ai/agents` (a note tagged
-    with a narrower tag shares the broader one). A body word never starts with `#`."""
-    parts = tag.split("/") if tag else []
-    return ["#" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def note_links(body: str) -> str:
@@ -302,9 +303,12 @@ class CandidateIndex:
             seen: set[str] = set()
             for tag in tags:
                 cleaned = tag_clean(tag).lower() if isinstance(tag, str) else ""
-                if cleaned:
-                    index.tag_counts[cleaned] += 1
-                for word in _tag_words(cleaned):
+                if not cleaned:
+                    continue
+                index.tag_counts[cleaned] += 1
+                # A tag is a word of its note (`#ai/agents`, and `#ai` it shares with broader
+                # ones); no word of a body starts with `#`.
+                for word in ("#" + branch for branch in tag_prefixes(cleaned)):
                     if word not in seen:
                         seen.add(word)
                         ids.append(vocab.setdefault(word, len(vocab)))

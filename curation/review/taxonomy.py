@@ -11,7 +11,7 @@ from curation.models import Field, Review, TagRename
 from curation.review.decisions import ReviewError, ReviewForbidden, approved_values
 from curation.roles import can_review
 from ingest.models import Note
-from ingest.notes import tag_clean
+from ingest.notes import tag_clean, tag_prefixes
 
 
 def tags_renamed(tags: Iterable[str], renames: Iterable[TagRename]) -> list[str]:
@@ -47,11 +47,6 @@ def vault_note_tags(*, vault_id: int) -> dict[int, list[str]]:
             merged.update(dict.fromkeys(str(t) for t in added["value"]))
         result[note_id] = tags_renamed(merged, renames)
     return result
-
-
-def tag_prefixes(tag: str) -> list[str]:
-    parts = tag.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def vault_known_tags(*, vault_id: int) -> set[str]:

@@ -19,7 +19,7 @@ from curation.models import Field, ProposedTag, ProposedTagUse, Suggestion, TagP
 from curation.review.decisions import ReviewError, ReviewForbidden
 from curation.roles import can_review
 from ingest.models import Note
-from ingest.notes import tag_clean
+from ingest.notes import tag_clean, tag_prefixes
 
 EXAMPLE_NOTES = 5  # notes listed beside each proposed tag
 
@@ -42,11 +42,6 @@ def vault_policy_set(*, vault_id: int, policy: str, user) -> Vocabulary:
     return vocabulary
 
 
-def _prefixes(tag: str) -> list[str]:
-    parts = tag.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def vault_vocabulary(*, vault_id: int) -> dict[str, str]:
     """{lower-cased tag: its spelling} for every tag and branch of the vault, plus approved
     proposed tags."""
@@ -54,11 +49,11 @@ def vault_vocabulary(*, vault_id: int) -> dict[str, str]:
     rows = Note.objects.filter(vault_id=vault_id, state=Note.State.OK).values_list("tags", flat=True)
     for tags in rows.iterator(chunk_size=5000):
         for tag in tags or []:
-            for prefix in _prefixes(tag_clean(str(tag))):
+            for prefix in tag_prefixes(tag_clean(str(tag))):
                 vocabulary.setdefault(prefix.lower(), prefix)
     approved = ProposedTag.objects.filter(vault_id=vault_id, state=ProposedTag.State.APPROVED)
     for tag in approved.values_list("tag", flat=True):
-        for prefix in _prefixes(tag):
+        for prefix in tag_prefixes(tag):
             vocabulary.setdefault(prefix.lower(), prefix)
     return vocabulary
 
