@@ -321,7 +321,8 @@ class CandidateIndex:
                     continue
                 seen.add(word)
                 ids.append(vocab.setdefault(word, len(vocab)))
-                counts.append(min(int(count), 255) if count.isdigit() else 1)
+                # At least once: a word kept with no count would leave a hole in the matrix.
+                counts.append(max(1, min(int(count), 255)) if count.isdigit() else 1)
             ptr.append(len(ids))
             link_texts.append(links)
         n = len(index.paths)

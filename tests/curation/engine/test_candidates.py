@@ -169,6 +169,19 @@ def test_template_boilerplate_does_not_make_notes_related():
     assert all(candidates_for(p, index) == [] for p, *_ in rows)
 
 
+def test_stored_words_with_odd_counts_are_read_as_once():
+    """Words come from the database: a row written by hand or by an older version may say
+    `word:0` or `word:x`; each still counts once, and the index stays whole."""
+    odd = [(p, t, g, note_words(path=p, title=t, body=b), "") for p, t, g, b in ROWS + FILLER]
+    plain = list(odd)
+    odd[0] = (*odd[0][:3], "starter:0 flour:x water:999 " + odd[0][3], "")
+    plain[0] = (*plain[0][:3], "starter flour water:255 " + plain[0][3], "")
+    index, expected = CandidateIndex.build(odd), CandidateIndex.build(plain)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(index.bm25.scores[name], expected.bm25.scores[name])
+    assert candidates_for("cooking/Weekend bread.md", index)[0] == "cooking/Starter care.md"
+
+
 def test_limit_and_deterministic_order():
     rows = [(f"f/Topic {i}.md", f"Topic {i}", ["x/y"], "shared words about sourdough " * 3)
             for i in range(10)] + FILLER  # fmt: skip
