@@ -348,9 +348,15 @@ class CandidateIndex:
         # Names: a note is mentioned where all the words of its name are among another's.
         # A name whose rarest word is in many notes would be "mentioned" by all of them.
         by_rarest: dict[int, list[tuple[int, frozenset]]] = {}
+        # A name word no other note holds (`5x5` of `5x5 strength program`) means no note
+        # mentions the name: matching the rest of it (`program`) would be a false mention.
+        # A word in most notes is left out of the name instead, as a stop word is.
+        common = max(COMMON_MIN, COMMON_SHARE * n)
         for i, path in enumerate(index.paths):
-            name_words = frozenset(int(new_id[vocab[w]]) for w in words(link_name(path))
-                                   if w in vocab and keep[vocab[w]])  # fmt: skip
+            name = [vocab.get(w) for w in words(link_name(path))]
+            if any(w is None or (not keep[w] and df[w] <= common) for w in name):
+                continue
+            name_words = frozenset(int(new_id[w]) for w in name if keep[w])
             rarest = min(name_words, key=index.df.__getitem__) if name_words else None
             if rarest is None or index.df[rarest] > MENTIONS_MAX:
                 continue
@@ -608,7 +614,7 @@ def vault_index(vault_id: int) -> CandidateIndex:
     return index
 
 
-INDEX_FORMAT = 1  # raise when what an index holds or how it is built changes
+INDEX_FORMAT = 2  # raise when what an index holds or how it is built changes
 
 
 def _fingerprint(vault_id: int) -> str:

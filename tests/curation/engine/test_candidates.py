@@ -182,6 +182,24 @@ def test_stored_words_with_odd_counts_are_read_as_once():
     assert candidates_for("cooking/Weekend bread.md", index)[0] == "cooking/Starter care.md"
 
 
+def test_a_note_is_mentioned_where_another_holds_every_word_of_its_name():
+    """Obsidian's unlinked mentions: `Strength program` is named in full by the note on
+    training; `5x5 strength program` is not, since no other note says `5x5`."""
+    rows = [
+        ("fitness/Strength program.md", "Strength program", [], "Squats and presses."),
+        ("fitness/5x5 strength program.md", "5x5 strength program", [], "Five sets of five."),
+        ("fitness/Training.md", "Training", [], "My strength program starts in May."),
+        ("fitness/Running.md", "Running", [], "A strength program helps runners too."),
+    ]
+    index = build_index(rows + FILLER)
+    mentioned = index._row_of(index.mentions, index.position["fitness/Training.md"])
+    assert [index.paths[i] for i in mentioned] == ["fitness/Strength program.md"]
+    by = index._row_of(index.mentioned_by, index.position["fitness/Strength program.md"])
+    assert sorted(index.paths[i] for i in by) == [
+        "fitness/5x5 strength program.md", "fitness/Running.md", "fitness/Training.md"]
+    assert not len(index._row_of(index.mentioned_by, 1))  # 5x5 strength program
+
+
 def test_limit_and_deterministic_order():
     rows = [(f"f/Topic {i}.md", f"Topic {i}", ["x/y"], "shared words about sourdough " * 3)
             for i in range(10)] + FILLER  # fmt: skip
