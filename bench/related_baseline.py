@@ -104,7 +104,10 @@ class CandidateIndex:
                     postings.setdefault(term, []).append(i)
         index.tag_counts.pop("", None)
         # Each note keeps only its rarest terms: they say the most and bound the work per note.
-        rarity = df.__getitem__
+        # (Ties by the term itself: in set order they would follow the hash seed of the run.)
+        def rarity(term: str) -> tuple[int, str]:
+            return df[term], term
+
         index.terms = [tuple(sorted(terms, key=rarity)[:MAX_TERMS]) for terms in all_terms]
         index.postings = postings
         index.df = df
@@ -125,7 +128,7 @@ class CandidateIndex:
             terms = self.terms[me]
         else:
             found = title_terms(title or link_name(path)) | tag_terms(tags or [])
-            terms = tuple(sorted(found, key=lambda t: self.df.get(t, 0))[:MAX_TERMS])
+            terms = tuple(sorted(found, key=lambda t: (self.df.get(t, 0), t))[:MAX_TERMS])
         if me is None:
             me = bisect_left(self.paths, path)
         postings = self.postings
