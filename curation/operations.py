@@ -471,7 +471,7 @@ def _run_export(op: Operation, progress: Progress, *, dry_run: bool) -> dict:
         summary = vault_export(vault=vault, note_ids=note_ids, dry_run=dry_run, progress=step)
         done += len(summary.written) + summary.unchanged + len(summary.conflicts) + len(
             summary.errors
-        )
+        ) + len(summary.missing)  # fmt: skip
         entry = {
             "vault_id": vault.id,
             "vault": vault.name,

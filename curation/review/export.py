@@ -49,15 +49,22 @@ class ExportSummary:
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     diffs: list[tuple[str, str]] = field(default_factory=list)  # (path, unified diff)
+    missing: list[str] = field(default_factory=list)  # deleted from the vault: nothing to write
+    held_links: int = 0  # links not written on either note: one of the two could not be
     dry_run: bool = False
     run: str = ""
 
     def line(self) -> str:
         verb = "would write" if self.dry_run else "written"
-        return (
+        line = (
             f"{verb} {len(self.written)}, unchanged {self.unchanged}, "
             f"conflicts {len(self.conflicts)}, errors {len(self.errors)}"
         )
+        if self.missing:
+            line += f", deleted from the vault {len(self.missing)}"
+        if self.held_links:
+            line += f", links held back {self.held_links}"
+        return line
 
     @property
     def ok(self) -> bool:
@@ -85,7 +92,7 @@ def vault_export(
     summary = ExportSummary(dry_run=dry_run)
     run = uuid.uuid4().hex
     summary.run = run
-    plans, review_notes = _plans(vault=vault, note_ids=note_ids)
+    plans, review_notes, links = _plans(vault=vault, note_ids=note_ids)
     # The whole vault's small columns in one query: no `IN (...)` list as long as the vault.
     rows = {
         n.id: n
@@ -94,6 +101,8 @@ def vault_export(
         )
         if n.id in plans
     }
+    held = _hold_back_one_way_links(plans=plans, links=links, rows=rows, vault=vault)
+    summary.held_links = sum(len(pairs) for pairs in held.values())
     failed: set[int] = set()
     done: set[int] = set()
     folders: set[str] = set()  # folders written to: each fsynced once, at the end
@@ -103,14 +112,19 @@ def vault_export(
         if note is None:
             continue
         # A review is exported once every note it writes to is: marked with the last of them,
-        # in the same transaction as that note's file and record (see _export_note).
-        finishes = _finishes(note_id, review_notes=review_notes, done=done, failed=failed,
-                             reviews=plans[note_id].reviews)  # fmt: skip
+        # in the same transaction as that note's file and record (see _export_note). One with
+        # a link held back this run is not done.
+        finishes = [rid for rid in _finishes(note_id, review_notes=review_notes, done=done,
+                                             failed=failed, reviews=plans[note_id].reviews)
+                    if rid not in held]  # fmt: skip
         try:
-            kind, detail = _export_note(
-                note=note, vault=vault, plan=plans[note_id], dry_run=dry_run, folders=folders,
-                finishes=finishes, run=run,
-            )  # fmt: skip
+            if note.state == Note.State.MISSING:  # deleted by the user, and imported so:
+                kind, detail = "missing", ""  # its approvals wait, in case it comes back
+            else:
+                kind, detail = _export_note(
+                    note=note, vault=vault, plan=plans[note_id], dry_run=dry_run,
+                    folders=folders, finishes=finishes, run=run,
+                )  # fmt: skip
         except Exception as exc:  # one note that cannot be processed never stops the others
             log.exception("export error %s: %s", note.path, type(exc).__name__)
             kind, detail = "error", f"could not be processed ({type(exc).__name__}); see the log"
@@ -122,6 +136,9 @@ def vault_export(
             summary.unchanged += 1
         if kind in ("written", "unchanged"):
             done.add(note_id)
+        elif kind == "missing":
+            summary.missing.append(note.path)
+            failed.add(note_id)
         else:
             failed.add(note_id)
             problems = summary.conflicts if kind == "conflict" else summary.errors
@@ -158,8 +175,22 @@ def _mark_exported(review_ids: list[int], *, tag_uses=()) -> None:
         ).update(exported_at=now)
 
 
-def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[int]]]:
-    """Per note id, what to write; per review id, every note that must be written for it."""
+@dataclass(frozen=True)
+class _LinkPlan:
+    """One link to write, on both notes: `there` on note `one`, `back` on note `other`."""
+
+    review: int
+    one: int
+    other: int
+    there: Link
+    back: Link
+
+
+def _plans(
+    *, vault: Vault, note_ids
+) -> tuple[dict[int, _Plan], dict[int, set[int]], list[_LinkPlan]]:
+    """Per note id, what to write; per review id, every note that must be written for it; and
+    every link, with its two ends."""
     vault_notes = Note.objects.filter(vault=vault)
     table = list(vault_notes.exclude(state=Note.State.MISSING).values_list("id", "path", "state"))
     by_path = {path: (nid, state) for nid, path, state in table}
@@ -170,6 +201,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
     approved = approved_values(note_ids=vault_notes.filter(suggestions__isnull=False).values("id"))
     plans: dict[int, _Plan] = {}
     review_notes: dict[int, set[int]] = {}
+    links: list[_LinkPlan] = []
 
     def plan(note_id: int, review_id: int | None = None, key: str | None = None) -> _Plan:
         p = plans.setdefault(note_id, _Plan())
@@ -234,6 +266,7 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
                         continue  # a link is written on both notes, or on neither
                     plan(note_id, review_id, "related").changes.add_related.append(there)
                     plan(other_id, review_id, "related").changes.add_related.append(back)
+                    links.append(_LinkPlan(review_id, note_id, other_id, there, back))
                 continue
             if selected is not None and note_id not in selected:
                 continue
@@ -268,7 +301,41 @@ def _plans(*, vault: Vault, note_ids) -> tuple[dict[int, _Plan], dict[int, set[i
                 plan(note_id, None, "tags")
         for p in plans.values():
             p.changes.tag_renames = renames
-    return plans, review_notes
+    return plans, review_notes, links
+
+
+def _hold_back_one_way_links(
+    *, plans: dict[int, _Plan], links: list[_LinkPlan], rows: dict[int, Note], vault: Vault
+) -> dict[int, list[_LinkPlan]]:
+    """A link is written on both notes or on neither. Every note at an end of a link is tried
+    first (read, compared with its import, rewritten in memory; nothing written): where one
+    cannot be written this run (changed on disk, deleted, its frontmatter refused...), the
+    link is taken off both plans. Per review, the links held back: such a review stays
+    unexported, so the next export, once the note can be written, writes them.
+
+    Only notes that take a link are tried, and each again only when its plan changed."""
+    held: dict[int, list[_LinkPlan]] = {}
+    ready: dict[int, bool] = {}
+    while links:
+        for note_id in {end for link in links for end in (link.one, link.other)} - set(ready):
+            note = rows.get(note_id)
+            ready[note_id] = note is not None and _prepare(
+                note=note, vault=vault, plan=plans[note_id]
+            )[0] in ("ready", "unchanged")  # fmt: skip
+        blocked = [link for link in links if not (ready[link.one] and ready[link.other])]
+        if not blocked:
+            break
+        links = [link for link in links if ready[link.one] and ready[link.other]]
+        for link in blocked:
+            plans[link.one].changes.add_related.remove(link.there)
+            plans[link.other].changes.add_related.remove(link.back)
+            held.setdefault(link.review, []).append(link)
+            ready.pop(link.one, None)  # a smaller plan: try again
+            ready.pop(link.other, None)
+    for plan in plans.values():
+        if not plan.changes.add_related:
+            plan.fields.discard("related")
+    return held
 
 
 def _export_note(
@@ -282,33 +349,12 @@ def _export_note(
     before the file is replaced leaves neither, and a failure of the commit puts the old
     bytes back.
     """
-    if note.state != Note.State.OK:
-        state = note.get_state_display().lower()
-        return "error", f"note is {state}: {note.reason or 'not imported'}"
-    try:
-        path = safe_path(vault.root, note.path)
-        refuse_unsafe_file(path)
-        data = notes.read_regular(path, limit=-1)
-    except (UnsafePath, notes.NotRegular) as exc:
-        return "error", str(exc)
-    except OSError as exc:
-        return "error", f"cannot read: {exc.strerror or exc}"
-    old_hash = notes.content_hash(data)
-    if old_hash != note.content_hash:
-        return "conflict", (
-            "changed on disk since it was imported; run import_vault, then export again"
-        )
-    try:
-        result = rewrite(data, plan.changes)
-        if result.data == data:
-            if not dry_run:
-                _mark_exported(finishes)
-            return "unchanged", ""
-        parsed = notes.parse(result.data, path=note.path)  # what the next import will see
-    except (ExportError, notes.NoteError) as exc:
-        return "error", str(exc)
-    if len(result.data) > settings.VAULTCMS_MAX_NOTE_BYTES:
-        return "error", "the note would grow past VAULTCMS_MAX_NOTE_BYTES"
+    kind, detail, prepared = _prepare(note=note, vault=vault, plan=plan)
+    if kind == "unchanged" and not dry_run:
+        _mark_exported(finishes)
+    if prepared is None:
+        return kind, detail
+    path, data, old_hash, result, parsed = prepared
     if dry_run:
         return "written", unified_diff(note.path, result.old_text, result.new_text)
     try:
@@ -335,6 +381,37 @@ def _export_note(
     except (OSError, DatabaseError):
         pass
     return "written", ""
+
+
+def _prepare(*, note: Note, vault: Vault, plan: _Plan) -> tuple[str, str, tuple | None]:
+    """The note's new bytes, made in memory: ("ready", "", (path, old bytes, old hash, the
+    rewrite, the new text parsed)), or ("unchanged" | "conflict" | "error", detail, None)."""
+    if note.state != Note.State.OK:
+        state = note.get_state_display().lower()
+        return "error", f"note is {state}: {note.reason or 'not imported'}", None
+    try:
+        path = safe_path(vault.root, note.path)
+        refuse_unsafe_file(path)
+        data = notes.read_regular(path, limit=-1)
+    except (UnsafePath, notes.NotRegular) as exc:
+        return "error", str(exc), None
+    except OSError as exc:
+        return "error", f"cannot read: {exc.strerror or exc}", None
+    old_hash = notes.content_hash(data)
+    if old_hash != note.content_hash:
+        return "conflict", (
+            "changed on disk since it was imported; run import_vault, then export again"
+        ), None  # fmt: skip
+    try:
+        result = rewrite(data, plan.changes)
+        if result.data == data:
+            return "unchanged", "", None
+        parsed = notes.parse(result.data, path=note.path)  # what the next import will see
+    except (ExportError, notes.NoteError) as exc:
+        return "error", str(exc), None
+    if len(result.data) > settings.VAULTCMS_MAX_NOTE_BYTES:
+        return "error", "the note would grow past VAULTCMS_MAX_NOTE_BYTES", None
+    return "ready", "", (path, data, old_hash, result, parsed)
 
 
 def _restore(path: str, *, new: bytes, old: bytes) -> None:

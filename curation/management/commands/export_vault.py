@@ -64,6 +64,14 @@ class Command(BaseCommand):
                 self.stdout.write(self._safe(f"conflict {path}: {reason}"))
             for path, reason in summary.errors:
                 self.stdout.write(self._safe(f"error {path}: {reason}"))
+            for path in summary.missing:
+                self.stdout.write(self._safe(
+                    f"deleted {path}: not in the vault any more; its approvals wait for it"))
+            if summary.held_links:
+                self.stdout.write(
+                    f"{summary.held_links} link(s) held back from both of their notes: one "
+                    "of the two is above; the next export writes them once it can be written"
+                )
             failures += len(summary.conflicts) + len(summary.errors)
             lines.append(f"vault {one.name}: {summary.line()}")
             if summary.written and not dry_run:  # before the summary lines, which end the output

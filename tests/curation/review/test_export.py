@@ -316,12 +316,53 @@ def test_tag_renames_merges_and_removals(make_vault):
 def test_skipped_or_missing_notes_are_reported_not_written(make_vault):
     root, vault = setup_vault(make_vault, {"a.md": A, "broken.md": "---\nx: [\n---\nb\n"})
     approve_tags(note("broken.md"), ["x"])
-    approve_tags(note("a.md"), ["x"])
+    tags = approve_tags(note("a.md"), ["x"])
     (root / "a.md").unlink()
     vault_import(root=root, name="v")
     summary = vault_export(vault=vault)
-    assert dict(summary.errors).keys() == {"a.md", "broken.md"}
+    # A note the user broke is an error to fix; one deleted (and imported as deleted) is not.
+    assert dict(summary.errors).keys() == {"broken.md"}
+    assert summary.missing == ["a.md"] and "deleted from the vault 1" in summary.line()
     assert not (root / "a.md").exists()
+    # Its approval waits: if the note comes back, the next export writes it.
+    (root / "a.md").write_text(A)
+    vault_import(root=root, name="v")
+    assert vault_export(vault=vault).written == ["a.md"] and meta(root, "a.md")["tags"] == [
+        "python", "x"]
+    assert Review.objects.get(id=tags.id).exported_at is not None
+
+
+@pytest.mark.parametrize("spoil", ["edited", "deleted", "refused"])
+def test_a_link_is_held_back_on_both_notes_when_one_cannot_be_written(make_vault, spoil):
+    """The link's other note changed on disk, was deleted without a new import, or holds
+    frontmatter export refuses: neither note gets the link this run, and the review waits."""
+    root, vault = setup_vault(make_vault, {"a.md": A, "b.md": "B\n", "c.md": "C\n"})
+    review = approve_related(note("a.md"), ["b.md", "c.md"])
+    approve_tags(note("b.md"), ["x"])
+    if spoil == "edited":
+        (root / "b.md").write_text("B, edited by its author\n")
+    elif spoil == "deleted":
+        (root / "b.md").unlink()
+    else:
+        (root / "b.md").write_text("---\ntags: {outdoor: 1}\n---\nB\n")
+        vault_import(root=root, name="v")
+    summary = vault_export(vault=vault)
+    assert [path for path, _ in summary.conflicts + summary.errors] == ["b.md"]
+    assert summary.held_links == 1 and "links held back 1" in summary.line()
+    assert meta(root, "a.md")["related"] == ["[[c]]"] and meta(root, "c.md")["related"] == [
+        "[[a]]"]
+    assert review.exported_at is None and Review.objects.get(id=review.id).exported_at is None
+    if spoil == "deleted":
+        return
+    # Once b.md can be written, the next export writes the rest of the link, on both notes.
+    (root / "b.md").write_text("B, edited by its author\n")
+    vault_import(root=root, name="v")
+    again = vault_export(vault=vault)
+    assert again.ok and again.held_links == 0
+    assert meta(root, "a.md")["related"] == ["[[c]]", "[[b]]"]
+    assert meta(root, "b.md")["related"] == ["[[a]]"]
+    assert (root / "b.md").read_text().endswith("---\nB, edited by its author\n")
+    assert Review.objects.get(id=review.id).exported_at is not None
 
 
 def test_flow_mapping_frontmatter_gets_its_keys_inside_its_braces(make_vault):
