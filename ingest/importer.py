@@ -74,11 +74,21 @@ def walk(root: Path, *, unreadable: list[tuple[str, str]] | None = None) -> Iter
                 yield _Found(shown, full, "file name is not valid UTF-8")
                 continue
             if os.path.islink(full):
-                target = os.path.realpath(full)
-                if os.path.commonpath([root_real, target]) != root_real:
-                    yield _Found(rel, full, "symlink to a file outside the vault")
-                    continue
+                yield _Found(rel, full, _symlink_reason(full, root_real))
+                continue
             yield _Found(rel, full)
+
+
+def _symlink_reason(full: str, root_real: str) -> str:
+    """Why a note file that is a symbolic link is skipped. Out of the vault, it would import
+    another folder's file; in it, it is a second name for a note imported as itself, which
+    export could never write (it never writes through links) and which would be a related
+    link from a note to itself."""
+    target = os.path.realpath(full)
+    if os.path.commonpath([root_real, target]) != root_real:
+        return "symlink to a file outside the vault"
+    shown = os.path.relpath(target, root_real).replace(os.sep, "/")
+    return f"symlink to {shown} in the vault: that file is the note, imported under its own name"
 
 
 # Every column a (re)parsed note writes; a skipped file only writes SKIP_FIELDS, so a note
@@ -378,8 +388,8 @@ def notes_import(
                 gone.append(row[1])
             continue
         entry = _Found(rel, full)
-        if os.path.commonpath([root_real, os.path.realpath(full)]) != root_real:
-            entry.skip_reason = "symlink to a file outside the vault"
+        if os.path.realpath(full) != full:  # the file, or a folder on its way, is a link
+            entry.skip_reason = _symlink_reason(full, root_real)
         stat = _check(entry, row=known.get(rel), max_bytes=max_bytes, **where)
         if stat is not None:
             to_read.append((entry, known.get(rel), stat))

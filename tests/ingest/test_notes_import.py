@@ -35,3 +35,24 @@ def test_refuses_paths_outside_the_vault(make_vault, tmp_path):
     assert reasons[".hidden/x.md"] == "not a note inside the vault"
     assert reasons["link.md"] == "symlink to a file outside the vault"
     assert not Note.objects.filter(body__contains="Secret").exists()
+
+
+def test_a_symlink_to_a_note_of_the_vault_is_not_a_second_note(make_vault):
+    """`Starter Alias.md -> Starter.md`: the note is imported once, under its own name; the
+    link would be a note export can never write, and a related link from a note to itself."""
+    root = make_vault({"Starter.md": "# Starter\nRye and water.\n", "Real/x.md": "# X\n"})
+    os.symlink(root / "Starter.md", root / "Starter Alias.md")
+    os.symlink(root / "Real", root / "Linked")
+    vault, summary = vault_import(root=root, name="v")
+    reason = "symlink to Starter.md in the vault: that file is the note, imported under its own name"
+    assert dict(summary.skipped) == {"Starter Alias.md": reason}
+    assert sorted(Note.objects.filter(state="ok").values_list("path", flat=True)) == [
+        "Real/x.md", "Starter.md"]
+    again = notes_import(vault=vault, paths=["Starter Alias.md", "Linked/x.md", "Starter.md"])
+    assert dict(again.skipped) == {
+        "Starter Alias.md": reason,
+        "Linked/x.md": "symlink to Real/x.md in the vault: that file is the note, imported "
+        "under its own name",
+    }
+    assert Note.objects.get(path="Starter Alias.md").state == "skipped"
+    assert not Note.objects.filter(path="Linked/x.md").exclude(state="skipped").exists()
