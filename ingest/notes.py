@@ -108,7 +108,9 @@ def tag_prefixes(tag: str) -> list[str]:
 def tag_normalize(tag: str) -> str | None:
     """A suggested tag in the vault's canonical form: `#AI/Agent Frameworks` ->
     `ai/agent-frameworks`; None when nothing usable is left."""
-    text = tag.strip().lstrip("#").strip().lower()
+    # Composed first: a decomposed `é` (e + combining accent) is not a word character, so it
+    # would cut the word (`cre-me`), and the tag would not equal the vault's `crème`.
+    text = unicodedata.normalize("NFC", tag).strip().lstrip("#").strip().lower()
     text = _TAG_JUNK.sub("-", "-".join(text.split()))
     segments = []
     for segment in text.split("/"):

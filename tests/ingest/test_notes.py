@@ -1,6 +1,7 @@
 """ingest.notes: decoding, splitting and parsing one note's bytes, and each reason it can fail."""
 
 import codecs
+import unicodedata
 
 import pytest
 
@@ -113,3 +114,10 @@ def test_alias_bomb_and_self_reference_are_refused_not_expanded():
 def test_title_falls_back_to_the_file_name():
     assert parse("x\n", path="Travel/東京 ラーメン.md").title == "東京 ラーメン"
     assert parse("---\ntitle: 42\n---\nx\n", path="a/b.md").title == "b"
+
+
+@pytest.mark.parametrize("written", ["crème/Randonnée", "김치/찌개"])
+def test_a_suggested_tag_is_composed_however_its_letters_came(written):
+    composed = notes.tag_normalize(unicodedata.normalize("NFC", written))
+    assert notes.tag_normalize(unicodedata.normalize("NFD", written)) == composed
+    assert composed == unicodedata.normalize("NFC", written.lower())
