@@ -287,6 +287,10 @@ def parse(data: bytes, *, path: str) -> ParsedNote:
     text, encoding, bom = decode(data)
     if not text.strip():  # after decoding: a lone BOM or UTF-16 spaces are empty too
         raise NoteError("empty file")
+    if "\r" in text and "\n" not in text:  # its frontmatter would not be found, and export
+        raise NoteError(  # would add a second block with other line breaks
+            "line breaks are CR only (classic Mac OS); convert the note to LF or CRLF to curate it"
+        )
     parts = split(text)
     metadata = load_yaml(parts.yaml) if parts.yaml is not None else {}
     if parts.yaml is not None and not parts.body.strip():

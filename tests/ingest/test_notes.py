@@ -121,3 +121,13 @@ def test_a_suggested_tag_is_composed_however_its_letters_came(written):
     composed = notes.tag_normalize(unicodedata.normalize("NFC", written))
     assert notes.tag_normalize(unicodedata.normalize("NFD", written)) == composed
     assert composed == unicodedata.normalize("NFC", written.lower())
+
+
+def test_a_note_with_classic_mac_line_breaks_is_refused_with_its_reason():
+    """CR-only line breaks: its frontmatter would not be found, and export would add a block
+    of another line break above it. CRLF and LF notes are read as ever."""
+    with pytest.raises(NoteError, match="CR only"):
+        notes.parse(b"---\rtitle: Old Mac note\r---\rHiking boots.\r", path="m.md")
+    crlf = notes.parse(b"---\r\ntitle: T\r\n---\r\nHiking boots.\r\n", path="w.md")
+    assert crlf.metadata == {"title": "T"} and crlf.newline == "\r\n"
+    assert notes.parse(b"One line, no break", path="x.md").body == "One line, no break"
