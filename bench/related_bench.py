@@ -10,7 +10,8 @@ links found among the top k candidates, over all links. Side by side, in one run
 - today: the title-word index this project used before (bench/related_baseline.py);
 - bm25: the new index with BM25 over the notes' words alone (bm25s);
 - new: what the app uses (curation.engine.candidates): BM25 mixed with unlinked mentions,
-  co-citation, backlinks, the links of the most alike notes and the folder; `new, no backlinks` shows it without backlinks.
+  co-citation, backlinks, the links of the most alike notes, the folder and folder notes;
+  `new, no backlinks` shows it without backlinks.
 
 Then the time and memory to index: per real vault, and for a generated vault of --notes notes
 (words drawn from a Zipf law, three random links each), with the peak RSS of this process

@@ -497,6 +497,9 @@ class NoteWords(models.Model):
         Note, on_delete=models.CASCADE, primary_key=True, related_name="index_words"
     )
     content_hash = models.CharField(max_length=64)
+    words_format = models.PositiveSmallIntegerField(
+        default=1, help_text="How the words were read (candidates.WORDS_FORMAT); older: read again."
+    )
     words = models.TextField(blank=True, help_text="Its most frequent words, as `word:count`.")
     links = models.TextField(blank=True, help_text="Its body wikilink targets, one a line.")
 

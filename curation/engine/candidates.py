@@ -15,10 +15,12 @@ builds it again only when a note has changed. The index ranks a note's candidate
   this one's (what Obsidian's "unlinked mentions" pane shows);
 - co-citation: other notes that link to both;
 - backlinks: the other note links to this one, so its author may want the link back;
-- a small nudge for the same folder, only for notes already related by the above.
+- the links of the notes most like this one (notes on one subject link to the same pages);
+- for notes already related by the above: a nudge for the same folder, and a larger one for a
+  folder note (`Sync.md` and the notes under `Sync/`).
 
 A note's tags count as words of it (`#ai` and `#ai/agents` for `ai/agents`), so notes that
-share a rare tag meet even where their words differ.
+share a rare tag meet even where their words differ; a heading's words count twice.
 
 A note gets no candidates when nothing reaches MIN_RELEVANCE, never itself, never a note its
 body already links to (the author linked it), and never a note whose link name breaks a
@@ -84,6 +86,9 @@ MENTIONED = 0.25  # the other's words hold this note's name
 COCITED = 0.5  # other notes link to both (scaled by how many, up to 3)
 SAME_FOLDER = 0.05
 TAG_WEIGHT = 2  # a tag counts as a word written this many times
+HEADING_WEIGHT = 2  # a heading's words count this many times: it names what its section is about
+FOLDER_NOTE = 0.5  # the other note is named as a folder this one is in (its folder note), or
+# this one is named as a folder the other is in (the notes of a topic and its overview)
 LINKED_FROM = 0.5  # the other note links here: the author may want the link back
 SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
 SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
@@ -97,6 +102,7 @@ MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\([^)\n]*\)")
 URL = re.compile(r"\b(?:https?|ftp|file)://\S+|\bwww\.\S+")
 MARKUP = re.compile(r"<[^>\n]*>|\{\{[^}\n]*\}\}|<%.*?%>|%%.*?%%", re.S)
 BLOCK_ID = re.compile(r"\s\^[\w-]+$", re.M)
+HEADING = re.compile(r"^[ ]{0,3}#{1,6}[ \t]+(.+)$", re.M)
 WORD = re.compile(r"[^\W_]+", re.U)
 CJK = re.compile(
     "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
@@ -145,9 +151,17 @@ def words(text: str) -> list[str]:
     return found
 
 
+WORDS_FORMAT = 2  # raise when note_words changes what it keeps: stored words are read again
+
+
 def note_words(*, path: str, title: str, body: str) -> str:
-    """What the index keeps of a note: its MAX_WORDS most frequent words as `word:count ...`."""
-    counts = Counter(words(clean_text(body)))
+    """What the index keeps of a note: its MAX_WORDS most frequent words as `word:count ...`,
+    a heading's words counted HEADING_WEIGHT times."""
+    prose = clean_text(body)
+    counts = Counter(words(prose))
+    for heading in HEADING.findall(prose):
+        for word in words(heading):
+            counts[word] += HEADING_WEIGHT - 1
     counts.update(dict.fromkeys(words(f"{title} {link_name(path)}"), 1))  # name, title: once
     kept = counts.most_common(MAX_WORDS)  # ties: first seen first
     return " ".join(w if n == 1 else f"{w}:{n}" for w, n in kept)
@@ -276,11 +290,13 @@ class CandidateIndex:
         self.rank = np.zeros(0, dtype=np.int32)  # place in path order, for ties
         self.linkable = np.zeros(0, dtype=bool)
         self.folder = np.zeros(0, dtype=np.int32)
+        self.name_part = np.zeros(0, dtype=np.int32)  # the folder name a note has, or -1
         self.bm25: bm25s.BM25 | None = None
         empty = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
         self.word_ptr, self.words = empty
         self.df = np.zeros(0, dtype=np.int32)
         self.mentions = self.mentioned_by = self.links_out = self.links_in = empty
+        self.folder_parts = empty  # per folder, the names of the folders on its path
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -332,6 +348,16 @@ class CandidateIndex:
         index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
         index.linkable = np.array([is_link_target(p) for p in index.paths], dtype=bool)
         index.folder = np.frombuffer(folder, dtype=np.int32) if n else index.folder
+        # Folder notes: each folder's path parts (as link keys), and the note named as one.
+        part_key: dict[str, int] = {}
+        parts = array("i")  # (folder, part) pairs
+        for name, at in folders.items():
+            for part in name.split("/") if name else ():
+                parts.extend((at, part_key.setdefault(link_key(part), len(part_key))))
+        index.folder_parts = _csr(parts, len(folders))
+        index.name_part = np.array([part_key.get(link_key(link_name(p)), -1)
+                                    for p in index.paths], dtype=np.int32)  # fmt: skip
+        del part_key, parts
 
         # Words: a word in one note can match no other; one in most notes says nothing.
         word_ids = np.frombuffer(ids, dtype=np.int32) if ids else np.zeros(0, np.int32)
@@ -405,8 +431,8 @@ class CandidateIndex:
         index.links_out, index.links_in = _csr(links, n), _csr(back, n)
         return index
 
-    _ARRAYS = ("rank", "linkable", "folder", "word_ptr", "words", "df")
-    _TABLES = ("mentions", "mentioned_by", "links_out", "links_in")
+    _ARRAYS = ("rank", "linkable", "folder", "name_part", "word_ptr", "words", "df")
+    _TABLES = ("mentions", "mentioned_by", "links_out", "links_in", "folder_parts")
 
     def save(self, folder: str) -> None:
         """Write the index into `folder` (new, empty) as .npy files and one JSON file."""
@@ -497,8 +523,23 @@ class CandidateIndex:
         score = np.bincount(at, weights=weights).astype(np.float32)
         keep = (score >= MIN_RELEVANCE) & self.linkable[notes] & (notes != me)
         score[self.folder[notes] == self.folder[me]] += SAME_FOLDER
+        score[self._folder_notes(me, notes)] += FOLDER_NOTE
         keep &= ~np.isin(notes, row(self.links_out, me))  # the author already linked them
         return notes[keep], score[keep]
+
+    def _folder_notes(self, me: int, notes: np.ndarray) -> np.ndarray:
+        """Which of `notes` are named as a folder note `me` is in (`Sync.md` for
+        `Sync/Regions.md`, or for `Sync/Setup/Headless.md`), or are in a folder named as
+        `me`: Obsidian's folder notes, the overview of a topic and its notes."""
+        row = self._row_of
+        mine = row(self.folder_parts, int(self.folder[me]))
+        near = np.isin(self.name_part[notes], mine) if len(mine) else np.zeros(len(notes), bool)
+        name = int(self.name_part[me])
+        if name >= 0 and len(notes):
+            folders, at = np.unique(self.folder[notes], return_inverse=True)
+            under = [name in row(self.folder_parts, f) for f in folders.tolist()]
+            near |= np.array(under, dtype=bool)[at]
+        return near
 
     def _similar_links(self, me: int, notes: np.ndarray, weights: np.ndarray) -> list:
         """What the notes most like this one link to: notes on one subject tend to link to the
@@ -577,10 +618,12 @@ def sample_index(vault_id: int, note_ids: list[int], *, words: bool = True) -> C
 
 def vault_index(vault_id: int) -> CandidateIndex:
     """The vault's index, from the words stored per note; a note new or changed since its words
-    were stored (another content hash) is read again and its row replaced first."""
+    were stored (another content hash), or stored by an older note_words (WORDS_FORMAT), is
+    read again and its row replaced first."""
     stale = list(
         Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
-        .exclude(index_words__content_hash=models.F("content_hash"))
+        .exclude(index_words__content_hash=models.F("content_hash"),
+                 index_words__words_format=WORDS_FORMAT)  # fmt: skip
         .values_list("id", flat=True)
     )
     for start in range(0, len(stale), STALE_CHUNK):
@@ -588,14 +631,14 @@ def vault_index(vault_id: int) -> CandidateIndex:
             "id", "path", "title", "body", "content_hash"
         )
         rows = [
-            NoteWords(note_id=note_id, content_hash=digest,
+            NoteWords(note_id=note_id, content_hash=digest, words_format=WORDS_FORMAT,
                       words=note_words(path=path, title=title, body=body), links=note_links(body))
             for note_id, path, title, body, digest in chunk
         ]  # fmt: skip
         with transaction.atomic():  # another worker may be storing the same notes: last wins
             NoteWords.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["note"],
-                update_fields=["content_hash", "words", "links"],
+                update_fields=["content_hash", "words_format", "words", "links"],
             )  # fmt: skip
     fingerprint = _fingerprint(vault_id)
     folder = os.path.join(settings.CURATION_INDEX_DIR, f"vault-{vault_id}")
@@ -614,14 +657,14 @@ def vault_index(vault_id: int) -> CandidateIndex:
     return index
 
 
-INDEX_FORMAT = 2  # raise when what an index holds or how it is built changes
+INDEX_FORMAT = 3  # raise when what an index holds or how it is built changes
 
 
 def _fingerprint(vault_id: int) -> str:
     """What a vault's index is built from: every note's path and content hash (its title, tags
     and words come from its content), and the settings that shape the index."""
-    digest = hashlib.sha256(repr((INDEX_FORMAT, MAX_WORDS, COMMON_SHARE, COMMON_MIN,
-                                  MENTIONS_MAX, TAG_WEIGHT)).encode())  # fmt: skip
+    digest = hashlib.sha256(repr((INDEX_FORMAT, WORDS_FORMAT, MAX_WORDS, COMMON_SHARE,
+                                  COMMON_MIN, MENTIONS_MAX, TAG_WEIGHT)).encode())  # fmt: skip
     notes = (
         Note.objects.filter(vault_id=vault_id, state=Note.State.OK)
         .order_by("path")

@@ -11,6 +11,7 @@ import pytest
 
 from curation.engine.candidates import (
     _BM25,
+    WORDS_FORMAT,
     CandidateIndex,
     _Docs,
     build_index,
@@ -200,6 +201,27 @@ def test_a_note_is_mentioned_where_another_holds_every_word_of_its_name():
     assert not len(index._row_of(index.mentioned_by, 1))  # 5x5 strength program
 
 
+def test_a_folder_note_and_the_notes_of_its_folder_are_near():
+    """`Sync.md` is the overview of `Sync/`: of two notes as alike, it comes first for a note
+    in that folder (or below it), and that note comes first for it."""
+    rows = [
+        ("Backup.md", "Backup", [], "Servers keep encrypted copies. Disks rotate weekly."),
+        ("Sync.md", "Sync", [], "Servers keep encrypted copies. Devices pull changes."),
+        ("Sync/Regions.md", "Regions", [], "Pick servers near you; encrypted copies stay."),
+        ("Sync/Setup/Headless.md", "Headless", [], "Servers without screens pull copies."),
+    ]
+    index = build_index(rows + FILLER)
+    assert candidates_for("Sync/Regions.md", index)[0] == "Sync.md"
+    assert candidates_for("Sync/Setup/Headless.md", index)[0] == "Sync.md"
+    assert set(candidates_for("Sync.md", index)[:2]) == {"Sync/Regions.md",
+                                                         "Sync/Setup/Headless.md"}
+
+
+def test_a_headings_words_count_twice():
+    kept = note_words(path="Bread.md", title="Bread", body="## Levain\nFeed it.\n```\n# no\n```")
+    assert kept.split() == ["levain:2", "feed", "bread"]
+
+
 def test_limit_and_deterministic_order():
     rows = [(f"f/Topic {i}.md", f"Topic {i}", ["x/y"], "shared words about sourdough " * 3)
             for i in range(10)] + FILLER  # fmt: skip
@@ -245,6 +267,15 @@ def test_vault_index_stores_words_and_reads_again_only_changed_notes(django_asse
     assert [k for k in after if after[k] != before[k]] == [note.id]
     assert NoteWords.objects.get(note=note).content_hash == "h-new"
     assert "misc/Shopping.md" in candidates_for("ai/Tool loops.md", index)
+
+    # Words stored by an older note_words (an upgrade) are read again, though no note changed.
+    old = Note.objects.get(path="cooking/Ramen.md")
+    NoteWords.objects.filter(note=old).update(words_format=WORDS_FORMAT - 1, words="stale:9")
+    vault_index(vault.id)
+    stored = NoteWords.objects.get(note=old)
+    assert stored.words_format == WORDS_FORMAT and "tonkotsu" in stored.words
+    assert dict(NoteWords.objects.exclude(note=old).values_list("note_id", "words")) == {
+        k: v for k, v in after.items() if k != old.id}
 
 
 @pytest.mark.django_db
