@@ -92,6 +92,8 @@ FOLDER_NOTE = 0.5  # the other note is named as a folder this one is in (its fol
 LINKED_FROM = 0.5  # the other note links here: the author may want the link back
 SIMILAR_LINKS = 0.75  # a note much like this one links to the other (scaled by how alike)
 SIMILAR_NOTES = 20  # how many of the most alike notes lend their links
+LENT_UNSAID = 0.5  # a lent link to a note sharing no words with this one counts this much,
+LENT_SAID = 0.2  # and in full from this BM25 share on
 SAMPLE_BODY_CHARS = 12_000  # body read for a sampled note without stored words (an estimate)
 BUILD_PART = 5_000  # notes scored at a time while the BM25 matrix is built
 STALE_CHUNK = 500  # notes read again per query when their words are stored
@@ -544,7 +546,10 @@ class CandidateIndex:
     def _similar_links(self, me: int, notes: np.ndarray, weights: np.ndarray) -> list:
         """What the notes most like this one link to: notes on one subject tend to link to the
         same pages, which a note's own words may never name. Each of the SIMILAR_NOTES most
-        alike lends its links, weighted by how alike (its BM25 share, at most 1)."""
+        alike lends its links, weighted by how alike (its BM25 share, at most 1). A lent link
+        to a note that shares no words with this one counts LENT_UNSAID of that; one to a
+        note whose share reaches LENT_SAID, in full (in a small vault of unlike notes, the
+        most alike are barely alike, and their links would lead anywhere)."""
         if not SIMILAR_LINKS:
             return []
         alike, at = np.unique(notes, return_inverse=True)
@@ -554,7 +559,10 @@ class CandidateIndex:
         for j in np.argsort(-share, kind="stable")[:SIMILAR_NOTES].tolist():
             links = self._row_of(self.links_out, int(alike[j]))
             if share[j] > 0 and 0 < len(links) <= MAX_CITING_LINKS:
-                parts.append((links, np.full(len(links), SIMILAR_LINKS * share[j], np.float32)))
+                at_link = np.minimum(np.searchsorted(alike, links), len(alike) - 1)
+                said = np.where(alike[at_link] == links, share[at_link], 0.0)
+                trust = LENT_UNSAID + (1 - LENT_UNSAID) * np.minimum(said / LENT_SAID, 1.0)
+                parts.append((links, (SIMILAR_LINKS * share[j] * trust).astype(np.float32)))
         return parts
 
     def candidates(self, path: str, *, limit: int = MAX_CANDIDATES) -> list[str]:
