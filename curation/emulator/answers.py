@@ -6,12 +6,12 @@ import hashlib
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NOTE_PATH = re.compile(r"^Note path: (.+?)\s*$", re.M)
 TITLE = re.compile(r"^Title: (.+?)\s*$", re.M)
 BODY = re.compile(r"<note>\n?(.*?)\n?</note>", re.S)
-CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\]", re.M)
+CANDIDATE = re.compile(r"^- \[\[([^\]\n]+)\]\](?: \(([^\n]*)\))?", re.M)  # name (path)
 TAXONOMY = re.compile(r"^Existing tags in this vault: (.+)$", re.M)
 WORD = re.compile(r"[^\W\d_]\w*(?:-\w+)*", re.U)
 BODY_WINDOW = 3000  # the emulator reads this much of a note: enough for plausible answers
@@ -55,6 +55,7 @@ class Prompt:
     taxonomy: list[str]
     system: str
     user: str
+    candidate_paths: dict[str, str] = field(default_factory=dict)  # name -> path, as listed
 
 
 def read_prompt(params: dict) -> Prompt:
@@ -76,7 +77,8 @@ def read_prompt(params: dict) -> Prompt:
         note_key=key,
         title=title.group(1) if title else "",
         body=body.group(1) if body else user,
-        candidates=CANDIDATE.findall(user),
+        candidates=[name for name, _ in CANDIDATE.findall(user)],
+        candidate_paths={name: path for name, path in CANDIDATE.findall(user) if path},
         taxonomy=[t.strip() for t in taxonomy.group(1).split(",") if t.strip()] if taxonomy else [],
         system=system,
         user=user,
@@ -200,10 +202,18 @@ def answer_description(prompt: Prompt) -> str:
 
 def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
     """From the top of the candidate list (ranked by the app): those whose names share the
-    note's telling words, in the list's order; else the first candidate alone."""
+    note's telling words or that sit in its folder (a model reads the listed paths too), in
+    the list's order; else the first candidate alone."""
     mine = {stem(w) for w in words[:40]}
-    picked = [name for name in prompt.candidates
-              if mine & {stem(w) for w in keywords(name)}][:3]  # fmt: skip
+    folder = prompt.note_key.rpartition("/")[0]
+
+    def fits(name: str) -> bool:
+        path = prompt.candidate_paths.get(name, "")
+        return bool(mine & {stem(w) for w in keywords(name)}) or bool(
+            folder and path.rpartition("/")[0] == folder
+        )
+
+    picked = [name for name in prompt.candidates if fits(name)][:3]
     if not picked and prompt.candidates:
         picked = [prompt.candidates[0]]
     return picked

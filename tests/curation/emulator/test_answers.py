@@ -12,9 +12,10 @@ bread with the rye starter. The starter doubled in six hours; the sourdough loaf
 
 
 def prompt(body, *, path="Cooking/Sourdough day.md", title="Sourdough day", taxonomy=(),
-           candidates=()):  # fmt: skip
+           candidates=(), paths=None):  # fmt: skip
     return Prompt(note_key=path, title=title, body=body, candidates=list(candidates),
-                  taxonomy=list(taxonomy), system="", user="")  # fmt: skip
+                  taxonomy=list(taxonomy), system="", user="",
+                  candidate_paths=dict(paths or {}))  # fmt: skip
 
 
 def test_tags_are_the_notes_telling_words_not_words_every_note_uses():
@@ -42,3 +43,14 @@ def test_description_is_the_opening_sentence_and_related_the_fitting_top_candida
     assert answer["related"] == ["Rye starter", "Sourdough loaf", "Starter feeding"]
     assert answer_for(prompt(DAILY, candidates=["Budget", "Taxes"]), SCHEMA)["related"] == [
         "Budget"]  # the app ranked it first: nothing fits better
+
+
+def test_related_also_takes_the_candidates_in_the_notes_folder():
+    """As a model reads the listed paths: a note in Travel/ relates to another trip there
+    before a note of another folder the app happened to rank first."""
+    kyoto = prompt("Maple season in the temples; a day bus pass; simmered tofu.",
+                   path="Travel/Kyoto in autumn.md", title="Kyoto in autumn",
+                   candidates=["Sourdough starter", "Lisbon three days"],
+                   paths={"Sourdough starter": "Cooking/Sourdough starter.md",
+                          "Lisbon three days": "Travel/Lisbon three days.md"})  # fmt: skip
+    assert answer_for(kyoto, SCHEMA)["related"] == ["Lisbon three days"]
