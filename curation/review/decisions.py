@@ -359,7 +359,9 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
 # --- What was approved --------------------------------------------------------------
 
 
-def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[str, dict]]:
+def approved_values(
+    *, note_ids: Iterable[int] | None = None, held: list[tuple[int, str]] | None = None
+) -> dict[int, dict[str, dict]]:
     """For each note, per field, the decided value to export and the Review it comes from.
 
     Returns {note_id: {field: {"value": ..., "review_id": ..., "decision": ..., "exported": bool}}}.
@@ -371,6 +373,8 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
     since) is left out, unless it was confirmed for the text as it is now.
     Values: tags -> list of tags to add; description -> str; related -> list of note paths.
     Tag renames and merges are TagRename rows, applied by export on top of these values.
+    `held`, when given, receives (note id, field) of each approval not yet exported that is
+    left out because its note changed since.
     """
     reviews = (
         Review.objects.select_related("suggestion")
@@ -391,6 +395,8 @@ def approved_values(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[
             continue
         suggestion = review.suggestion
         if not _decided_for_current_text(review):
+            if held is not None and review.exported_at is None:
+                held.append((suggestion.note_id, suggestion.field))
             continue
         fields = result.setdefault(suggestion.note_id, {})
         current = fields.get(suggestion.field)

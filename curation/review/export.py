@@ -51,6 +51,7 @@ class ExportSummary:
     diffs: list[tuple[str, str]] = field(default_factory=list)  # (path, unified diff)
     missing: list[str] = field(default_factory=list)  # deleted from the vault: nothing to write
     held_links: int = 0  # links not written on either note: one of the two could not be
+    stale: int = 0  # approvals held back: their note changed since (curate --stale)
     dry_run: bool = False
     run: str = ""
 
@@ -64,6 +65,8 @@ class ExportSummary:
             line += f", deleted from the vault {len(self.missing)}"
         if self.held_links:
             line += f", links held back {self.held_links}"
+        if self.stale:
+            line += f", approvals for notes changed since held back {self.stale}"
         return line
 
     @property
@@ -92,7 +95,10 @@ def vault_export(
     summary = ExportSummary(dry_run=dry_run)
     run = uuid.uuid4().hex
     summary.run = run
-    plans, review_notes, links = _plans(vault=vault, note_ids=note_ids)
+    stale: list[tuple[int, str]] = []
+    plans, review_notes, links = _plans(vault=vault, note_ids=note_ids, stale=stale)
+    chosen = set(note_ids) if note_ids is not None else None
+    summary.stale = len([1 for note_id, _ in stale if chosen is None or note_id in chosen])
     # The whole vault's small columns in one query: no `IN (...)` list as long as the vault.
     rows = {
         n.id: n
@@ -187,10 +193,11 @@ class _LinkPlan:
 
 
 def _plans(
-    *, vault: Vault, note_ids
+    *, vault: Vault, note_ids, stale: list[tuple[int, str]] | None = None
 ) -> tuple[dict[int, _Plan], dict[int, set[int]], list[_LinkPlan]]:
     """Per note id, what to write; per review id, every note that must be written for it; and
-    every link, with its two ends."""
+    every link, with its two ends. `stale` receives (note id, field) of the approvals held
+    back because the note changed since (see approved_values)."""
     vault_notes = Note.objects.filter(vault=vault)
     table = list(vault_notes.exclude(state=Note.State.MISSING).values_list("id", "path", "state"))
     by_path = {path: (nid, state) for nid, path, state in table}
@@ -198,7 +205,8 @@ def _plans(
     names = link_names([path for _, path, _ in table])
     selected = set(note_ids) if note_ids is not None else None
 
-    approved = approved_values(note_ids=vault_notes.filter(suggestions__isnull=False).values("id"))
+    approved = approved_values(note_ids=vault_notes.filter(suggestions__isnull=False).values("id"),
+                               held=stale)  # fmt: skip
     plans: dict[int, _Plan] = {}
     review_notes: dict[int, set[int]] = {}
     links: list[_LinkPlan] = []

@@ -67,6 +67,11 @@ class Command(BaseCommand):
             for path in summary.missing:
                 self.stdout.write(self._safe(
                     f"deleted {path}: not in the vault any more; its approvals wait for it"))
+            if summary.stale:
+                self.stdout.write(
+                    f"{summary.stale} approval(s) held back: their notes changed after the "
+                    "suggestion; review them again, or run curate --stale for new ones"
+                )
             if summary.held_links:
                 self.stdout.write(
                     f"{summary.held_links} link(s) held back from both of their notes: one "

@@ -85,6 +85,10 @@ def test_an_approval_made_before_the_edit_is_not_exported(curated, moderator):
     assert summary.written == ["b.md"]
     assert (root / "a.md").read_text() == EDITED  # approved for other text: not written
     assert Review.objects.filter(suggestion__note__path="a.md", exported_at=None).count() == 2
+    # ... and said so, where the export reports (not a silent "unchanged").
+    assert summary.stale == 2 and "notes changed since held back 2" in summary.line()
+    out = command("export_vault", "--vault", "v")
+    assert "2 approval(s) held back: their notes changed after the suggestion" in out
 
 
 def test_approving_one_needs_a_confirmation_recorded_on_the_review(curated, moderator):
