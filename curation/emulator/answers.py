@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -109,7 +110,8 @@ MAX_EMULATED_TAGS = 5
 
 
 def keywords(text: str) -> list[str]:
-    return [w for w in WORD.findall(text.lower()) if len(w) > 2]
+    # Composed first: a decomposed accent (as macOS stores names) would cut `crème` at the è.
+    return [w for w in WORD.findall(unicodedata.normalize("NFC", text).lower()) if len(w) > 2]
 
 
 def stem(word: str) -> str:
@@ -202,18 +204,15 @@ def answer_description(prompt: Prompt) -> str:
 
 def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
     """From the top of the candidate list (ranked by the app): those whose names share the
-    note's telling words or that sit in its folder (a model reads the listed paths too), in
-    the list's order; else the first candidate alone."""
+    note's telling words, in the list's order; else those in its folder (a model reads the
+    listed paths too); else the first candidate alone."""
     mine = {stem(w) for w in words[:40]}
     folder = prompt.note_key.rpartition("/")[0]
-
-    def fits(name: str) -> bool:
-        path = prompt.candidate_paths.get(name, "")
-        return bool(mine & {stem(w) for w in keywords(name)}) or bool(
-            folder and path.rpartition("/")[0] == folder
-        )
-
-    picked = [name for name in prompt.candidates if fits(name)][:3]
+    picked = [name for name in prompt.candidates
+              if mine & {stem(w) for w in keywords(name)}][:3]  # fmt: skip
+    if not picked and folder:
+        picked = [name for name in prompt.candidates
+                  if prompt.candidate_paths.get(name, "").rpartition("/")[0] == folder][:3]
     if not picked and prompt.candidates:
         picked = [prompt.candidates[0]]
     return picked

@@ -46,11 +46,22 @@ def test_description_is_the_opening_sentence_and_related_the_fitting_top_candida
 
 
 def test_related_also_takes_the_candidates_in_the_notes_folder():
-    """As a model reads the listed paths: a note in Travel/ relates to another trip there
-    before a note of another folder the app happened to rank first."""
+    """As a model reads the listed paths: where no candidate's name fits, a note in Travel/
+    relates to another trip there before a note of another folder the app ranked first."""
     kyoto = prompt("Maple season in the temples; a day bus pass; simmered tofu.",
                    path="Travel/Kyoto in autumn.md", title="Kyoto in autumn",
                    candidates=["Sourdough starter", "Lisbon three days"],
                    paths={"Sourdough starter": "Cooking/Sourdough starter.md",
                           "Lisbon three days": "Travel/Lisbon three days.md"})  # fmt: skip
     assert answer_for(kyoto, SCHEMA)["related"] == ["Lisbon three days"]
+
+
+def test_decomposed_accents_do_not_cut_the_words_of_tags():
+    """A note from macOS: its name and text decomposed (NFD); the tags are whole words."""
+    import unicodedata
+
+    body = unicodedata.normalize("NFD", "Crème brûlée: the crème sets, the brûlée crust cracks.")
+    tags = answer_for(prompt(body, path=unicodedata.normalize("NFD", "Desserts/Crème brûlée.md"),
+                             title=unicodedata.normalize("NFD", "Crème brûlée")), SCHEMA)["tags"]
+    assert "crème" in tags or "brûlée" in tags
+    assert not {"cre", "bru", "me", "le"} & set(tags)
