@@ -87,6 +87,8 @@ def _symlink_reason(full: str, root_real: str) -> str:
     target = os.path.realpath(full)
     if os.path.commonpath([root_real, target]) != root_real:
         return "symlink to a file outside the vault"
+    if not os.path.exists(target):
+        return "symlink to a file that does not exist"
     shown = os.path.relpath(target, root_real).replace(os.sep, "/")
     return f"symlink to {shown} in the vault: that file is the note, imported under its own name"
 

@@ -43,9 +43,11 @@ def test_a_symlink_to_a_note_of_the_vault_is_not_a_second_note(make_vault):
     root = make_vault({"Starter.md": "# Starter\nRye and water.\n", "Real/x.md": "# X\n"})
     os.symlink(root / "Starter.md", root / "Starter Alias.md")
     os.symlink(root / "Real", root / "Linked")
+    os.symlink(root / "Gone.md", root / "Dangling.md")
     vault, summary = vault_import(root=root, name="v")
     reason = "symlink to Starter.md in the vault: that file is the note, imported under its own name"
-    assert dict(summary.skipped) == {"Starter Alias.md": reason}
+    assert dict(summary.skipped) == {"Starter Alias.md": reason,
+                                     "Dangling.md": "symlink to a file that does not exist"}
     assert sorted(Note.objects.filter(state="ok").values_list("path", flat=True)) == [
         "Real/x.md", "Starter.md"]
     again = notes_import(vault=vault, paths=["Starter Alias.md", "Linked/x.md", "Starter.md"])
