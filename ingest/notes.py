@@ -71,9 +71,11 @@ def link_key(text: str) -> str:
 
 
 def is_link_target(path: str) -> bool:
-    """Whether a `[[wikilink]]` can point at this note (its name breaks none)."""
+    """Whether a `[[wikilink]]` can point at this note: its name breaks none, and it does not
+    begin or end with a space (the text of a link is read trimmed, so `[[ Arepa]]` would
+    name another note)."""
     name = link_name(path)
-    return bool(name) and not (LINK_BREAKING & set(name))
+    return bool(name) and not (LINK_BREAKING & set(name)) and name == name.strip()
 
 
 # Code (fenced or inline) shows link syntax without linking; a wikilink is `[[target|alias]]`

@@ -77,6 +77,14 @@ def link_names(paths: list[str]) -> dict[str, str]:
             for path, found in suffixes.items()}  # fmt: skip
 
 
+def unnameable(paths: list[str]) -> set[str]:
+    """The notes no link can name alone: another note's path differs from theirs only by case
+    or Unicode form (`Kimchi.md` and `kimchi.md`, apart on Linux), and Obsidian resolves
+    links without regard to either."""
+    counts = Counter(notes.link_key(path) for path in paths)
+    return {path for path in paths if counts[notes.link_key(path)] > 1}
+
+
 def link_text(value) -> str | None:
     """The link path inside an existing `related` item (`[[a/B|alias]]` -> `a/B`), as a
     link_key (case and Unicode form set aside)."""

@@ -348,7 +348,10 @@ class CandidateIndex:
         index.position = {p: i for i, p in enumerate(index.paths)}
         index.rank = np.empty(n, dtype=np.int32)
         index.rank[sorted(range(n), key=index.paths.__getitem__)] = np.arange(n, dtype=np.int32)
-        index.linkable = np.array([is_link_target(p) for p in index.paths], dtype=bool)
+        alone = Counter(link_key(p) for p in index.paths)  # no other path but by case/form
+        index.linkable = np.array([is_link_target(p) and alone[link_key(p)] == 1
+                                   for p in index.paths], dtype=bool)  # fmt: skip
+        del alone
         index.folder = np.frombuffer(folder, dtype=np.int32) if n else index.folder
         # Folder notes: each folder's path parts (as link keys), and the note named as one.
         part_key: dict[str, int] = {}
@@ -568,7 +571,7 @@ class CandidateIndex:
     def candidates(self, path: str, *, limit: int = MAX_CANDIDATES) -> list[str]:
         """Paths of up to `limit` notes related to `path`, best first (ties in path order)."""
         me = self.position.get(path)
-        if me is None or not is_link_target(path):
+        if me is None or not self.linkable[me]:
             return []  # it could not hold its end of a link
         notes, score = self.scores(me)
         best = np.lexsort((self.rank[notes], -score))[:limit]
@@ -665,7 +668,7 @@ def vault_index(vault_id: int) -> CandidateIndex:
     return index
 
 
-INDEX_FORMAT = 3  # raise when what an index holds or how it is built changes
+INDEX_FORMAT = 4  # raise when what an index holds or how it is built changes
 
 
 def _fingerprint(vault_id: int) -> str:

@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -33,9 +34,10 @@ from ingest.files import (
     safe_path,
     write_atomic,
 )
+from ingest.importer import walk
 from ingest.models import ExportRecord, Note, Vault
 from ingest.notes import LINK_BREAKING, link_key, tag_clean
-from ingest.writer import Changes, ExportError, Link, link_names, rewrite
+from ingest.writer import Changes, ExportError, Link, link_names, rewrite, unnameable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ class ExportSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     diffs: list[tuple[str, str]] = field(default_factory=list)  # (path, unified diff)
     missing: list[str] = field(default_factory=list)  # deleted from the vault: nothing to write
-    held_links: int = 0  # links not written on either note: one of the two could not be
+    held: list[tuple[str, str, str]] = field(default_factory=list)  # (note, note, why): a
+    # link written on neither note, as one of the two could not be written this run
     stale: int = 0  # approvals held back: their note changed since (curate --stale)
     dry_run: bool = False
     run: str = ""
@@ -63,8 +66,8 @@ class ExportSummary:
         )
         if self.missing:
             line += f", deleted from the vault {len(self.missing)}"
-        if self.held_links:
-            line += f", links held back {self.held_links}"
+        if self.held:
+            line += f", links held back {len(self.held)}"
         if self.stale:
             line += f", approvals for notes changed since held back {self.stale}"
         return line
@@ -107,8 +110,13 @@ def vault_export(
         )
         if n.id in plans
     }
-    held = _hold_back_one_way_links(plans=plans, links=links, rows=rows, vault=vault)
-    summary.held_links = sum(len(pairs) for pairs in held.values())
+    held, why = _hold_back_one_way_links(plans=plans, links=links, rows=rows, vault=vault)
+    pairs: dict[frozenset, tuple[str, str, str]] = {}  # a link approved from both ends is one
+    for link in (link for group in held.values() for link in group):
+        one, other = rows[link.one].path, rows[link.other].path
+        pairs.setdefault(frozenset((one, other)), (one, other, why.get(link.one)
+                                                   or why.get(link.other, "")))  # fmt: skip
+    summary.held = sorted(pairs.values())
     failed: set[int] = set()
     done: set[int] = set()
     folders: set[str] = set()  # folders written to: each fsynced once, at the end
@@ -202,7 +210,12 @@ def _plans(
     table = list(vault_notes.exclude(state=Note.State.MISSING).values_list("id", "path", "state"))
     by_path = {path: (nid, state) for nid, path, state in table}
     path_of = {nid: path for nid, path, _ in table}
-    names = link_names([path for _, path, _ in table])
+    # Link names are chosen against every note file on disk now, too: one added or renamed
+    # since the last import would otherwise make a written name mean two notes.
+    known = [path for _, path, _ in table]
+    everyone = known + sorted({found.rel for found in walk(Path(vault.root))} - set(known))
+    names = {path: name for path, name in link_names(everyone).items() if path in by_path}
+    clash = unnameable(everyone)
     selected = set(note_ids) if note_ids is not None else None
 
     approved = approved_values(note_ids=vault_notes.filter(suggestions__isnull=False).values("id"),
@@ -239,7 +252,8 @@ def _plans(
         if path is None or by_path[path][1] != Note.State.OK:
             return None
         name = names[path]
-        if LINK_BREAKING & set(name):  # the name as written may carry a folder part
+        # The name as written may carry a folder part; a link's text is read trimmed.
+        if path in clash or LINK_BREAKING & set(name) or name != name.strip():
             return None
         return Link(name=name, target=path[:-3] if path.lower().endswith(".md") else path)
 
@@ -314,22 +328,26 @@ def _plans(
 
 def _hold_back_one_way_links(
     *, plans: dict[int, _Plan], links: list[_LinkPlan], rows: dict[int, Note], vault: Vault
-) -> dict[int, list[_LinkPlan]]:
+) -> tuple[dict[int, list[_LinkPlan]], dict[int, str]]:
     """A link is written on both notes or on neither. Every note at an end of a link is tried
     first (read, compared with its import, rewritten in memory; nothing written): where one
     cannot be written this run (changed on disk, deleted, its frontmatter refused...), the
-    link is taken off both plans. Per review, the links held back: such a review stays
-    unexported, so the next export, once the note can be written, writes them.
+    link is taken off both plans. Returns, per review, the links held back (such a review
+    stays unexported, so the next export, once the note can be written, writes them), and
+    per note that held one back, why.
 
     Only notes that take a link are tried, and each again only when its plan changed."""
     held: dict[int, list[_LinkPlan]] = {}
+    why: dict[int, str] = {}
     ready: dict[int, bool] = {}
     while links:
         for note_id in {end for link in links for end in (link.one, link.other)} - set(ready):
             note = rows.get(note_id)
-            ready[note_id] = note is not None and _prepare(
-                note=note, vault=vault, plan=plans[note_id]
-            )[0] in ("ready", "unchanged")  # fmt: skip
+            kind, detail, _ = (_prepare(note=note, vault=vault, plan=plans[note_id])
+                               if note is not None else ("error", "not imported", None))
+            ready[note_id] = kind in ("ready", "unchanged")
+            if not ready[note_id]:
+                why[note_id] = f"{note.path if note else note_id}: {kind}: {detail}"
         blocked = [link for link in links if not (ready[link.one] and ready[link.other])]
         if not blocked:
             break
@@ -343,7 +361,7 @@ def _hold_back_one_way_links(
     for plan in plans.values():
         if not plan.changes.add_related:
             plan.fields.discard("related")
-    return held
+    return held, why
 
 
 def _export_note(

@@ -112,6 +112,8 @@ def note_review(request, note_id: int):
             "note": note,
             "body_html": render_markdown(note.body),
             "linkable": is_link_target(note.path),
+            "same_but_case": Note.objects.filter(vault_id=note.vault_id, path__iexact=note.path)
+            .exclude(pk=note.pk).values_list("path", flat=True).first(),
             "rows": rows,
             "history": [
                 {

@@ -72,11 +72,10 @@ class Command(BaseCommand):
                     f"{summary.stale} approval(s) held back: their notes changed after the "
                     "suggestion; review them again, or run curate --stale for new ones"
                 )
-            if summary.held_links:
-                self.stdout.write(
-                    f"{summary.held_links} link(s) held back from both of their notes: one "
-                    "of the two is above; the next export writes them once it can be written"
-                )
+            for one, other, reason in summary.held:
+                self.stdout.write(self._safe(
+                    f"held back {one} <-> {other} (written on neither note until both can "
+                    f"be): {reason}"))  # fmt: skip
             failures += len(summary.conflicts) + len(summary.errors)
             lines.append(f"vault {one.name}: {summary.line()}")
             if summary.written and not dry_run:  # before the summary lines, which end the output

@@ -89,12 +89,18 @@ def test_what_a_note_much_like_this_one_links_to_is_a_candidate():
 
 
 def test_unlinkable_names_neither_get_nor_are_candidates():
-    rows = ROWS + [("ai/Agents #1.md", "Agents #1", [], AGENTS)] + FILLER  # `#` breaks a link
+    rows = ROWS + [
+        ("ai/Agents #1.md", "Agents #1", [], AGENTS),  # `#` breaks a link
+        ("ai/ Agents.md", " Agents", [], AGENTS),  # a link's text is read trimmed
+        ("ai/Loops.md", "Loops", [], AGENTS),  # one name but for case: Obsidian can't tell
+        ("ai/loops.md", "loops", [], AGENTS),
+    ] + FILLER
     index = build_index(rows)
     found = candidates_for("ai/Tool loops.md", index, limit=20)
     assert found == ["ai/Planner executor.md"]
     # A link is written on both notes: one whose name cannot hold its end gets none at all.
-    assert candidates_for("ai/Agents #1.md", index) == []
+    for path in ("ai/Agents #1.md", "ai/ Agents.md", "ai/Loops.md", "ai/loops.md"):
+        assert candidates_for(path, index) == []
 
 
 def test_notes_that_share_a_name_are_candidates_each_by_its_path():

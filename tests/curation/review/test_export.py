@@ -348,7 +348,8 @@ def test_a_link_is_held_back_on_both_notes_when_one_cannot_be_written(make_vault
         vault_import(root=root, name="v")
     summary = vault_export(vault=vault)
     assert [path for path, _ in summary.conflicts + summary.errors] == ["b.md"]
-    assert summary.held_links == 1 and "links held back 1" in summary.line()
+    assert [pair[:2] for pair in summary.held] == [("a.md", "b.md")]
+    assert summary.held[0][2].startswith("b.md: ") and "links held back 1" in summary.line()
     assert meta(root, "a.md")["related"] == ["[[c]]"] and meta(root, "c.md")["related"] == [
         "[[a]]"]
     assert review.exported_at is None and Review.objects.get(id=review.id).exported_at is None
@@ -358,7 +359,7 @@ def test_a_link_is_held_back_on_both_notes_when_one_cannot_be_written(make_vault
     (root / "b.md").write_text("B, edited by its author\n")
     vault_import(root=root, name="v")
     again = vault_export(vault=vault)
-    assert again.ok and again.held_links == 0
+    assert again.ok and again.held == []
     assert meta(root, "a.md")["related"] == ["[[c]]", "[[b]]"]
     assert meta(root, "b.md")["related"] == ["[[a]]"]
     assert (root / "b.md").read_text().endswith("---\nB, edited by its author\n")
@@ -416,3 +417,31 @@ def test_read_only_and_hard_linked_files_are_not_replaced(make_vault):
     assert "read-only" in errors["ro.md"] and (root / "ro.md").read_text() == A
     assert "hard links" in errors["hl.md"]
     assert (root.parent / "elsewhere-link.md").read_text() == A
+
+
+def test_notes_no_link_can_name_alone_get_no_links(make_vault):
+    """` Arepa.md` (a link's text is read trimmed) and `Kimchi.md` beside `kimchi.md`
+    (Obsidian resolves links without regard to case): approved links to them are not
+    written, on either note, and nothing is held back waiting for them."""
+    root, vault = setup_vault(make_vault, {"a.md": A, " Arepa.md": "Dough\n", "Kimchi.md": "K\n",
+                                           "kimchi.md": "k\n", "c.md": "C\n"})  # fmt: skip
+    approve_related(note("a.md"), [" Arepa.md", "Kimchi.md", "kimchi.md", "c.md"])
+    approve_related(note("kimchi.md"), ["c.md"])
+    summary = vault_export(vault=vault)
+    assert summary.ok and summary.held == [] and sorted(summary.written) == ["a.md", "c.md"]
+    assert meta(root, "a.md")["related"] == ["[[c]]"] and meta(root, "c.md")["related"] == [
+        "[[a]]"]
+    for name, text in ((" Arepa.md", "Dough\n"), ("Kimchi.md", "K\n"), ("kimchi.md", "k\n")):
+        assert (root / name).read_text() == text
+
+
+def test_link_names_are_chosen_against_the_files_on_disk_not_only_the_imported(make_vault):
+    """A note named as another was added after the import: the name written must still
+    mean one note, so it carries the folder."""
+    root, vault = setup_vault(make_vault, {"Garden/Compost Heap.md": "Heap\n",
+                                           "Garden/Compost Tea.md": "Tea\n"})  # fmt: skip
+    approve_related(note("Garden/Compost Tea.md"), ["Garden/Compost Heap.md"])
+    (root / "Compost Heap.md").write_text("A new note, not imported yet\n")
+    assert vault_export(vault=vault).ok
+    assert meta(root, "Garden/Compost Tea.md")["related"] == ["[[Garden/Compost Heap]]"]
+    assert meta(root, "Garden/Compost Heap.md")["related"] == ["[[Compost Tea]]"]

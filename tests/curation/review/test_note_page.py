@@ -295,3 +295,8 @@ def test_a_note_whose_name_breaks_links_says_why_it_gets_none(
     odd = make_suggestion(make_note("notes/What? Why! How#.md"), "description", "x")
     html = client.get(page_url(odd.note)).content.decode()
     assert 'id="no-links"' in html and "breaks a wikilink" in html
+    upper = make_suggestion(make_note("notes/Kimchi.md"), "description", "x")
+    assert 'id="no-links"' not in client.get(page_url(upper.note)).content.decode()
+    make_note("notes/kimchi.md")
+    html = client.get(page_url(upper.note)).content.decode()
+    assert 'id="no-links"' in html and "<code>notes/kimchi.md</code> has the same path" in html
