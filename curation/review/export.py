@@ -113,7 +113,7 @@ def vault_export(
     held, why = _hold_back_one_way_links(plans=plans, links=links, rows=rows, vault=vault)
     pairs: dict[frozenset, tuple[str, str, str]] = {}  # a link approved from both ends is one
     for link in (link for group in held.values() for link in group):
-        one, other = rows[link.one].path, rows[link.other].path
+        one, other = (rows[i].path if i in rows else f"note {i}" for i in (link.one, link.other))
         pairs.setdefault(frozenset((one, other)), (one, other, why.get(link.one)
                                                    or why.get(link.other, "")))  # fmt: skip
     summary.held = sorted(pairs.values())
