@@ -202,16 +202,20 @@ def answer_description(prompt: Prompt) -> str:
     return sentence
 
 
+RELATED_WINDOW = 4
+
+
 def answer_related(prompt: Prompt, words: list[str]) -> list[str]:
-    """From the top of the candidate list (ranked by the app): those whose names share the
-    note's telling words, in the list's order; else those in its folder (a model reads the
-    listed paths too); else the first candidate alone."""
+    """From the top of the candidate list (ranked by the app; a model trusts the first few
+    more than a name that shares one word far down): of the first RELATED_WINDOW, those whose
+    names share the note's telling words, in the list's order; else those in its folder (a
+    model reads the listed paths too); else the first candidate alone."""
     mine = {stem(w) for w in words[:40]}
     folder = prompt.note_key.rpartition("/")[0]
-    picked = [name for name in prompt.candidates
-              if mine & {stem(w) for w in keywords(name)}][:3]  # fmt: skip
+    top = prompt.candidates[:RELATED_WINDOW]
+    picked = [name for name in top if mine & {stem(w) for w in keywords(name)}][:3]
     if not picked and folder:
-        picked = [name for name in prompt.candidates
+        picked = [name for name in top
                   if prompt.candidate_paths.get(name, "").rpartition("/")[0] == folder][:3]
     if not picked and prompt.candidates:
         picked = [prompt.candidates[0]]

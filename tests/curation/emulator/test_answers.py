@@ -65,3 +65,13 @@ def test_decomposed_accents_do_not_cut_the_words_of_tags():
                              title=unicodedata.normalize("NFD", "Crème brûlée")), SCHEMA)["tags"]
     assert "crème" in tags or "brûlée" in tags
     assert not {"cre", "bru", "me", "le"} & set(tags)
+
+
+def test_related_trusts_the_apps_first_candidates_over_a_name_far_down():
+    """A name sharing one word at the list's end (`Strength program` for a note on
+    programs) is not picked over the app's first candidates."""
+    note = prompt("Tool calls: the program asks, the model answers, the loop repeats.",
+                  path="AI/Tool use.md", title="Tool use",
+                  candidates=["Batches", "Pytest", "Embeddings", "Meetings", "Strength program"],
+                  paths={"Batches": "AI/Batches.md", "Strength program": "Fitness/S.md"})
+    assert answer_for(note, SCHEMA)["related"] == ["Batches"]
