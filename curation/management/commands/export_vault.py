@@ -72,9 +72,9 @@ class Command(BaseCommand):
                     f"{summary.stale} approval(s) held back: their notes changed after the "
                     "suggestion; review them again, or run curate --stale for new ones"
                 )
-            for one, other, reason in summary.held:
+            for note, partner, reason in summary.held:
                 self.stdout.write(self._safe(
-                    f"held back {one} <-> {other} (written on neither note until both can "
+                    f"held back {note} <-> {partner} (written on neither note until both can "
                     f"be): {reason}"))  # fmt: skip
             failures += len(summary.conflicts) + len(summary.errors)
             lines.append(f"vault {one.name}: {summary.line()}")

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from ingest.importer import vault_import
 from ingest.models import Note
-from tests.ingest.export_factory import approve_tags
+from tests.ingest.export_factory import approve_related, approve_tags
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,22 @@ def test_conflict_exits_nonzero_after_reporting(vault):
     text = out.getvalue()
     assert "conflict a.md: changed on disk since it was imported" in text
     assert "vault main: written 1, unchanged 0, conflicts 1, errors 0" in text
+
+
+def test_a_held_back_link_is_reported_and_the_summary_still_printed(vault):
+    """A link whose other note changed on disk waits on both notes; the command says so,
+    then ends with the vault's summary line like any other run, dry or not."""
+    approve_related(Note.objects.get(path="🚀 launch.md"), ["a.md"])
+    (Path(vault.root) / "a.md").write_text(A + "edited\n")
+    for args in (("--dry-run",), ()):
+        out = StringIO()
+        with pytest.raises(CommandError, match="1 note\\(s\\) not exported"):
+            run(*args, stdout=out)
+        text = out.getvalue()
+        assert "held back 🚀 launch.md <-> a.md (written on neither note until both can be): a.md:" in (
+            text)
+        assert text.rstrip().splitlines()[-1].startswith("vault main: ")
+        assert "links held back 1" in text
 
 
 def test_output_on_an_ascii_console_does_not_crash(vault):
