@@ -70,12 +70,18 @@ def link_key(text: str) -> str:
     return unicodedata.normalize("NFC", text).casefold()
 
 
+def is_link_name(name: str) -> bool:
+    """Whether `[[name]]` names what it says: it holds no character that breaks a wikilink,
+    does not begin or end with a space (the text of a link is read trimmed, so `[[ Arepa]]`
+    would name another note), and does not end in `.md` (`[[bake.md]]`, the link to
+    `bake.md.md`, is read as naming `bake.md`)."""
+    return (bool(name) and not (LINK_BREAKING & set(name)) and name == name.strip()
+            and not name.lower().endswith(".md"))  # fmt: skip
+
+
 def is_link_target(path: str) -> bool:
-    """Whether a `[[wikilink]]` can point at this note: its name breaks none, and it does not
-    begin or end with a space (the text of a link is read trimmed, so `[[ Arepa]]` would
-    name another note)."""
-    name = link_name(path)
-    return bool(name) and not (LINK_BREAKING & set(name)) and name == name.strip()
+    """Whether a `[[wikilink]]` can point at this note by its name (see is_link_name)."""
+    return is_link_name(link_name(path))
 
 
 # Code (fenced or inline) shows link syntax without linking; a wikilink is `[[target|alias]]`

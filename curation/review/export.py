@@ -36,7 +36,7 @@ from ingest.files import (
 )
 from ingest.importer import walk
 from ingest.models import ExportRecord, Note, Vault
-from ingest.notes import LINK_BREAKING, link_key, tag_clean
+from ingest.notes import is_link_name, link_key, tag_clean
 from ingest.writer import Changes, ExportError, Link, link_names, rewrite, unnameable
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,8 @@ def _plans(
         if path is None or by_path[path][1] != Note.State.OK:
             return None
         name = names[path]
-        # The name as written may carry a folder part; a link's text is read trimmed.
-        if path in clash or LINK_BREAKING & set(name) or name != name.strip():
+        # The name as written may carry a folder part.
+        if path in clash or not is_link_name(name):
             return None
         return Link(name=name, target=path[:-3] if path.lower().endswith(".md") else path)
 

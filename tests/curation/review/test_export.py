@@ -265,6 +265,19 @@ def test_name_breaking_characters_never_become_link_targets(make_vault):
     assert (root / "ok.md").read_text() == "ok\n"
 
 
+def test_a_note_whose_name_ends_in_md_is_no_link_target_and_holds_back_no_one(make_vault):
+    """`bake.md.md`: the link `[[bake.md]]` is read as naming `bake.md`, so no note could
+    link to it; it gets no links, and the links between the other notes are written."""
+    root, vault = setup_vault(make_vault, {"bake.md.md": "x\n", "Loaf.md": "L\n", "Starter.md": "S\n"})
+    approve_related(note("Loaf.md"), ["bake.md.md", "Starter.md"])
+    approve_related(note("bake.md.md"), ["Starter.md"])
+    summary = vault_export(vault=vault)
+    assert summary.ok and summary.held == [], (summary.errors, summary.held)
+    assert meta(root, "Loaf.md")["related"] == ["[[Starter]]"]
+    assert meta(root, "Starter.md")["related"] == ["[[Loaf]]"]
+    assert (root / "bake.md.md").read_text() == "x\n"
+
+
 def test_selected_notes_only_plus_both_ends_of_their_links(make_vault):
     root, vault = setup_vault(make_vault, {"a.md": A, "b.md": "B\n", "c.md": "C\n"})
     approve_tags(note("a.md"), ["x"])
