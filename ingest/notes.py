@@ -264,22 +264,29 @@ def jsonable(value, *, budget: list[int] | None = None, depth: int = 0):
     return str(value)
 
 
+def tag_keys(metadata: dict) -> list[str]:
+    """The keys that hold a note's tags: `tags`, then Obsidian's older `tag` and either
+    written in another case (`Tags:`), in the order the note has them."""
+    found = [key for key in metadata if isinstance(key, str) and key.lower() in ("tags", "tag")]
+    return sorted(found, key=lambda key: key != "tags")
+
+
 def tags_from(metadata: dict) -> list[str]:
-    """The note's own tags, as a list, whether written as a list or a string; no `#`."""
-    raw = metadata.get("tags", metadata.get("tag"))
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        raw = re.split(r"[,\s]+", raw)
-    elif not isinstance(raw, list):
-        raw = [raw]
+    """The note's own tags, as a list, whether written as a list or a string, from every key
+    that holds tags (see tag_keys); no `#`."""
     seen: dict[str, None] = {}
-    for tag in raw:
-        if tag is None:
+    for key in tag_keys(metadata):
+        raw = metadata[key]
+        if raw is None:
             continue
-        cleaned = tag_clean(tag)
-        if cleaned:
-            seen.setdefault(cleaned, None)
+        if isinstance(raw, str):
+            raw = re.split(r"[,\s]+", raw)
+        elif not isinstance(raw, list):
+            raw = [raw]
+        for tag in raw:
+            cleaned = tag_clean(tag) if tag is not None else ""
+            if cleaned:
+                seen.setdefault(cleaned, None)
     return list(seen)
 
 

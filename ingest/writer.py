@@ -349,8 +349,11 @@ class _Writer:
         entry = self.fm.entries.get(key)
         value = entry.value if entry else None
         add = [t for t in (tag_clean(a) for a in add) if t]
-        if "tag" in self.fm.entries:  # tags held by the older key are not added again
-            legacy = notes.tags_from({"tags": notes.load_yaml(self.fm.text).get("tag")})
+        if any(name != key for name in notes.tag_keys(self.fm.entries)):
+            # Tags held by `tag` or `Tags:` are the note's too: not added again under `tags`.
+            loaded = notes.load_yaml(self.fm.text)
+            legacy = notes.tags_from({name: loaded.get(name) for name in notes.tag_keys(loaded)
+                                      if name != key})  # fmt: skip
             add = [t for t in add if _rename(t, renames).lower() not in {x.lower() for x in legacy}]
         if isinstance(value, yaml.SequenceNode):
             return self._tags_in_sequence(key, entry, value, add, renames)
@@ -670,7 +673,7 @@ def _verify(old_text, new_data, changes, final_tags, description, related_added)
         if old_meta.get(key) != new_meta.get(key) or (key in old_meta) != (key in new_meta):
             raise ExportError(f"internal: the key {key!r} would change")
     if final_tags is not None:
-        got = _folded(notes.tags_from(new_meta))
+        got = _folded(notes.tags_from({"tags": new_meta.get("tags")}))
         if got != _folded(final_tags):
             raise ExportError(f"internal: tags would read back as {got}, not {final_tags}")
     if description and new_meta.get("description") != description:

@@ -278,6 +278,21 @@ def test_a_note_whose_name_ends_in_md_is_no_link_target_and_holds_back_no_one(ma
     assert (root / "bake.md.md").read_text() == "x\n"
 
 
+@pytest.mark.parametrize("key", ["tag", "Tags"])
+def test_tags_under_an_older_or_capitalised_key_stay_the_notes_after_export(make_vault, key):
+    """`tag: baking` (Obsidian's older key) or `Tags:`: export adds only the new tags under
+    `tags`, and the next import reads the note's tags from both keys, losing none."""
+    root, vault = setup_vault(make_vault, {"a.md": f"---\n{key}: baking\n---\nA\n"})
+    assert note("a.md").tags == ["baking"]
+    approve_tags(note("a.md"), ["baking", "bread/sourdough"])
+    assert vault_export(vault=vault).written == ["a.md"]
+    assert (root / "a.md").read_text() == (
+        f"---\n{key}: baking\ntags:\n  - bread/sourdough\n---\nA\n")
+    vault_import(root=root, name="v")
+    assert note("a.md").tags == ["bread/sourdough", "baking"]
+    assert vault_export(vault=vault).written == []
+
+
 def test_selected_notes_only_plus_both_ends_of_their_links(make_vault):
     root, vault = setup_vault(make_vault, {"a.md": A, "b.md": "B\n", "c.md": "C\n"})
     approve_tags(note("a.md"), ["x"])
