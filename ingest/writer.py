@@ -227,6 +227,9 @@ class _Frontmatter:
             colon = text.find(":", key.end_mark.index)
             if colon < 0 or text[key.end_mark.index : colon].strip():
                 raise ExportError(f"cannot find the ':' after the key {key.value!r}")
+            if key.value in CURATED_FIELDS and "\n" in text[key.end_mark.index : colon]:
+                raise ExportError(f"`{key.value}` is an explicit key (`? {key.value}` with its "
+                                  "value on the next line); not edited")  # fmt: skip
             if key.value in CURATED_FIELDS and value.start_mark.index < colon:
                 raise ExportError(f"`{key.value}` is an alias of another value; not edited")
             self.entries.setdefault(key.value, _Entry(key, value, colon))

@@ -99,6 +99,12 @@ def test_duplicate_curated_key_is_refused():
         rewrite(b"---\ntags: [a]\ntags: [b]\n---\nb\n", Changes(add_tags=["c"]))
 
 
+def test_an_explicit_curated_key_is_refused_with_its_reason():
+    data = b"---\n? tags\n: [ml]\ntitle: t\n---\nb\n"
+    with pytest.raises(ExportError, match=r"^`tags` is an explicit key"):
+        rewrite(data, Changes(add_tags=["c"]))
+
+
 def test_anchored_description_used_elsewhere_is_refused_not_broken():
     data = b"---\ndescription: &d old\nsame: *d\n---\nb\n"
     with pytest.raises(ExportError):
