@@ -109,9 +109,61 @@ HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.M)
 MAX_EMULATED_TAGS = 5
 
 
+# Chinese and Japanese are written without spaces and Korean ties particles to its words: a
+# model reads the terms inside, never a whole clause as one word.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+KANA = "\u3040-\u30ff\u31f0-\u31ff"
+CJK = re.compile(f"[{HAN}{KANA}]")
+JAPANESE_TERM = re.compile(f"[\u30a0-\u30ff\u31f0-\u31ff]{{2,}}|[{HAN}]{{2,}}")  # katakana, kanji
+# Chinese words that tie others together rather than name a thing: a clause is cut at them.
+CHINESE_GLUE = re.compile("[的了在是和有与及或每就都也而把被对从到让向这那个我你他她它们一不很要会可能以为于上下中之等时其]+")
+HANGUL = re.compile("[\uac00-\ud7a3]")
+KOREAN_PARTICLES = sorted(
+    """에서는 에게서 으로는 으로써 까지는 부터는 이라는 에서 에게 에는 으로 까지 부터 처럼 보다
+    이나 이랑 하고 에도 라는 은 는 이 가 을 를 에 의 와 과 도 로 만 랑 나""".split(),
+    key=len, reverse=True)  # fmt: skip
+LONGEST_TERM = 6
+
+
+def _cjk_terms(word: str) -> list[str]:
+    """The terms a run of Chinese or Japanese holds: Japanese at its kana (kanji compounds and
+    katakana words are its content words), Chinese at the characters that tie words together;
+    a piece too long to be one term gives its character pairs."""
+    if re.search(f"[{KANA}]", word):
+        pieces = JAPANESE_TERM.findall(word)
+    else:
+        pieces = [p for p in CHINESE_GLUE.split(word) if len(p) >= 2]
+    terms = []
+    for piece in pieces:
+        if len(piece) <= LONGEST_TERM or not re.match(f"[{HAN}]", piece):  # katakana: one word
+            terms.append(piece)
+        else:
+            terms.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+    return terms
+
+
+def _korean_term(word: str) -> str:
+    """A Korean word without the particle written onto it (`된장찌개에는` -> `된장찌개`)."""
+    for particle in KOREAN_PARTICLES:
+        if word.endswith(particle) and len(word) - len(particle) >= 2:
+            return word[: -len(particle)]
+    return word
+
+
 def keywords(text: str) -> list[str]:
-    # Composed first: a decomposed accent (as macOS stores names) would cut `crème` at the è.
-    return [w for w in WORD.findall(unicodedata.normalize("NFC", text).lower()) if len(w) > 2]
+    # Composed first: a decomposed accent (as macOS stores names) would cut `crème` at the è,
+    # and decomposed Hangul is not syllables at all.
+    found = []
+    for word in WORD.findall(unicodedata.normalize("NFC", text).lower()):
+        if CJK.search(word):
+            found.extend(_cjk_terms(word))
+        elif HANGUL.search(word):
+            term = _korean_term(word)
+            if len(term) >= 2 and not term.endswith(("다", "요")):  # a verb ends the sentence
+                found.append(term)
+        elif len(word) > 2:
+            found.append(word)
+    return found
 
 
 def stem(word: str) -> str:
@@ -181,13 +233,15 @@ WIKILINK = re.compile(r"!?\[\[([^\]|]+)(?:\|([^\]]+))?\]\]")
 MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 EMPHASIS = re.compile(r"[*`~]+|(?<!\w)_+|_+(?!\w)")  # keeps snake_case words whole
 SPACES = re.compile(r"\s+")
-SENTENCE = re.compile(r"(.+?[.!?])(\s|$)")
+SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$)|[。！？]))")
+TASK_OR_TEMPLATE = re.compile(r"^[-*+] \[.\]|<%|\{\{")  # a checklist item, Templater, {{date}}
 
 
 def answer_description(prompt: Prompt) -> str:
     text = CODE_BLOCK.sub(" ", prompt.body[:1500])  # the opening says enough
     lines = [ln.strip() for ln in text.splitlines()]
-    prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">")))
+    prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "|", "---", ">"))
+                     and not TASK_OR_TEMPLATE.search(ln))  # fmt: skip
     prose = WIKILINK.sub(lambda m: m.group(2) or m.group(1), prose)
     prose = MD_LINK.sub(r"\1", prose)
     prose = EMPHASIS.sub("", prose)

@@ -75,3 +75,29 @@ def test_related_trusts_the_apps_first_candidates_over_a_name_far_down():
                   candidates=["Batches", "Pytest", "Embeddings", "Meetings", "Strength program"],
                   paths={"Batches": "AI/Batches.md", "Strength program": "Fitness/S.md"})
     assert answer_for(note, SCHEMA)["related"] == ["Batches"]
+
+
+def test_chinese_japanese_and_korean_tags_are_terms_not_clauses():
+    """No spaces in Chinese or Japanese, particles tied to Korean words: the tags are the
+    terms a reader would pick (`京都`, `된장찌개`), never a whole sentence or a particle."""
+    kyoto = prompt("京都では早朝に伏見稲荷大社へ行くと観光客が少ない。京都の紅葉は十一月が見頃。"
+                   "伏見稲荷大社の千本鳥居。", path="旅行/京都.md", title="京都の秋")
+    tags = answer_for(kyoto, SCHEMA)["tags"]
+    assert "京都" in tags and all(len(t) <= 6 for t in tags), tags
+    protein = prompt("蛋白质摄入每公斤体重一点六克左右有助于肌肉恢复和增长。肌肉恢复需要睡眠。",
+                     path="健身/蛋白质.md", title="蛋白质")
+    tags = answer_for(protein, SCHEMA)["tags"]
+    assert "蛋白质" in tags and all(len(t) <= 6 for t in tags), tags
+    stew = prompt("된장찌개에는 두부와 애호박을 넣는다. 된장찌개를 끓일 때 멸치 육수를 쓴다.",
+                  path="요리/된장찌개.md", title="된장찌개")
+    tags = answer_for(stew, SCHEMA)["tags"]
+    assert tags[0] == "된장찌개" and not any(t.endswith(("에는", "를", "와")) for t in tags), tags
+
+
+def test_description_skips_checklists_and_template_code_and_ends_at_a_cjk_full_stop():
+    daily = prompt("<% tp.date.now() %>\n- [x] Review inbox\n- [ ] Plan the day\n"
+                   "Worked on the garden beds and planted garlic. Then rain.", title="2024-05-01")
+    assert answer_for(daily, SCHEMA)["description"] == (
+        "Worked on the garden beds and planted garlic.")
+    kyoto = prompt("京都では早朝に観光客が少ない。紅葉は十一月。", title="京都")
+    assert answer_for(kyoto, SCHEMA)["description"].endswith("京都では早朝に観光客が少ない。")
