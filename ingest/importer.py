@@ -1,5 +1,6 @@
 """Importing a vault folder into the database: incremental, chunked, never touching a file."""
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -45,12 +46,47 @@ class _Found:
     skip_reason: str = ""
 
 
+# Where Obsidian's Templates core plugin and the Templater plugin keep their templates.
+TEMPLATE_SETTINGS = (
+    (".obsidian/templates.json", "folder"),
+    (".obsidian/plugins/templater-obsidian/data.json", "templates_folder"),
+)
+
+
+def template_folders(root: Path) -> dict[str, str]:
+    """The vault's template folders (`Templates/`) and the settings file that names each. A
+    note there is a template: tags written into it would reach every note made from it. A
+    settings file that is missing or unreadable names none."""
+    found = {}
+    for settings_file, key in TEMPLATE_SETTINGS:
+        try:
+            with open(root / settings_file, encoding="utf-8") as handle:
+                folder = json.load(handle).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        folder = folder.strip().strip("/") if isinstance(folder, str) else ""
+        if folder and not folder.startswith("."):
+            found.setdefault(folder + "/", settings_file)
+    return found
+
+
+def _template_reason(rel: str, templates: dict[str, str]) -> str:
+    """Why a note in a template folder is skipped ("" for a note elsewhere)."""
+    folder = next((t for t in templates if rel.startswith(t)), None)
+    if folder is None:
+        return ""
+    return (f"a template (the folder {folder} is named in {templates[folder]}): not curated, "
+            "so the notes made from it do not inherit its tags")  # fmt: skip
+
+
 def walk(root: Path, *, unreadable: list[tuple[str, str]] | None = None) -> Iterator[_Found]:
-    """Every `*.md` file under root, skipping hidden folders and links out of the vault.
+    """Every `*.md` file under root, skipping hidden folders and links out of the vault; a
+    note in a template folder is found with its reason to be skipped.
 
     Folders that cannot be listed are appended to `unreadable` as (relative folder, reason).
     """
     root_real = os.path.realpath(root)
+    templates = template_folders(Path(root))
 
     def on_error(exc: OSError) -> None:
         if unreadable is not None and exc.filename:
@@ -76,7 +112,7 @@ def walk(root: Path, *, unreadable: list[tuple[str, str]] | None = None) -> Iter
             if os.path.islink(full):
                 yield _Found(rel, full, _symlink_reason(full, root_real))
                 continue
-            yield _Found(rel, full)
+            yield _Found(rel, full, _template_reason(rel, templates))
 
 
 def _symlink_reason(full: str, root_real: str) -> str:
@@ -360,6 +396,7 @@ def notes_import(
     if not root.is_dir():
         raise VaultNotFound(f"no such folder: {root}")
     root_real = os.path.realpath(root)
+    templates = template_folders(Path(root))
     wanted = sorted(dict.fromkeys(str(p) for p in paths))
     known: dict[str, tuple] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -389,7 +426,7 @@ def notes_import(
             if row is not None and row[5] != Note.State.MISSING:
                 gone.append(row[1])
             continue
-        entry = _Found(rel, full)
+        entry = _Found(rel, full, _template_reason(rel, templates))
         if os.path.realpath(full) != full:  # the file, or a folder on its way, is a link
             entry.skip_reason = _symlink_reason(full, root_real)
         stat = _check(entry, row=known.get(rel), max_bytes=max_bytes, **where)

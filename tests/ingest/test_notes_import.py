@@ -58,3 +58,32 @@ def test_a_symlink_to_a_note_of_the_vault_is_not_a_second_note(make_vault):
     }
     assert Note.objects.get(path="Starter Alias.md").state == "skipped"
     assert not Note.objects.filter(path="Linked/x.md").exclude(state="skipped").exists()
+
+
+def test_notes_in_the_vaults_template_folders_are_skipped_with_their_reason(make_vault):
+    """Obsidian's Templates plugin and Templater name their folders in .obsidian: a tag written
+    into Templates/Daily.md would reach every daily note made from it, so it is not curated."""
+    root = make_vault({"Templates/Daily.md": "# {{date}}\n## Log\n", "Tpl/Meeting.md": "<% x %>\n",
+                       "Daily/2024-05-01.md": "# 2024-05-01\n## Log\nRain.\n",
+                       "Templates of letters.md": "Dear ...\n"})  # fmt: skip
+    (root / ".obsidian/plugins/templater-obsidian").mkdir(parents=True)
+    (root / ".obsidian/templates.json").write_text('{"folder": "Templates/"}')
+    (root / ".obsidian/plugins/templater-obsidian/data.json").write_text(
+        '{"templates_folder": "Tpl", "trigger_on_file_creation": true}')
+    vault, summary = vault_import(root=root, name="v")
+    assert dict(summary.skipped) == {
+        "Templates/Daily.md": "a template (the folder Templates/ is named in "
+        ".obsidian/templates.json): not curated, so the notes made from it do not inherit its tags",
+        "Tpl/Meeting.md": "a template (the folder Tpl/ is named in "
+        ".obsidian/plugins/templater-obsidian/data.json): not curated, so the notes made from it "
+        "do not inherit its tags",
+    }
+    assert sorted(Note.objects.filter(state="ok").values_list("path", flat=True)) == [
+        "Daily/2024-05-01.md", "Templates of letters.md"]
+    again = notes_import(vault=vault, paths=["Templates/Daily.md"])
+    assert [path for path, _ in again.skipped] == ["Templates/Daily.md"]
+    # Settings that do not parse name no folder; nothing else changes.
+    (root / ".obsidian/templates.json").write_text("{not json")
+    (root / ".obsidian/plugins/templater-obsidian/data.json").write_text('["a list"]')
+    _, summary = vault_import(root=root, name="v")
+    assert summary.skipped == [] and Note.objects.get(path="Templates/Daily.md").state == "ok"
