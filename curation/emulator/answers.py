@@ -103,8 +103,10 @@ GENERIC = frozenset(
     times today told tomorrow took top total try turn type under usually want wants way week
     weeks well went whole work works year years yes yesterday yet monday tuesday wednesday
     thursday friday saturday sunday january february march april june july august september
-    october november december""".split()
-)
+    october november december
+    archive archived index inbox misc untitled readme draft drafts todo null none true false
+    folder folders file files template templates""".split()
+)  # the last lines name a vault's shelves, not what a note is about
 HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.M)
 MAX_EMULATED_TAGS = 5
 

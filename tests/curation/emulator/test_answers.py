@@ -101,3 +101,12 @@ def test_description_skips_checklists_and_template_code_and_ends_at_a_cjk_full_s
         "Worked on the garden beds and planted garlic.")
     kyoto = prompt("京都では早朝に観光客が少ない。紅葉は十一月。", title="京都")
     assert answer_for(kyoto, SCHEMA)["description"].endswith("京都では早朝に観光客が少ない。")
+
+
+def test_the_vaults_shelves_are_not_tags():
+    """Archive/, Inbox/, an index note: where a note is kept says nothing of its subject."""
+    old = prompt("Rsync with --link-dest keeps daily snapshots of the home server; null "
+                 "devices are skipped.", path="Archive/Inbox/Backups index.md",
+                 title="Backups index")  # fmt: skip
+    tags = answer_for(old, SCHEMA)["tags"]
+    assert "backups" in tags and not {"archive", "inbox", "index", "null"} & set(tags), tags
