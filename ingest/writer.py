@@ -65,6 +65,9 @@ class Changes:
 # -- names and links -----------------------------------------------------------------------
 
 
+ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
+
+
 def link_names(paths: list[str]) -> dict[str, str]:
     """The shortest unambiguous link name of each note, as Obsidian writes it.
 
@@ -232,6 +235,11 @@ class _Frontmatter:
                                   "value on the next line); not edited")  # fmt: skip
             if key.value in CURATED_FIELDS and value.start_mark.index < colon:
                 raise ExportError(f"`{key.value}` is an alias of another value; not edited")
+            anchor = ANCHOR.match(text[colon + 1 :].lstrip(" \t"))
+            if key.value in CURATED_FIELDS and anchor and f"*{anchor.group(1)}" in text:
+                raise ExportError(f"`{key.value}` carries an anchor ({anchor.group(0)}) that "
+                                  "another key repeats; editing it would change that key too; "
+                                  "not edited")  # fmt: skip
             self.entries.setdefault(key.value, _Entry(key, value, colon))
             if (
                 not seen_prefix

@@ -107,8 +107,14 @@ def test_an_explicit_curated_key_is_refused_with_its_reason():
 
 def test_anchored_description_used_elsewhere_is_refused_not_broken():
     data = b"---\ndescription: &d old\nsame: *d\n---\nb\n"
-    with pytest.raises(ExportError):
+    with pytest.raises(ExportError, match=r"^`description` carries an anchor"):
         rewrite(data, Changes(description="new"))
+    data = b"---\ntags: &t [finance]\nkeywords: *t\n---\nb\n"
+    with pytest.raises(ExportError, match=r"^`tags` carries an anchor \(&t\) that another key"):
+        rewrite(data, Changes(add_tags=["x"]))
+    # An anchor nothing repeats is only a name: the key is edited.
+    out = new("---\ntags: &t [finance]\n---\nb\n", add_tags=["x"])
+    assert out == "---\ntags: &t [finance, x]\n---\nb\n"
 
 
 def test_utf16_with_a_second_bom_keeps_every_byte_after_the_first():
