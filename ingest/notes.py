@@ -400,4 +400,19 @@ def read_file(
     except NoteError as exc:
         return ReadResult("bad", digest, str(exc))
     parsed.text = ""  # yaml and body are kept; don't carry the text twice
+    marker = template_marker((parsed.yaml or "") + "\n" + parsed.body)
+    if marker:
+        return ReadResult("bad", digest, f"a template ({marker} in its text): not curated, so "
+                          "the notes made from it do not inherit its tags")  # fmt: skip
     return ReadResult("ok", digest, note=parsed)
+
+
+# What only a template holds: a Templater command (`<% tp.date.now() %>`, `<%* ... %>`) or one
+# of the Templates plugin's variables (`{{date}}`, `{{time:HH:mm}}`, `{{title}}`), outside code.
+TEMPLATE = re.compile(r"<%[*_-]?\s*tp\.|<%\*|\{\{(?:date|time|title)(?::[^{}\n]*)?\}\}")
+
+
+def template_marker(text: str) -> str:
+    """The first template command or variable in the text, outside code ("" if none)."""
+    found = TEMPLATE.search(CODE.sub(" ", text))
+    return found.group(0) if found else ""

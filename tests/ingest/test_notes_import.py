@@ -63,7 +63,7 @@ def test_a_symlink_to_a_note_of_the_vault_is_not_a_second_note(make_vault):
 def test_notes_in_the_vaults_template_folders_are_skipped_with_their_reason(make_vault):
     """Obsidian's Templates plugin and Templater name their folders in .obsidian: a tag written
     into Templates/Daily.md would reach every daily note made from it, so it is not curated."""
-    root = make_vault({"Templates/Daily.md": "# {{date}}\n## Log\n", "Tpl/Meeting.md": "<% x %>\n",
+    root = make_vault({"Templates/Daily.md": "# Daily\n## Log\n", "Tpl/Meeting.md": "Agenda\n",
                        "Daily/2024-05-01.md": "# 2024-05-01\n## Log\nRain.\n",
                        "Templates of letters.md": "Dear ...\n"})  # fmt: skip
     (root / ".obsidian/plugins/templater-obsidian").mkdir(parents=True)
@@ -87,3 +87,20 @@ def test_notes_in_the_vaults_template_folders_are_skipped_with_their_reason(make
     (root / ".obsidian/plugins/templater-obsidian/data.json").write_text('["a list"]')
     _, summary = vault_import(root=root, name="v")
     assert summary.skipped == [] and Note.objects.get(path="Templates/Daily.md").state == "ok"
+
+
+def test_a_note_holding_template_commands_or_variables_is_a_template(make_vault):
+    """No settings name the folder (a vault synced without .obsidian/): Templater's `<% tp.`
+    or the Templates plugin's `{{date}}` still say what the note is; in code they do not."""
+    root = make_vault({"T/Daily.md": "# <% tp.date.now() %>\n## Log\n",
+                       "T/Meeting.md": '---\ncreated: "{{date:YYYY-MM-DD}}"\n---\n# {{title}}\n',
+                       "Jinja.md": "Render `{{title}}` with:\n```\n<% tp.file.title %>\n```\n"})
+    _, summary = vault_import(root=root, name="v")
+    reasons = dict(summary.skipped)
+    assert reasons == {
+        "T/Daily.md": "a template (<% tp. in its text): not curated, so the notes made from it "
+        "do not inherit its tags",
+        "T/Meeting.md": "a template ({{date:YYYY-MM-DD}} in its text): not curated, so the notes "
+        "made from it do not inherit its tags",
+    }
+    assert Note.objects.get(path="Jinja.md").state == "ok"
