@@ -75,8 +75,7 @@ def _template_reason(rel: str, templates: dict[str, str]) -> str:
     folder = next((t for t in templates if rel.startswith(t)), None)
     if folder is None:
         return ""
-    return (f"a template (the folder {folder} is named in {templates[folder]}): not curated, "
-            "so the notes made from it do not inherit its tags")  # fmt: skip
+    return notes.template_reason(f"the folder {folder} is named in {templates[folder]}")
 
 
 def walk(root: Path, *, unreadable: list[tuple[str, str]] | None = None) -> Iterator[_Found]:

@@ -402,14 +402,18 @@ def read_file(
     parsed.text = ""  # yaml and body are kept; don't carry the text twice
     marker = template_marker((parsed.yaml or "") + "\n" + parsed.body)
     if marker:
-        return ReadResult("bad", digest, f"a template ({marker} in its text): not curated, so "
-                          "the notes made from it do not inherit its tags")  # fmt: skip
+        return ReadResult("bad", digest, template_reason(f"{marker} in its text"))
     return ReadResult("ok", digest, note=parsed)
 
 
 # What only a template holds: a Templater command (`<% tp.date.now() %>`, `<%* ... %>`) or one
 # of the Templates plugin's variables (`{{date}}`, `{{time:HH:mm}}`, `{{title}}`), outside code.
 TEMPLATE = re.compile(r"<%[*_-]?\s*tp\.|<%\*|\{\{(?:date|time|title)(?::[^{}\n]*)?\}\}")
+
+
+def template_reason(why: str) -> str:
+    """Why a template is skipped at import, `why` saying how it was known."""
+    return f"a template ({why}): not curated, so the notes made from it do not inherit its tags"
 
 
 def template_marker(text: str) -> str:
