@@ -18,9 +18,14 @@ COMPILE  := $(TOOLS)/bin/pip-compile --quiet --no-config --generate-hashes --all
 .PHONY: venv test lint lock check-lock demo bench serve migrate clean
 
 # Installs exactly the lock, with the pip that `python3 -m venv` gives (no upgrade needed).
+# --no-deps: the lock already names every package, so pip resolves nothing. Resolving would let
+# pip 23 look past a pin for a dependency asked with an extra (justext's `lxml[html_clean]`) and
+# refuse the newest lxml as unhashed the day one is released. `pip check` then proves the locked
+# set complete and consistent.
 $(STAMP): requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip check
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
