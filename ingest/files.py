@@ -49,6 +49,13 @@ def refuse_unsafe_file(path: str) -> None:
     # No write bit at all is the owner's "do not change" (root could write it anyway).
     if not os.access(path, os.W_OK) or not st.st_mode & 0o222:
         raise UnsafePath("the file is read-only; export does not override that")
+    # The new bytes go to a temp file beside the note, renamed over it: the folder must take
+    # both. Found here, while the note's links can still be held back from its partners.
+    if not os.access(os.path.dirname(path) or ".", os.W_OK | os.X_OK):
+        raise UnsafePath("the note's folder is read-only; export writes beside the note")
+
+
+TEMP_NAME_BYTES = 64
 
 
 def write_atomic(
@@ -57,11 +64,14 @@ def write_atomic(
     """Replace `path` with `data` all at once: temp file in the same folder, fsync, rename.
 
     The file's permission bits are kept. The temp file's name starts with a dot so an import
-    running meanwhile never takes it for a note; it is removed if anything fails.
+    running meanwhile never takes it for a note; it is removed if anything fails. It carries at
+    most TEMP_NAME_BYTES of the note's name: a 250-byte name plus the temp file's own parts
+    would pass the 255 bytes a file name may have.
     """
     folder, name = os.path.split(path)
     st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".export-tmp", dir=folder)
+    stem = os.fsencode(name)[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".export-tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -154,6 +154,39 @@ def test_failed_write_leaves_the_file_and_no_temp_file(make_vault, monkeypatch):
     assert Review.objects.get().exported_at is None
 
 
+def test_a_name_near_the_file_name_limit_is_written_with_its_links(make_vault):
+    """A 250-byte name (Arabic: two bytes a letter) leaves no room for the temp file's name to
+    repeat it whole: the write still goes through, on both ends of its link."""
+    long = "ملاحظة " * 18 + "x" * 12 + ".md"
+    assert 240 < len(long.encode()) <= 255
+    root, vault = setup_vault(make_vault, {long: "long\n", "b.md": "b\n"})
+    approve_related(note("b.md"), [long])
+    summary = vault_export(vault=vault)
+    assert summary.ok and sorted(summary.written) == sorted(["b.md", long])
+    assert meta(root, "b.md")["related"] == [f"[[{long[:-3]}]]"]
+    assert meta(root, long)["related"] == ["[[b]]"]
+    assert sorted(p.name for p in root.iterdir()) == sorted(["b.md", long])
+
+
+def test_a_read_only_folder_holds_back_the_link_on_both_notes(make_vault, monkeypatch):
+    """Found before anything is written (the temp file could not be made beside the note), so
+    the partner note does not get a link that cannot come back."""
+    root, vault = setup_vault(make_vault, {"locked/a.md": "a\n", "b.md": "b\n"})
+    approve_related(note("b.md"), ["locked/a.md"])
+    locked, real_access = os.path.realpath(root / "locked"), os.access
+    if os.geteuid() == 0:  # root may write anywhere: the folder answers as it would to a user
+        monkeypatch.setattr(files.os, "access", lambda p, mode: p != locked and real_access(p, mode))
+    os.chmod(root / "locked", 0o555)
+    try:
+        summary = vault_export(vault=vault)
+    finally:
+        os.chmod(root / "locked", 0o755)
+    assert summary.errors == [("locked/a.md", "the note's folder is read-only; export writes "
+                               "beside the note")]  # fmt: skip
+    assert [pair[:2] for pair in summary.held] == [("b.md", "locked/a.md")]
+    assert (root / "b.md").read_text() == "b\n"
+
+
 def test_permissions_are_kept(make_vault):
     root, vault = setup_vault(make_vault, {"a.md": A})
     os.chmod(root / "a.md", 0o640)
