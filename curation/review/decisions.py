@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation import sql
@@ -93,6 +93,51 @@ def value_clean(*, field: str, value, note: Note | None = None):
                 raise ReviewError("A note cannot be related to itself.")
         return related
     raise ReviewError(f"Unknown field {field!r}.")
+
+
+MAX_TYPED_WORDS = 200
+
+
+def typed_paths(*, vault_id: int, text: str) -> list[str]:
+    """The notes a moderator typed into "Add notes": paths, with or without `.md` and `[[ ]]`,
+    several in one line. Note names hold spaces, so the words are read left to right as the
+    longest path of this vault they spell (`Gardening Note 00.md Sourdough` is two notes); a run
+    of words that spells none comes back as typed, for value_clean to report by name."""
+    tokens = text.split()[:MAX_TYPED_WORDS]
+    if not tokens:
+        return []
+
+    def bare(words: list[str]) -> str:
+        return " ".join(words).rstrip(",;").strip().removeprefix("[[").removesuffix("]]").strip()
+
+    starts = {bare(tokens[i : i + 1]) for i in range(len(tokens))} - {""}
+    known: set[str] = set()
+    if starts:
+        q = Q()
+        for start in starts:
+            q |= Q(path__startswith=start)
+        known = set(Note.objects.filter(q, vault_id=vault_id).values_list("path", flat=True))
+    found: list[str] = []
+    unknown: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for j in range(len(tokens), i, -1):  # the longest run that names a note
+            name = bare(tokens[i:j])
+            path = name if name in known else f"{name}.md" if f"{name}.md" in known else None
+            if path is not None:
+                break
+        if path is None:
+            unknown.append(tokens[i])
+            i += 1
+            continue
+        if unknown:
+            found.append(" ".join(unknown))
+            unknown = []
+        found.append(path)
+        i = j
+    if unknown:
+        found.append(" ".join(unknown))
+    return found
 
 
 def note_value(note: Note, field: str):

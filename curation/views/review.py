@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from curation.models import Field, ProposedTag, Review, Suggestion, TagPolicy, TagRename
-from curation.review.decisions import ReviewError, note_value, suggestion_decide
+from curation.review.decisions import ReviewError, note_value, suggestion_decide, typed_paths
 from curation.review.export import exports_revert, note_last_export
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.locks import lock_seconds, note_lock_live, note_lock_release
@@ -155,7 +155,10 @@ def _note_decide(request, note: Note):
     if decision == Review.Decision.EDITED:
         if suggestion.field == Field.DESCRIPTION:
             value = request.POST.get("value", "")
-        else:  # tags and related: the kept chips plus anything typed
+        elif suggestion.field == Field.RELATED:  # the kept notes plus any typed (names have spaces)
+            typed = typed_paths(vault_id=note.vault_id, text=request.POST.get("extra", ""))
+            value = request.POST.getlist("keep") + typed
+        else:  # tags: the kept chips plus anything typed
             value = request.POST.getlist("keep") + request.POST.get("extra", "").split()
     try:
         review = suggestion_decide(

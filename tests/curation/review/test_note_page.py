@@ -189,6 +189,21 @@ def test_edit_description_and_related(client, make_note, make_suggestion, modera
     assert Review.objects.get(suggestion=r).value == [target.path]
 
 
+def test_notes_typed_by_name_with_spaces_are_added(client, make_note, make_suggestion, moderator):
+    """Obsidian names hold spaces: the words typed are read as the longest paths they spell."""
+    garden, dough = make_note("Gardening Note 00.md"), make_note("Sourdough.md")
+    deep = make_note("Kitchen/Bread, rye.md")
+    note = make_note("me.md")
+    make_note("Gardening Note 00 extra.md")
+    r = make_suggestion(note, "related", ["Sourdough.md"])
+    client.force_login(moderator)
+    html = decide(client, r, "edit", keep=[], extra="Gardening Note 0 Sourdough").content.decode()
+    assert "No such note in this vault: Gardening Note 0." in html
+    decide(client, r, "edit", keep=["Sourdough.md"],
+           extra="Gardening Note 00.md, [[Kitchen/Bread, rye]]")  # fmt: skip
+    assert Review.objects.get(suggestion=r).value == [dough.path, garden.path, deep.path]
+
+
 @pytest.mark.parametrize("who", ["viewer", "curator"])
 def test_read_only_roles_can_read_but_not_decide(client, make_note, make_suggestion, who, request):
     s = make_suggestion(make_note(), "description", "x")
