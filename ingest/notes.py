@@ -15,6 +15,7 @@ import re
 import stat
 import unicodedata
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -85,20 +86,31 @@ def is_link_target(path: str) -> bool:
 
 
 # Code (fenced or inline) shows link syntax without linking; a wikilink is `[[target|alias]]`
-# or `[[target#heading]]`, and `![[...]]` embeds rather than links.
+# or `[[target#heading]]`, `![[...]]` embeds, and `[text](Other%20Note.md)` is a markdown link.
 CODE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[^\n]*$|`[^`\n]*`", re.S | re.M)
 WIKILINK = re.compile(r"(!?)\[\[([^\[\]\n]+)\]\]")
+MDLINK = re.compile(r"\[[^\[\]\n]*\]\(\s*(?:<([^<>\n]+)>|([^()\s]+))(?:\s+\"[^\"\n]*\")?\s*\)")
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def body_links(body: str) -> list[str]:
-    """The notes a body already links to: each wikilink's target (no alias, no heading), in
-    order, outside code; embeds (`![[...]]`) are not links."""
+    """The notes a body already links to, in order, outside code: the target (no alias, no
+    heading) of each wikilink and embed, and of each markdown link to a `.md` file (`%20`
+    decoded, `./` and `../` dropped). Obsidian counts all three among a note's links."""
+    text = CODE.sub(" ", body)
     found = []
-    for match in WIKILINK.finditer(CODE.sub(" ", body)):
+    for match in WIKILINK.finditer(text):
         target = match.group(2).split("|", 1)[0].split("#", 1)[0].strip()
-        if not match.group(1) and target:
-            found.append(target)
-    return found
+        if target:
+            found.append((match.start(), target))
+    for match in MDLINK.finditer(text):
+        target = unquote(match.group(1) or match.group(2)).split("#", 1)[0].strip()
+        if SCHEME.match(target) or not target.lower().endswith(".md"):
+            continue  # an address, or an attachment
+        parts = [part for part in target.split("/") if part not in ("", ".", "..")]
+        if parts:
+            found.append((match.start(), "/".join(parts)))
+    return [target for _, target in sorted(found)]
 
 
 def tag_clean(tag) -> str:

@@ -153,7 +153,7 @@ def words(text: str) -> list[str]:
     return found
 
 
-WORDS_FORMAT = 2  # raise when note_words changes what it keeps: stored words are read again
+WORDS_FORMAT = 3  # raise when note_words changes what it keeps: stored words are read again
 
 
 def note_words(*, path: str, title: str, body: str) -> str:
@@ -170,7 +170,7 @@ def note_words(*, path: str, title: str, body: str) -> str:
 
 
 def note_links(body: str) -> str:
-    """The note's body wikilink targets, one a line (what it already links to)."""
+    """The note's body link targets (see body_links), one a line: what it already links to."""
     return "\n".join(dict.fromkeys(body_links(body)))
 
 

@@ -285,6 +285,25 @@ def test_existing_links_in_any_spelling_are_not_duplicated(make_vault):
     assert sorted(summary.written) == ["D.md", "c.md"]
 
 
+def test_embeds_and_markdown_links_in_the_body_count_as_links(make_vault):
+    """Obsidian lists embeds and markdown links among a note's links: related does not repeat
+    them (nor links written in code, which are not links)."""
+    body = ("![[Target embed]] ![[Sub/Deep#Section]] [see](Target%20mdlink.md) "
+            "[here](<./Angle one.md>) [site](https://x.y/Web.md) `[[Coded]]`\n")  # fmt: skip
+    root, vault = setup_vault(make_vault, {
+        "a.md": body, "Target embed.md": "e\n", "Sub/Deep.md": "d\n", "Target mdlink.md": "m\n",
+        "Angle one.md": "o\n", "Web.md": "w\n", "Coded.md": "c\n",
+    })  # fmt: skip
+    others = ["Target embed.md", "Sub/Deep.md", "Target mdlink.md", "Angle one.md", "Web.md",
+              "Coded.md"]  # fmt: skip
+    approve_related(note("a.md"), others)
+    assert vault_export(vault=vault).ok
+    assert meta(root, "a.md")["related"] == ["[[Web]]", "[[Coded]]"]
+    assert (root / "a.md").read_text().endswith(body)
+    assert notes.body_links(body) == ["Target embed", "Sub/Deep", "Target mdlink.md",
+                                      "Angle one.md"]  # fmt: skip
+
+
 def test_name_breaking_characters_never_become_link_targets(make_vault):
     root, vault = setup_vault(
         make_vault, {"a^b.md": "x\n", "p|q.md": "y\n", "[r].md": "z\n", "ok.md": "ok\n"}
