@@ -190,8 +190,10 @@ def suggestion_decide(
     `expected_state` is the state the moderator saw: the state changes only if it still is
     that (a conditional UPDATE), so a second moderator gets ReviewConflict, never a silent
     overwrite. An edit whose value equals the suggestion is an approval; an edit keeping
-    nothing (no tags, no related notes) is a rejection. A plain approval cannot replace a
-    human edit of the same note and field; such a suggestion is superseded instead.
+    nothing (no tags, no related notes) is a rejection, which keeps the empty related list
+    it was (every related note unticked: each pair removed, see related_removals). A plain
+    approval cannot replace a human edit of the same note and field; such a suggestion is
+    superseded instead.
     A suggestion made for other text (stale) is approved only with `confirm_stale`, and the
     Review records it; the Review also records the note's hash, the text decided on.
     """
@@ -220,7 +222,8 @@ def suggestion_decide(
         except ReviewError:  # a malformed machine value: the edit simply replaces it
             suggested = None
         if value in ([], ""):
-            decision, value = Review.Decision.REJECTED, None
+            kept = [] if suggestion.field == Field.RELATED else None
+            decision, value = Review.Decision.REJECTED, kept
         elif value == suggested:
             decision, value = Review.Decision.APPROVED, suggestion.value
     elif decision == Review.Decision.APPROVED:
@@ -459,6 +462,64 @@ def approved_values(
             "suggestion_id": suggestion.id,
         }
     return result
+
+
+def related_removals(*, note_ids: Iterable[int] | None = None) -> dict[int, dict[str, Review]]:
+    """Per note, the related notes a moderator removed from its suggestion, each with the Review
+    that removed it: {note_id: {path: Review}}. Export writes such a pair on neither note,
+    even where the other note's approved suggestion proposes it.
+
+    A removal is an explicit untick: what a moderator's edit of the note's related suggestion
+    leaves out of the suggested list (all of it when nothing was kept). Rejecting the whole
+    suggestion removes nothing: it declines this note's list (often in bulk), not each pair,
+    so the other note's approved link to it is still written on both.
+    The removal holds until a later decision on the same note keeps the pair again (an edit
+    keeping it, an approval of a newer suggestion proposing it); the other note's approval
+    does not lift it. The newest decision of each suggestion counts, made for any text.
+    """
+    reviews = (
+        Review.objects.filter(suggestion__field=Field.RELATED)
+        .select_related("suggestion", "reviewer")
+        .order_by("decided_at", "id")
+    )
+    if isinstance(note_ids, QuerySet):
+        reviews = reviews.filter(suggestion__note_id__in=note_ids)
+    elif note_ids is not None:
+        reviews = reviews.filter(suggestion__note_id__in=list(note_ids))
+    latest_per_suggestion: dict[int, Review] = {}
+    for review in reviews.iterator(chunk_size=2000):
+        latest_per_suggestion[review.suggestion_id] = review
+
+    removed: dict[int, dict[str, Review]] = {}
+    for review in sorted(latest_per_suggestion.values(), key=lambda r: (r.decided_at, r.id)):
+        if review.decision == Review.Decision.REJECTED and review.value is None:
+            continue  # the whole list declined
+        kept = value_clean(field=Field.RELATED, value=review.value)
+        gone = removed.setdefault(review.suggestion.note_id, {})
+        for path in kept:
+            gone.pop(path, None)
+        if review.decision != Review.Decision.APPROVED:  # an edit: what it left out
+            try:
+                suggested = value_clean(field=Field.RELATED, value=review.suggestion.value)
+            except ReviewError:
+                suggested = []
+            gone.update((path, review) for path in suggested if path not in kept)
+    return {note_id: gone for note_id, gone in removed.items() if gone}
+
+
+def related_removed_by_partners(*, note: Note, paths: Iterable[str]) -> dict[str, Review]:
+    """Of `paths` (notes suggested as related to `note`), those whose moderator removed `note`
+    from their own related suggestion: {path: the Review that removed it}."""
+    partners = dict(
+        Note.objects.filter(vault_id=note.vault_id, path__in=set(paths)).values_list("id", "path")
+    )
+    if not partners:
+        return {}
+    return {
+        partners[partner_id]: gone[note.path]
+        for partner_id, gone in related_removals(note_ids=list(partners)).items()
+        if note.path in gone
+    }
 
 
 def _decided_for_current_text(review: Review) -> bool:

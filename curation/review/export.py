@@ -2,7 +2,8 @@
 
 `vault_export` is the one door (the `export_vault` command and the admin actions call it).
 What it applies: per note, the approved fields not yet exported (`approved_values`), the links
-those approvals imply on the *other* note of each link, and the vault's tag renames.
+those approvals imply on the *other* note of each link, and the vault's tag renames. A pair a
+moderator removed on either note (`related_removals`) is written on neither.
 
 A file whose bytes no longer match the hash recorded at import is a conflict and is left
 alone: its reviews stay unexported, so `import_vault` (which records the new hash) followed by
@@ -22,7 +23,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from curation.models import Field, ProposedTag, ProposedTagUse, Review, Suggestion, TagRename
-from curation.review.decisions import approved_values
+from curation.review.decisions import approved_values, related_removals
 from curation.review.stale import note_hashes_carry
 from curation.roles import can_export
 from ingest import notes
@@ -55,6 +56,8 @@ class ExportSummary:
     held: list[tuple[str, str, str]] = field(default_factory=list)  # (note, note, why): a
     # link written on neither note, as one of the two could not be written this run
     stale: int = 0  # approvals held back: their note changed since (curate --stale)
+    vetoed: list[tuple[str, str]] = field(default_factory=list)  # (note, note): an approved
+    # link left out, as a moderator removed it from the second note's related suggestion
     dry_run: bool = False
     run: str = ""
 
@@ -70,6 +73,8 @@ class ExportSummary:
             line += f", links held back {len(self.held)}"
         if self.stale:
             line += f", approvals for notes changed since held back {self.stale}"
+        if self.vetoed:
+            line += f", links a moderator removed left out {len(self.vetoed)}"
         return line
 
     @property
@@ -99,7 +104,11 @@ def vault_export(
     run = uuid.uuid4().hex
     summary.run = run
     stale: list[tuple[int, str]] = []
-    plans, review_notes, links = _plans(vault=vault, note_ids=note_ids, stale=stale)
+    vetoed: list[tuple[str, str]] = []
+    plans, review_notes, links = _plans(
+        vault=vault, note_ids=note_ids, stale=stale, vetoed=vetoed
+    )
+    summary.vetoed = sorted(set(vetoed))
     chosen = set(note_ids) if note_ids is not None else None
     summary.stale = len([1 for note_id, _ in stale if chosen is None or note_id in chosen])
     # The whole vault's small columns in one query: no `IN (...)` list as long as the vault.
@@ -201,11 +210,14 @@ class _LinkPlan:
 
 
 def _plans(
-    *, vault: Vault, note_ids, stale: list[tuple[int, str]] | None = None
+    *, vault: Vault, note_ids, stale: list[tuple[int, str]] | None = None,
+    vetoed: list[tuple[str, str]] | None = None,
 ) -> tuple[dict[int, _Plan], dict[int, set[int]], list[_LinkPlan]]:
     """Per note id, what to write; per review id, every note that must be written for it; and
     every link, with its two ends. `stale` receives (note id, field) of the approvals held
-    back because the note changed since (see approved_values)."""
+    back because the note changed since (see approved_values); `vetoed` the (note path, other
+    path) of approved links left out because a moderator removed the pair (see
+    related_removals)."""
     vault_notes = Note.objects.filter(vault=vault)
     table = list(vault_notes.exclude(state=Note.State.MISSING).values_list("id", "path", "state"))
     by_path = {path: (nid, state) for nid, path, state in table}
@@ -218,8 +230,8 @@ def _plans(
     clash = unnameable(everyone)
     selected = set(note_ids) if note_ids is not None else None
 
-    approved = approved_values(note_ids=vault_notes.filter(suggestions__isnull=False).values("id"),
-                               held=stale)  # fmt: skip
+    curated = vault_notes.filter(suggestions__isnull=False).values("id")
+    approved = approved_values(note_ids=curated, held=stale)
     plans: dict[int, _Plan] = {}
     review_notes: dict[int, set[int]] = {}
     links: list[_LinkPlan] = []
@@ -257,6 +269,13 @@ def _plans(
             return None
         return Link(name=name, target=path[:-3] if path.lower().endswith(".md") else path)
 
+    removed = {
+        frozenset((note_id, other_id))
+        for note_id, paths in related_removals(note_ids=curated).items()
+        for other_id in map(resolve, paths)
+        if other_id is not None
+    }
+
     # Proposed tags are decided once for every note (curation.review.vocabulary): they are taken
     # out of each approved value and added back through their uses, as decided.
     uses = list(
@@ -283,6 +302,10 @@ def _plans(
                     continue
                 plan(note_id, review_id)
                 for other_id in others:
+                    if frozenset((note_id, other_id)) in removed:
+                        if vetoed is not None:
+                            vetoed.append((path_of.get(note_id, ""), path_of.get(other_id, "")))
+                        continue  # a moderator said these two are not related
                     there, back = target(other_id), target(note_id)
                     if there is None or back is None:
                         continue  # a link is written on both notes, or on neither

@@ -12,7 +12,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from curation.models import Field, ProposedTag, Review, Suggestion, TagPolicy, TagRename
-from curation.review.decisions import ReviewError, note_value, suggestion_decide, typed_paths
+from curation.review.decisions import (
+    ReviewError,
+    note_value,
+    related_removed_by_partners,
+    suggestion_decide,
+    typed_paths,
+)
 from curation.review.export import exports_revert, note_last_export
 from curation.review.html import STYLE, suggested_html, value_html
 from curation.review.locks import lock_seconds, note_lock_live, note_lock_release
@@ -71,6 +77,10 @@ def note_review(request, note_id: int):
     rows = []
     suggestions = list(note.suggestions.select_related("job").order_by("field", "-id"))
     proposed = proposed_tags_of(suggestion_ids=[s.pk for s in suggestions])
+    partners = related_removed_by_partners(note=note, paths=[
+        str(p) for s in suggestions if s.field == Field.RELATED and isinstance(s.value, list)
+        for p in s.value
+    ])  # fmt: skip
     for suggestion in suggestions:
         current = note_value(note, suggestion.field)
         value = suggestion.value
@@ -94,6 +104,8 @@ def note_review(request, note_id: int):
                 ],
                 "paths": value if suggestion.field == Field.RELATED and isinstance(value, list)
                 else [],
+                "removed": [(p, partners[p]) for p in map(str, value) if p in partners]
+                if suggestion.field == Field.RELATED and isinstance(value, list) else [],
                 "text": value if isinstance(value, str) else "",
                 "open": suggestion.state == Suggestion.State.PENDING,
             }
