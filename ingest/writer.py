@@ -128,7 +128,7 @@ def _single_line(text: str) -> str:
 # without escapes. Anything else goes through PyYAML's emitter.
 _PLAIN_SAFE = re.compile(r"[^\W\d_][\w\-/.]*(?: [\w\-/.]+)*")
 _PLAIN_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-_QUOTE_SAFE = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]*')
+_QUOTE_SAFE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]*")
 
 
 def render_scalar(value: str, *, style: str | None = None, flow: bool = False) -> str:
@@ -136,7 +136,9 @@ def render_scalar(value: str, *, style: str | None = None, flow: bool = False) -
     if style is None and _PLAIN_SAFE.fullmatch(value) and value.lower() not in _PLAIN_WORDS:
         return value
     if style == '"' and _QUOTE_SAFE.fullmatch(value):
-        return f'"{value}"'
+        # Written by hand: PyYAML escapes every character past U+FFFF (`"\U0001F3B5"`), so an
+        # emoji would reach the note as eight letters of escape. Only `\` and `"` need one.
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if style == '"':
         return _single_line(yaml.safe_dump(value, default_style='"', **_DUMP))
     if style == "'":

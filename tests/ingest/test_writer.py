@@ -146,7 +146,7 @@ def test_link_names_are_the_shortest_unambiguous_suffix():
 
 
 SCALARS = ["ai/agents", "x y", "yes", "No", "~", "a: b", "#x", "-", "", "café", "1.0", "@x",
-           "`x`", "a\\b", "tab\there", "\u2028"]  # fmt: skip
+           "`x`", "a\\b", "tab\there", "\u2028", 'say "hi" 🎵', "🎵 \\ ✓"]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", SCALARS)
@@ -156,6 +156,13 @@ def test_rendered_scalars_read_back_as_the_same_string(value):
         wrapped = f"k: [{text}]" if kwargs.get("flow") else f"k: {text}"
         loaded = notes.load_yaml(wrapped)["k"]
         assert (loaded[0] if kwargs.get("flow") else loaded) == value, (value, kwargs, text)
+
+
+def test_emoji_in_a_quoted_value_are_written_as_themselves_not_escaped():
+    """PyYAML writes `\U0001F3B5` for 🎵 in double quotes; a person reading the note in
+    Obsidian's source view would see that."""
+    out = rewrite(b"---\ntitle: x\n---\nbody\n", Changes(description='"Own" tune 🎵'))
+    assert out.data.decode() == '---\ntitle: x\ndescription: "\\"Own\\" tune 🎵"\n---\nbody\n'
 
 
 def test_curated_key_that_is_an_alias_is_refused():
