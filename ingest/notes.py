@@ -409,8 +409,10 @@ def read_file(
         return ReadResult("same", digest)
     try:
         parsed = parse(data, path=rel)
-    except NoteError as exc:
-        return ReadResult("bad", digest, str(exc))
+    except NoteError as exc:  # `date: {{date}}` is no YAML until the template is filled in
+        marker = template_marker(split(data.decode("utf-8", "replace")).yaml or "")
+        return ReadResult("bad", digest, template_reason(f"{marker} in its text") if marker
+                          else str(exc))  # fmt: skip
     parsed.text = ""  # yaml and body are kept; don't carry the text twice
     marker = template_marker((parsed.yaml or "") + "\n" + parsed.body)
     if marker:

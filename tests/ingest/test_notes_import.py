@@ -94,6 +94,8 @@ def test_a_note_holding_template_commands_or_variables_is_a_template(make_vault)
     or the Templates plugin's `{{date}}` still say what the note is; in code they do not."""
     root = make_vault({"T/Daily.md": "# <% tp.date.now() %>\n## Log\n",
                        "T/Meeting.md": '---\ncreated: "{{date:YYYY-MM-DD}}"\n---\n# {{title}}\n',
+                       "T/Plain.md": "---\ndate: {{date}}\n---\n# Day\n",  # no YAML till filled
+                       "Broken.md": "---\nbad: [\n---\nWrite {{title}} in a template.\n",
                        "Jinja.md": "Render `{{title}}` with:\n```\n<% tp.file.title %>\n```\n"})
     _, summary = vault_import(root=root, name="v")
     reasons = dict(summary.skipped)
@@ -102,5 +104,9 @@ def test_a_note_holding_template_commands_or_variables_is_a_template(make_vault)
         "do not inherit its tags",
         "T/Meeting.md": "a template ({{date:YYYY-MM-DD}} in its text): not curated, so the notes "
         "made from it do not inherit its tags",
+        "T/Plain.md": "a template ({{date}} in its text): not curated, so the notes made from it "
+        "do not inherit its tags",
+        "Broken.md": reasons["Broken.md"],
     }
+    assert "YAML" in reasons["Broken.md"]  # broken for its own reason, not a template
     assert Note.objects.get(path="Jinja.md").state == "ok"
