@@ -71,6 +71,7 @@ def note_review(request, note_id: int):
     rows = []
     suggestions = list(note.suggestions.select_related("job").order_by("field", "-id"))
     proposed = proposed_tags_of(suggestion_ids=[s.pk for s in suggestions])
+    own = note.own_description()
     for suggestion in suggestions:
         current = note_value(note, suggestion.field)
         value = suggestion.value
@@ -85,6 +86,7 @@ def note_review(request, note_id: int):
                     suggestion.field, value, current=current, known=known
                 ),
                 "stale": stale,
+                "own": own is not None and suggestion.field == Field.DESCRIPTION,
                 "stale_diff": stale_diff(suggestion) if stale else None,
                 "proposed": sorted(carried.values(), key=lambda p: p.tag),
                 "tags": [
