@@ -306,6 +306,10 @@ class Review(models.Model):
         default=False, db_default=False,
         help_text="Approved although the suggestion was made for other text, on purpose.",
     )  # fmt: skip
+    replaces_own = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Decided on the note's page over the description the person wrote, on purpose.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-decided_at", "-id"]

@@ -2,6 +2,9 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
+from django.db.models.fields.json import KT
+from django.db.models.lookups import Exact, IsNull
 
 from ingest.notes import link_name
 
@@ -39,6 +42,11 @@ class Note(models.Model):
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     size = models.PositiveBigIntegerField(default=0)
     mtime_ns = models.BigIntegerField(default=0)
+    description_written = models.TextField(
+        blank=True, default="", db_default="",
+        help_text="The description our last export wrote; any other one in the file is the "
+        "person's own.",
+    )  # fmt: skip
     state = models.CharField(max_length=16, choices=State.choices, default=State.OK, db_index=True)
     reason = models.TextField(blank=True, help_text="Why the file was skipped, if it was.")
     imported_at = models.DateTimeField(null=True, blank=True)
@@ -55,6 +63,26 @@ class Note(models.Model):
     def name(self) -> str:
         """The note's link name as Obsidian uses it: the file name without `.md`."""
         return link_name(self.path)
+
+    def own_description(self) -> str | None:
+        """The description the person wrote (any but the one our export last wrote), or None.
+
+        Export and bulk approval keep it; see `own_description_q` for the same rule in SQL."""
+        value = self.frontmatter.get("description") if isinstance(self.frontmatter, dict) else None
+        if value is None or value == "" or value == self.description_written:
+            return None
+        return value if isinstance(value, str) else str(value)
+
+
+def own_description_q() -> Q:
+    """Notes holding a description the person wrote: Note.own_description in SQL."""
+    now = KT("frontmatter__description")
+    return (
+        Q(IsNull(now, False))
+        & ~Q(frontmatter__description=None)  # `description:` with nothing after it
+        & ~Q(Exact(now, ""))
+        & ~Q(Exact(now, F("description_written")))
+    )
 
 
 class ExportRecord(models.Model):

@@ -17,7 +17,7 @@ from curation.models import Field, Review, ReviewLock, Suggestion
 from curation.review.locks import lock_of_other
 from curation.review.stale import stale_q
 from curation.roles import can_review
-from ingest.models import Note
+from ingest.models import Note, own_description_q
 from ingest.notes import tag_clean
 
 MAX_DESCRIPTION = 500
@@ -196,6 +196,9 @@ def suggestion_decide(
     superseded instead.
     A suggestion made for other text (stale) is approved only with `confirm_stale`, and the
     Review records it; the Review also records the note's hash, the text decided on.
+    A decision on one suggestion is made seeing the note's value beside it (the review page's
+    "Now:", the queue's "Now" column): one replacing the description the person wrote
+    (Note.own_description) records `replaces_own`, which export requires to write over it.
     """
     if not can_review(user):
         raise ReviewForbidden("Only moderators can decide suggestions.")
@@ -238,6 +241,13 @@ def suggestion_decide(
             "changed and confirm to approve it for the text as it is now."
         )
 
+    own = note.own_description() if suggestion.field == Field.DESCRIPTION else None
+    replaces_own = (
+        own is not None
+        and decision != Review.Decision.REJECTED
+        and " ".join(str(value).split()) != own
+    )
+
     if decision == Review.Decision.APPROVED:
         edited = Suggestion.objects.filter(
             note_id=note.pk, field=suggestion.field, state=Suggestion.State.EDITED
@@ -269,6 +279,7 @@ def suggestion_decide(
             comment=comment.strip(),
             note_hash=note.content_hash,
             stale_confirmed=stale and decision == Review.Decision.APPROVED,
+            replaces_own=replaces_own,
         )
         if decision == Review.Decision.EDITED:
             # The human's value now decides this field: older machine suggestions lose.
@@ -287,6 +298,7 @@ class BulkResult:
     superseded: int = 0
     locked: int = 0
     stale: int = 0
+    own: int = 0
 
     def summary(self, decision: str) -> str:
         verb = Review.Decision(decision).label.lower()
@@ -296,6 +308,11 @@ class BulkResult:
         )
         if self.stale:
             line += f"; {self.stale} stale skipped (made for other text: confirm one by one)"
+        if self.own:
+            line += (
+                f"; {self.own} kept: the note's own description (to replace it, approve it "
+                "alone, on the note's review page)"
+            )
         return line
 
 
@@ -361,7 +378,8 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
     with one UPDATE, so 10 or 100,000 suggestions cost the same number of queries. Human
     edits win (those suggestions are superseded, not approved); notes another moderator has
     locked are skipped; approval skips stale suggestions (made for other text), which need a
-    confirmation one at a time.
+    confirmation one at a time, and descriptions that would replace the one the person wrote
+    (left pending, counted): only a decision on that one suggestion replaces that.
     """
     if not can_review(user):
         raise ReviewForbidden("Only moderators can decide suggestions.")
@@ -390,6 +408,13 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
             stale = targets.filter(stale_q())
             result.stale = stale.count()
             targets = targets.exclude(pk__in=stale.values("pk"))
+            own = targets.filter(
+                field=Field.DESCRIPTION,
+                note_id__in=Note.objects.filter(own_description_q(), id__in=targets.values("note_id"))
+                .values("id"),
+            )  # fmt: skip
+            result.own = own.count()
+            targets = targets.exclude(pk__in=own.values("pk"))
 
         inserted, result.decided = sql.reviews_record_bulk(
             suggestions=targets,
@@ -412,7 +437,8 @@ def approved_values(
 ) -> dict[int, dict[str, dict]]:
     """For each note, per field, the decided value to export and the Review it comes from.
 
-    Returns {note_id: {field: {"value": ..., "review_id": ..., "decision": ..., "exported": bool}}}.
+    Returns {note_id: {field: {"value": ..., "review_id": ..., "decision": ..., "exported": bool,
+    "suggestion_id": ..., "replaces_own": bool}}}.
 
     The newest approving Review of a (note, field) wins, except that a human edit is never
     replaced by a later plain approval of a machine suggestion: only a newer edit replaces it.
@@ -460,6 +486,7 @@ def approved_values(
             "decision": review.decision,
             "exported": review.exported_at is not None,
             "suggestion_id": suggestion.id,
+            "replaces_own": review.replaces_own,
         }
     return result
 

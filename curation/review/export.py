@@ -36,7 +36,7 @@ from ingest.files import (
     write_atomic,
 )
 from ingest.importer import walk
-from ingest.models import ExportRecord, Note, Vault
+from ingest.models import ExportRecord, Note, Vault, own_description_q
 from ingest.notes import is_link_name, link_key, tag_clean
 from ingest.writer import Changes, ExportError, Link, link_names, rewrite, unnameable
 
@@ -58,6 +58,7 @@ class ExportSummary:
     stale: int = 0  # approvals held back: their note changed since (curate --stale)
     vetoed: list[tuple[str, str]] = field(default_factory=list)  # (note, note): an approved
     # link left out, as a moderator removed it from the second note's related suggestion
+    own: int = 0  # approved descriptions held back: the note has the person's own
     dry_run: bool = False
     run: str = ""
 
@@ -75,6 +76,8 @@ class ExportSummary:
             line += f", approvals for notes changed since held back {self.stale}"
         if self.vetoed:
             line += f", links a moderator removed left out {len(self.vetoed)}"
+        if self.own:
+            line += f", own descriptions kept {self.own}"
         return line
 
     @property
@@ -105,12 +108,14 @@ def vault_export(
     summary.run = run
     stale: list[tuple[int, str]] = []
     vetoed: list[tuple[str, str]] = []
+    own: list[int] = []
     plans, review_notes, links = _plans(
-        vault=vault, note_ids=note_ids, stale=stale, vetoed=vetoed
+        vault=vault, note_ids=note_ids, stale=stale, vetoed=vetoed, own=own
     )
     summary.vetoed = sorted(set(vetoed))
     chosen = set(note_ids) if note_ids is not None else None
     summary.stale = len([1 for note_id, _ in stale if chosen is None or note_id in chosen])
+    summary.own = len(own)
     # The whole vault's small columns in one query: no `IN (...)` list as long as the vault.
     rows = {
         n.id: n
@@ -212,12 +217,14 @@ class _LinkPlan:
 def _plans(
     *, vault: Vault, note_ids, stale: list[tuple[int, str]] | None = None,
     vetoed: list[tuple[str, str]] | None = None,
+    own: list[int] | None = None,
 ) -> tuple[dict[int, _Plan], dict[int, set[int]], list[_LinkPlan]]:
     """Per note id, what to write; per review id, every note that must be written for it; and
     every link, with its two ends. `stale` receives (note id, field) of the approvals held
     back because the note changed since (see approved_values); `vetoed` the (note path, other
     path) of approved links left out because a moderator removed the pair (see
-    related_removals)."""
+    related_removals); `own`, the notes whose own description (Note.own_description) an
+    approval not made on purpose over it would replace."""
     vault_notes = Note.objects.filter(vault=vault)
     table = list(vault_notes.exclude(state=Note.State.MISSING).values_list("id", "path", "state"))
     by_path = {path: (nid, state) for nid, path, state in table}
@@ -232,6 +239,12 @@ def _plans(
 
     curated = vault_notes.filter(suggestions__isnull=False).values("id")
     approved = approved_values(note_ids=curated, held=stale)
+    own_descriptions = {
+        nid: " ".join(str(now).split())
+        for nid, now in vault_notes.filter(own_description_q()).values_list(
+            "id", "frontmatter__description"
+        )
+    }
     plans: dict[int, _Plan] = {}
     review_notes: dict[int, set[int]] = {}
     links: list[_LinkPlan] = []
@@ -315,6 +328,13 @@ def _plans(
                 continue
             if selected is not None and note_id not in selected:
                 continue
+            if key == Field.DESCRIPTION and isinstance(value, str):
+                mine = own_descriptions.get(note_id)
+                on_purpose = entry["decision"] == Review.Decision.EDITED or entry["replaces_own"]
+                if mine is not None and not on_purpose and " ".join(value.split()) != mine:
+                    if own is not None:  # stays unexported: only a decision on it alone may
+                        own.append(note_id)
+                    continue
             p = plan(note_id, review_id, key)
             if key == Field.TAGS and isinstance(value, list):
                 held = proposed_in.get(entry["suggestion_id"], set())
@@ -481,6 +501,9 @@ def _record(
     What was current for the old text (suggestions, decisions) stays current: it was our write.
     """
     new_hash = notes.content_hash(new)
+    written = {}
+    if plan.changes.description is not None:  # ours now: a later approval may replace it
+        written["description_written"] = str(parsed.metadata.get("description") or "")
     Note.objects.filter(id=note.id).update(
         frontmatter_raw=parsed.yaml or "",
         frontmatter=parsed.metadata,
@@ -489,6 +512,7 @@ def _record(
         content_hash=new_hash,
         size=len(new),
         updated_at=timezone.now(),
+        **written,
     )
     note_hashes_carry(note_id=note.id, old_hash=old_hash, new_hash=new_hash)
     old_head, new_head_length = heads(data, new)
@@ -506,7 +530,9 @@ def _record(
 
 def _note_refresh(*, note: Note, data: bytes, path: str, old_hash: str) -> str:
     """Bring the Note row up to date with a file just written (a revert), so re-import sees no
-    change; what was current for the replaced text stays current: it was our write."""
+    change; what was current for the replaced text stays current: it was our write.
+    `description_written` stays the reverted export's: the description put back differs from
+    it, so it counts as the person's own (kept until decided on purpose)."""
     parsed = notes.parse(data, path=note.path)
     st = os.stat(path)
     new_hash = notes.content_hash(data)

@@ -29,15 +29,12 @@ def stale_suggestions(queryset: QuerySet | None = None) -> QuerySet:
 
 
 def stale_note_ids(*, vault_id: int | None = None) -> QuerySet:
-    """Notes with a pending stale suggestion or an unexported approval made for other text."""
-    qs = stale_suggestions().filter(
-        Q(state=Suggestion.State.PENDING)
-        | Q(
-            state__in=[Suggestion.State.APPROVED, Suggestion.State.EDITED],
-            reviews__exported_at__isnull=True,
-            reviews__stale_confirmed=False,
-        )
+    """Notes whose latest suggestion for some field was made for other text, whatever became
+    of it (pending, approved, exported, rejected): the note changed outside the app since."""
+    newer = Suggestion.objects.filter(
+        note_id=OuterRef("note_id"), field=OuterRef("field"), pk__gt=OuterRef("pk")
     )
+    qs = stale_suggestions().exclude(Exists(newer))
     if vault_id is not None:
         qs = qs.filter(note__vault_id=vault_id)
     return qs.values("note_id").distinct()

@@ -81,6 +81,7 @@ def note_review(request, note_id: int):
         str(p) for s in suggestions if s.field == Field.RELATED and isinstance(s.value, list)
         for p in s.value
     ])  # fmt: skip
+    own = note.own_description()
     for suggestion in suggestions:
         current = note_value(note, suggestion.field)
         value = suggestion.value
@@ -95,6 +96,7 @@ def note_review(request, note_id: int):
                     suggestion.field, value, current=current, known=known
                 ),
                 "stale": stale,
+                "own": own is not None and suggestion.field == Field.DESCRIPTION,
                 "stale_diff": stale_diff(suggestion) if stale else None,
                 "proposed": sorted(carried.values(), key=lambda p: p.tag),
                 "tags": [

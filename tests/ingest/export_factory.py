@@ -22,7 +22,12 @@ def approve(note: Note, field: str, value, *, decision=Review.Decision.APPROVED)
     suggestion = Suggestion.objects.create(
         item=item, note=note, job=job, field=field, value=value, model="test-model", state=state
     )
-    return Review.objects.create(suggestion=suggestion, decision=decision, value=value)
+    # A decision made on purpose: a description is written over the note's own one too, as
+    # when a moderator decides it on the note's review page (bulk approval never does).
+    return Review.objects.create(
+        suggestion=suggestion, decision=decision, value=value,
+        replaces_own=field == Field.DESCRIPTION,
+    )  # fmt: skip
 
 
 def approve_tags(note: Note, tags: list[str]) -> Review:

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--stale",
             action="store_true",
-            help="only notes whose suggestions were made for other text (changed since); "
+            help="only notes whose latest suggestions were made for other text (edited since, "
+            "whether those suggestions are pending, approved or exported); "
             "alone it means every vault, or combine with --vault/--path",
         )
         parser.add_argument(

@@ -72,6 +72,11 @@ class Command(BaseCommand):
                     f"{summary.stale} approval(s) held back: their notes changed after the "
                     "suggestion; review them again, or run curate --stale for new ones"
                 )
+            if summary.own:
+                self.stdout.write(
+                    f"{summary.own} approved description(s) not written: the note has its own "
+                    "description; approve it alone, on the note's review page, to replace it"
+                )
             for note, partner, reason in summary.held:
                 self.stdout.write(self._safe(
                     f"held back {note} <-> {partner} (written on neither note until both can "

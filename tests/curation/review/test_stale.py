@@ -199,3 +199,33 @@ def test_kept_texts_stay_bounded(curated, moderator):
     command("curate", "--path", "a.md", "--fields", "tags", "--mode", "sync", "--wait")
     hashes = set(NoteVersion.objects.filter(note=note).values_list("content_hash", flat=True))
     assert hashes == {Note.objects.get(pk=note.pk).content_hash}
+
+
+def test_curate_stale_finds_a_note_edited_after_its_suggestions_were_exported(
+    curated, moderator, fast_polls
+):
+    """Approved and exported suggestions were made for the old text too: a note edited on
+    disk since is stale whatever its suggestions' state; one only our export wrote is not."""
+    from django.core.management.base import CommandError
+
+    root, vault = curated
+    command("review", "approve", "--all", "--as", moderator.username)
+    assert "written 2" in command("export_vault", "--vault", "v")
+    with pytest.raises(CommandError, match="no curatable notes matched --stale"):
+        command("curate", "--stale", "--mode", "sync", "--wait")  # our own writes: not stale
+    time.sleep(0.01)
+    path = root / "a.md"
+    path.write_text(path.read_text() + "\nA new paragraph about brine.\n")
+    assert "updated 1," in command("import_vault", str(root), "--name", "v")
+
+    with pytest.raises(CommandError, match="no curatable notes matched --path b.md"):
+        command("curate", "--stale", "--path", "b.md", "--mode", "sync", "--wait")
+    command("curate", "--stale", "--path", "a.md", "--fields", "tags", "--mode", "sync", "--wait")
+    job = Job.objects.order_by("-id").first()
+    assert list(job.items.values_list("note__path", flat=True)) == ["a.md"]
+    # Its description was still suggested for the old text: the note stays stale for it.
+    command("curate", "--vault", "v", "--stale", "--mode", "sync", "--wait")
+    job = Job.objects.order_by("-id").first()
+    assert list(job.items.values_list("note__path", flat=True)) == ["a.md"]
+    with pytest.raises(CommandError, match="no curatable notes matched --vault v --stale"):
+        command("curate", "--vault", "v", "--stale", "--mode", "sync", "--wait")
