@@ -39,7 +39,8 @@ CORPUS = [
 ]
 FRONTMATTER = re.compile(r"\A(\ufeff?---\r?\n)(.*?\r?\n)?(---[ \t]*(?:\r?\n|\Z))", re.S)
 LINK = re.compile(r"^\[\[([^\[\]|#]+)\]\]$")
-BODY_LINK = re.compile(r"(?<!!)\[\[([^\[\]|#\n]+)(?:[|#][^\]\n]*)?\]\]")  # the name only
+# The name only; an embed (`![[Name]]`) is a link too: Obsidian lists it among the backlinks.
+BODY_LINK = re.compile(r"\[\[([^\[\]|#\n]+)(?:[|#][^\]\n]*)?\]\]")
 BREAKS = set("#^[]|")
 
 
