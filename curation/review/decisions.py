@@ -432,6 +432,19 @@ def suggestions_decide(*, queryset: QuerySet, user, decision: str, comment: str 
 # --- What was approved --------------------------------------------------------------
 
 
+def _latest_decisions(reviews: QuerySet, *, note_ids) -> list[Review]:
+    """The newest of `reviews` for each suggestion (of `note_ids`: ids, a subquery of them, or
+    None for all), oldest decision first."""
+    if isinstance(note_ids, QuerySet):  # a subquery: no limit on how many notes it names
+        reviews = reviews.filter(suggestion__note_id__in=note_ids)
+    elif note_ids is not None:
+        reviews = reviews.filter(suggestion__note_id__in=list(note_ids))
+    latest: dict[int, Review] = {}
+    for review in reviews.order_by("decided_at", "id").iterator(chunk_size=2000):
+        latest[review.suggestion_id] = review
+    return sorted(latest.values(), key=lambda r: (r.decided_at, r.id))
+
+
 def approved_values(
     *, note_ids: Iterable[int] | None = None, held: list[tuple[int, str]] | None = None
 ) -> dict[int, dict[str, dict]]:
@@ -450,21 +463,11 @@ def approved_values(
     `held`, when given, receives (note id, field) of each approval not yet exported that is
     left out because its note changed since.
     """
-    reviews = (
-        Review.objects.select_related("suggestion")
-        .annotate(current_hash=F("suggestion__note__content_hash"))
-        .order_by("decided_at", "id")
+    reviews = Review.objects.select_related("suggestion").annotate(
+        current_hash=F("suggestion__note__content_hash")
     )
-    if isinstance(note_ids, QuerySet):  # a subquery: no limit on how many notes it names
-        reviews = reviews.filter(suggestion__note_id__in=note_ids)
-    elif note_ids is not None:
-        reviews = reviews.filter(suggestion__note_id__in=list(note_ids))
-    latest_per_suggestion: dict[int, Review] = {}
-    for review in reviews.iterator(chunk_size=2000):
-        latest_per_suggestion[review.suggestion_id] = review
-
     result: dict[int, dict[str, dict]] = {}
-    for review in sorted(latest_per_suggestion.values(), key=lambda r: (r.decided_at, r.id)):
+    for review in _latest_decisions(reviews, note_ids=note_ids):
         if review.decision == Review.Decision.REJECTED:
             continue
         suggestion = review.suggestion
@@ -504,21 +507,11 @@ def related_removals(*, note_ids: Iterable[int] | None = None) -> dict[int, dict
     keeping it, an approval of a newer suggestion proposing it); the other note's approval
     does not lift it. The newest decision of each suggestion counts, made for any text.
     """
-    reviews = (
-        Review.objects.filter(suggestion__field=Field.RELATED)
-        .select_related("suggestion", "reviewer")
-        .order_by("decided_at", "id")
+    reviews = Review.objects.filter(suggestion__field=Field.RELATED).select_related(
+        "suggestion", "reviewer"
     )
-    if isinstance(note_ids, QuerySet):
-        reviews = reviews.filter(suggestion__note_id__in=note_ids)
-    elif note_ids is not None:
-        reviews = reviews.filter(suggestion__note_id__in=list(note_ids))
-    latest_per_suggestion: dict[int, Review] = {}
-    for review in reviews.iterator(chunk_size=2000):
-        latest_per_suggestion[review.suggestion_id] = review
-
     removed: dict[int, dict[str, Review]] = {}
-    for review in sorted(latest_per_suggestion.values(), key=lambda r: (r.decided_at, r.id)):
+    for review in _latest_decisions(reviews, note_ids=note_ids):
         if review.decision == Review.Decision.REJECTED and review.value is None:
             continue  # the whole list declined
         kept = value_clean(field=Field.RELATED, value=review.value)
